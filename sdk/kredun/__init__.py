@@ -1,0 +1,22 @@
+"""kredun: redun's programming model — lazy task expressions, graph reduction, content-hash
+caching and SQL provenance — running on a laptop or as a Kubernetes operator."""
+
+from .expression import Expression, QuotedExpression, SimpleExpression, TaskExpression
+from .scheduler import Scheduler
+from .subrun import subrun
+from .task import PartialTask, Task, get_task, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Expression",
+    "PartialTask",
+    "QuotedExpression",
+    "Scheduler",
+    "SimpleExpression",
+    "Task",
+    "TaskExpression",
+    "get_task",
+    "subrun",
+    "task",
+]

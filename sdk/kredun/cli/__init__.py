@@ -1,0 +1,77 @@
+"""The `kredun` command. Subcommands import what they need only when they run, so
+`kredun run` starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import KredunError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kredun",
+        description="Run and inspect kredun workflows.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument(
+        "--database",
+        metavar="URI",
+        help="provenance database (default: sqlite under ./.kredun/, or $KREDUN_DATABASE_URI)",
+    )
+
+    run = commands.add_parser(
+        "run",
+        parents=[database],
+        help="run a task from a workflow file",
+        usage="kredun run [options] FILE TASK [--param value ...]",
+        description="Run TASK from the workflow FILE and print its result. Parameters after "
+        "TASK are the task's arguments, typed from its type hints.",
+    )
+    run.add_argument("--no-cache", action="store_true", help="run every job, ignoring the cache")
+    run.add_argument("--executor", metavar="NAME", help="executor for tasks that name none")
+    run.add_argument("file", metavar="FILE", help="workflow file (a Python module)")
+    run.add_argument("task", metavar="TASK", help="task name (or full name) in FILE")
+    run.add_argument("params", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    log = commands.add_parser(
+        "log", parents=[database], help="list recent executions, or show one's job tree"
+    )
+    log.add_argument("execution", nargs="?", metavar="ID", help="execution id (a prefix will do)")
+    log.add_argument("--limit", type=int, default=20, help="executions to list (default 20)")
+
+    db = commands.add_parser("db", help="manage the provenance database")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands.add_parser("upgrade", parents=[database], help="apply database migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from .run import run_command
+
+            return run_command(args)
+        if args.command == "log":
+            from .log import log_command
+
+            return log_command(args)
+        if args.command == "db":
+            from .log import db_upgrade_command
+
+            return db_upgrade_command(args)
+    except KredunError as error:
+        print(f"kredun: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kredun: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The executor interface: submit a job, report its outcome through a callback."""
+
+from __future__ import annotations
+
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..job import Job
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    job: Job
+    value: Any = None
+    error: BaseException | None = None
+    traceback: str | None = None  # the task's own traceback, formatted where it ran
+
+    @classmethod
+    def failed(cls, job: Job, error: BaseException) -> JobOutcome:
+        return cls(job, error=error, traceback="".join(traceback.format_exception(error)))
+
+
+# Called from any thread, once per submitted job.
+ReportOutcome = Callable[[JobOutcome], None]
+
+
+class Executor(ABC):
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.options = options
+
+    @abstractmethod
+    def submit(self, job: Job, report: ReportOutcome) -> None:
+        """Start the job; call `report` exactly once when it ends, from any thread."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Release workers. Jobs already running may finish first."""

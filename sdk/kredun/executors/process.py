@@ -1,0 +1,63 @@
+"""Separate processes: tasks and values cross the boundary with cloudpickle."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+import cloudpickle
+
+from ..errors import ExecutorError, SerializationError
+from ..job import Job
+from .base import Executor, JobOutcome, ReportOutcome
+
+
+def _run_in_child(payload: bytes) -> bytes:
+    """Entry point inside the worker process: run one task call, return pickled outcome."""
+    func, args, kwargs = cloudpickle.loads(payload)
+    try:
+        return cloudpickle.dumps(("ok", func(*args, **kwargs)))
+    except BaseException as error:
+        formatted = "".join(traceback.format_exception(error))
+        try:
+            return cloudpickle.dumps(("error", error, formatted))
+        except Exception:
+            substitute = ExecutorError(f"{type(error).__name__}: {error}")
+            return cloudpickle.dumps(("error", substitute, formatted))
+
+
+class ProcessExecutor(Executor):
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        super().__init__(name, options)
+        workers = int(options.get("max_workers") or os.cpu_count() or 1)
+        # spawn, not fork: the scheduler process has threads, and forking those is unsafe.
+        context = multiprocessing.get_context(options.get("start_method", "spawn"))
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def submit(self, job: Job, report: ReportOutcome) -> None:
+        try:
+            payload = cloudpickle.dumps((job.task.func, job.args, job.kwargs))
+        except Exception as error:
+            report(JobOutcome.failed(job, SerializationError(
+                f"cannot send arguments of {job.task.fullname} to a process: {error}"
+            )))  # fmt: skip
+            return
+        future = self._pool.submit(_run_in_child, payload)
+        future.add_done_callback(lambda done: report(self._outcome(job, done)))
+
+    @staticmethod
+    def _outcome(job: Job, future: Future) -> JobOutcome:
+        try:
+            status, *rest = cloudpickle.loads(future.result())
+        except BaseException as error:  # the worker died or its result would not unpickle
+            return JobOutcome.failed(job, ExecutorError(f"process job failed: {error!r}"))
+        if status == "ok":
+            return JobOutcome(job, rest[0])
+        error, formatted = rest
+        return JobOutcome(job, error=error, traceback=formatted)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

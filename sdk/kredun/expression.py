@@ -1,0 +1,157 @@
+"""Lazy expressions: what calling a task, or operating on such a call, returns.
+
+Nothing here evaluates anything; the scheduler reduces expressions to values.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+from .hashing import hash_parts, hash_value
+
+if TYPE_CHECKING:
+    from .task import Task
+
+
+class Expression:
+    """Base of lazy values. Operators, item/attribute access and calls build new expressions."""
+
+    __slots__ = ()
+
+    # Identity semantics: __eq__ is lazy, so hashing by content would be meaningless.
+    __hash__ = object.__hash__
+
+    def __getitem__(self, key: Any) -> SimpleExpression:
+        return SimpleExpression("getitem", (self, key), {})
+
+    def __getattr__(self, name: str) -> SimpleExpression:
+        # Private and dunder names stay real attribute errors, so copy, pickle and
+        # introspection never mistake an expression for an object with those hooks.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return SimpleExpression("getattr", (self, name), {})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SimpleExpression:
+        return SimpleExpression("call", (self, args, kwargs), {})
+
+    def __iter__(self):
+        raise TypeError(
+            "an expression's value is not known until the scheduler runs it; "
+            "index it (expr[0]) or return it from a task instead of iterating"
+        )
+
+    def __kredun_hash__(self) -> str:
+        raise NotImplementedError
+
+
+def _binary(name: str):
+    def forward(self: Expression, other: Any) -> SimpleExpression:
+        return SimpleExpression(name, (self, other), {})
+
+    def reverse(self: Expression, other: Any) -> SimpleExpression:
+        return SimpleExpression(name, (other, self), {})
+
+    return forward, reverse
+
+
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor"):
+    _forward, _reverse = _binary(_name)
+    setattr(Expression, f"__{_name}__", _forward)
+    setattr(Expression, f"__r{_name}__", _reverse)
+for _name in ("lt", "le", "eq", "ne", "gt", "ge"):
+    setattr(Expression, f"__{_name}__", _binary(_name)[0])
+for _name in ("neg", "pos", "invert", "abs"):
+    setattr(
+        Expression,
+        f"__{_name}__",
+        (lambda op: lambda self: SimpleExpression(op, (self,), {}))(_name),
+    )
+
+
+def _call(function: Any, args: tuple, kwargs: dict) -> Any:
+    return function(*args, **kwargs)
+
+
+# The operations a SimpleExpression may name, and how to apply them to concrete values.
+SIMPLE_OPERATIONS: dict[str, Any] = {
+    "getitem": operator.getitem,
+    "getattr": getattr,
+    "call": _call,
+    "and": operator.and_,
+    "or": operator.or_,
+    "abs": abs,
+    **{
+        name: getattr(operator, name)
+        for name in "add sub mul truediv floordiv mod pow xor lt le eq ne gt ge neg pos invert".split()
+    },
+}
+
+
+class TaskExpression(Expression):
+    """A call of a task on arguments, not yet evaluated."""
+
+    __slots__ = ("args", "kwargs", "task")
+
+    def __init__(self, task: Task, args: tuple, kwargs: dict) -> None:
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
+
+    @property
+    def task_name(self) -> str:
+        return self.task.fullname
+
+    def __repr__(self) -> str:
+        return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
+
+    def __reduce__(self):
+        return (TaskExpression, (self.task, self.args, self.kwargs))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts(
+            "expr:task", [self.task.hash, hash_value(self.args), hash_value(self.kwargs)]
+        )
+
+
+class SimpleExpression(Expression):
+    """An operation (item/attribute access, a call, an operator) on lazy values."""
+
+    __slots__ = ("args", "func_name", "kwargs")
+
+    def __init__(self, func_name: str, args: tuple, kwargs: dict) -> None:
+        object.__setattr__(self, "func_name", func_name)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
+
+    def __repr__(self) -> str:
+        return f"SimpleExpression({self.func_name!r}, {self.args!r}, {self.kwargs!r})"
+
+    def __reduce__(self):
+        return (SimpleExpression, (self.func_name, self.args, self.kwargs))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts(
+            "expr:simple", [self.func_name, hash_value(self.args), hash_value(self.kwargs)]
+        )
+
+
+class QuotedExpression:
+    """An expression carried as a plain value, so the scheduler does not evaluate it.
+
+    `subrun` quotes its sub-expression: the nested scheduler evaluates it, not the parent.
+    """
+
+    __slots__ = ("expr",)
+
+    def __init__(self, expr: Any) -> None:
+        self.expr = expr
+
+    def __repr__(self) -> str:
+        return f"QuotedExpression({self.expr!r})"
+
+    def __reduce__(self):
+        return (QuotedExpression, (self.expr,))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts("quoted", [hash_value(self.expr)])

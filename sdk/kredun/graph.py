@@ -1,0 +1,179 @@
+"""The expression graph the scheduler reduces.
+
+An expression (nested task calls, simple operations and containers) becomes a DAG of
+`Node`s. A node knows how many children are still unresolved; when that count reaches
+zero it is ready to reduce. Building and resolving are iterative, never recursive, so a
+100,000-deep chain needs no special recursion limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .expression import SIMPLE_OPERATIONS, Expression, SimpleExpression, TaskExpression
+from .hashing import combine_container_hash, hash_value, is_namedtuple
+
+# Node kinds.
+VALUE = "value"  # a concrete value
+CALL = "call"  # a task call; children: positional then keyword arguments
+OP = "op"  # a SimpleExpression; children: its arguments
+LIST, TUPLE, SET, DICT, NAMEDTUPLE = "list", "tuple", "set", "dict", "namedtuple"
+FORWARD = "forward"  # takes the value of its one child (a job's returned expression)
+
+# Values that can never hold an expression: containers of only these need no graph nodes.
+_ATOMIC = (int, float, str, bytes, bool, type(None), complex)
+
+
+class Node:
+    __slots__ = (
+        "children", "hash", "kind", "owner", "parents", "payload", "resolved", "value", "waiting"
+    )  # fmt: skip
+
+    def __init__(self, kind: str, payload: Any = None, children: list[Node] | None = None):
+        self.kind = kind
+        self.owner: Any = None  # CALL nodes: the job whose returned expression created them
+        self.payload = payload  # CALL, OP: the expression; NAMEDTUPLE: its type
+        self.children = children or []
+        self.parents: list[Node] = []
+        self.waiting = 0
+        self.resolved = kind == VALUE
+        self.value = payload if kind == VALUE else None
+        self.hash: str | None = None
+
+    def value_hash(self) -> str:
+        """The content hash of the resolved value, computed once."""
+        if self.hash is None:
+            if self.kind in _CONTAINER_TAGS:
+                self.hash = combine_container_hash(
+                    _container_tag(self), [child.value_hash() for child in self.children]
+                )
+            elif self.kind == FORWARD:
+                self.hash = self.children[0].value_hash()
+            else:
+                self.hash = hash_value(self.value)
+        return self.hash
+
+
+_CONTAINER_TAGS = {LIST, TUPLE, SET, DICT, NAMEDTUPLE}
+
+
+def _container_tag(node: Node) -> str:
+    if node.kind == NAMEDTUPLE:
+        kind = node.payload
+        return f"namedtuple:{kind.__module__}.{kind.__qualname__}"
+    return node.kind
+
+
+def _shape(obj: Any) -> tuple[str, Any, list[Any]] | None:
+    """(kind, payload, child objects) for objects that may hold expressions, else None."""
+    kind = type(obj)
+    if isinstance(obj, TaskExpression):
+        return CALL, obj, [*obj.args, *obj.kwargs.values()]
+    if isinstance(obj, SimpleExpression):
+        return OP, obj, [*obj.args, *obj.kwargs.values()]
+    if kind is list or kind is tuple or kind is set:
+        if all(type(item) in _ATOMIC for item in obj):
+            return None
+        return kind.__name__, None, list(obj)
+    if kind is dict:
+        if all(type(v) in _ATOMIC for v in obj.values()) and all(type(k) in _ATOMIC for k in obj):
+            return None
+        return DICT, None, [part for pair in obj.items() for part in pair]
+    if is_namedtuple(obj):
+        return NAMEDTUPLE, kind, list(obj)
+    return None
+
+
+def contains_expression(obj: Any) -> bool:
+    """Whether a value still needs evaluating (a task result that returned expressions)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Expression):
+            return True
+        shape = _shape(item)
+        if shape is not None:
+            stack.extend(shape[2])
+    return False
+
+
+def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
+    """Turn an expression into nodes. Returns the root node and the nodes ready to reduce.
+
+    The same Python object (e.g. one TaskExpression used twice) becomes one node. `owner`
+    is the job that returned the expression (None for the root of an execution).
+    """
+    memo: dict[int, Node] = {}
+    ready: list[Node] = []
+    built: list[Node] = []  # post-order results
+    stack: list[tuple[Any, tuple | None]] = [(root, None)]
+    while stack:
+        obj, shape = stack.pop()
+        if shape is None:
+            known = memo.get(id(obj))
+            if known is not None:
+                built.append(known)
+                continue
+            shape = _shape(obj)
+            if shape is None:
+                built.append(Node(VALUE, obj))
+                continue
+            stack.append((obj, shape))
+            stack.extend((child, None) for child in reversed(shape[2]))
+            continue
+        kind, payload, child_objects = shape
+        count = len(child_objects)
+        children = built[len(built) - count :] if count else []
+        del built[len(built) - count :]
+        if kind not in (CALL, OP) and all(child.kind == VALUE for child in children):
+            node = Node(VALUE, obj)  # a container with nothing left to evaluate
+        else:
+            node = Node(kind, payload, children)
+            node.owner = owner
+            for child in children:
+                if not child.resolved:
+                    child.parents.append(node)
+                    node.waiting += 1
+            if node.waiting == 0:
+                ready.append(node)
+        memo[id(obj)] = node
+        built.append(node)
+    return built[0], ready
+
+
+def assemble(node: Node) -> Any:
+    """The value of a ready container, operation or forward node from its children's values."""
+    values = [child.value for child in node.children]
+    kind = node.kind
+    if kind == LIST:
+        return values
+    if kind == TUPLE:
+        return tuple(values)
+    if kind == SET:
+        return set(values)
+    if kind == DICT:
+        return dict(zip(values[0::2], values[1::2], strict=True))
+    if kind == NAMEDTUPLE:
+        return node.payload(*values)
+    if kind == FORWARD:
+        return values[0]
+    if kind == OP:
+        expr: SimpleExpression = node.payload
+        positional = values[: len(expr.args)]
+        named = dict(zip(expr.kwargs, values[len(expr.args) :], strict=True))
+        return SIMPLE_OPERATIONS[expr.func_name](*positional, **named)
+    raise ValueError(f"node kind {kind!r} is not assembled")
+
+
+def call_arguments(node: Node) -> tuple[list[Any], dict[str, Any], list[Node], dict[str, Node]]:
+    """A ready CALL node's argument values and argument nodes, positional and keyword."""
+    expr: TaskExpression = node.payload
+    split = len(expr.args)
+    positional_nodes = node.children[:split]
+    keyword_nodes = dict(zip(expr.kwargs, node.children[split:], strict=True))
+    return (
+        [child.value for child in positional_nodes],
+        {name: child.value for name, child in keyword_nodes.items()},
+        positional_nodes,
+        keyword_nodes,
+    )

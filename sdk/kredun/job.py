@@ -1,0 +1,37 @@
+"""A job: one evaluation of a task on concrete arguments, identified by its eval hash."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .serialize import preview
+
+if TYPE_CHECKING:
+    from .provenance.records import JobRecord
+    from .task import Task
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    id: str
+    task: Task
+    eval_hash: str
+    args_hash: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    parent: Job | None
+    executor_name: str
+    record: JobRecord
+    attempt: int = 0
+    # Scheduler graph nodes that take this job's result (more than one after CSE).
+    nodes: list[Any] = field(default_factory=list)
+
+    def call_text(self, limit: int = 100) -> str:
+        """`ns.add(a=1, b=2)`: the call as the status log shows it."""
+        try:
+            bound = self.task.bind(tuple(self.args), self.kwargs)
+        except TypeError:
+            bound = {str(i): value for i, value in enumerate(self.args)} | self.kwargs
+        arguments = ", ".join(f"{name}={preview(value, limit)}" for name, value in bound.items())
+        return f"{self.task.fullname}({arguments})"

@@ -1,0 +1,87 @@
+"""Plain records the scheduler hands to the provenance store.
+
+The scheduler buffers these and writes them in one `ProvenanceBatch` per flush, so the
+store sees a few large transactions instead of many small ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    hash: str  # 40 hex
+    name: str  # full name, "namespace.name" or "name"
+    namespace: str
+    source: str
+
+
+@dataclass(slots=True)
+class ValueRecord:
+    hash: str  # 40 hex: the value's content hash
+    type_name: str  # e.g. "builtins.int"
+    preview: str  # short repr, at most 200 characters
+    size: int  # size of the serialized bytes
+    data: bytes | None  # the serialized bytes when small enough to keep inline; else None
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """A cacheable result: eval_hash -> result. Never written for a failed job."""
+
+    eval_hash: str
+    task_hash: str
+    args_hash: str
+    result_hash: str
+    result_kind: str  # "value": result_hash names a value; "plan": it names a plan fragment
+
+
+@dataclass(slots=True)
+class JobRecord:
+    id: str  # 32 hex
+    execution_id: str
+    parent_id: str | None  # the job whose returned expression created this one
+    task_name: str
+    task_hash: str
+    eval_hash: str | None
+    status: str  # PENDING RUNNING FAILED CACHED DONE CANCELLED
+    executor: str
+    start_time: datetime
+    end_time: datetime | None = None
+    result_hash: str | None = None
+    error: str | None = None  # one line: "ValueError: boom"
+    traceback: str | None = None
+    attempt: int = 0
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    id: str  # 32 hex
+    args: str  # what was run, e.g. "kredun run wf.py main --x 1" or the root expression repr
+    status: str  # RUNNING DONE FAILED CANCELLED
+    start_time: datetime
+    end_time: datetime | None = None
+    result_hash: str | None = None
+    result_preview: str | None = None
+    error: str | None = None
+    parent_job_id: str | None = None  # set for a subrun's nested execution
+
+
+@dataclass(slots=True)
+class ProvenanceBatch:
+    """Everything one flush writes, in one transaction.
+
+    tasks, values and calls are content-addressed: inserting an existing key is a no-op.
+    jobs and executions are upserted by id: a later record for the same id replaces the row.
+    """
+
+    tasks: list[TaskRecord] = field(default_factory=list)
+    values: list[ValueRecord] = field(default_factory=list)
+    calls: list[CallRecord] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
+    executions: list[ExecutionRecord] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks or self.values or self.calls or self.jobs or self.executions)

@@ -1,0 +1,586 @@
+"""The scheduler: reduces an expression graph to a value.
+
+Each tick it reduces every ready node: containers and simple operations are assembled in
+place; task calls are hashed, matched against calls already running (common
+sub-expression elimination), looked up in the cache in one batch, and the rest dispatched
+to executors. Finished jobs substitute their results into the graph; a job that returns
+an expression grows the graph. Provenance is buffered and written in batches.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import queue
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import graph
+from .config import Config, config_from_dict
+from .errors import KredunError, SerializationError
+from .executors import Executor, JobOutcome, create_executor
+from .graph import Node
+from .hashing import encode, hash_bytes, hash_eval, hash_parts, hash_value
+from .job import Job
+from .provenance.records import (
+    CallRecord,
+    ExecutionRecord,
+    JobRecord,
+    ProvenanceBatch,
+    TaskRecord,
+    ValueRecord,
+)
+from .serialize import dumps, loads, preview, type_name
+from .task import Task
+from .valuestore import ValueStore, open_value_store
+
+INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
+FLUSH_INTERVAL = 0.5  # seconds between provenance writes during a run
+FLUSH_ROWS = 20_000
+
+# Columns of the job status table, in order; DONE includes CACHED, as in redun.
+STATUSES = ("PENDING", "RUNNING", "FAILED", "CACHED", "DONE")
+PENDING, RUNNING, FAILED, CACHED, DONE = range(5)
+
+
+def _make_logger() -> logging.Logger:
+    log = logging.getLogger("kredun")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[kredun] %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+Progress = Callable[[dict[str, list[int]]], None]
+
+
+class Scheduler:
+    """Evaluates expressions. `Scheduler()` keeps everything in memory; pass `db_uri` (or a
+    config) to share the cache and provenance across runs and processes."""
+
+    def __init__(
+        self,
+        db_uri: str | None = None,
+        *,
+        config: Config | dict[str, Any] | None = None,
+        value_store: str | None = None,
+    ) -> None:
+        if isinstance(config, Config):
+            self.config = config
+        else:
+            self.config = config_from_dict(config or {})
+        if db_uri is not None:
+            self.config.database_uri = db_uri
+        if value_store is not None:
+            self.config.value_store_uri = value_store
+        self.logger = _make_logger()
+        self._store: Any = None
+        self._values: ValueStore | None = None
+        self._executors: dict[str, Executor] = {}
+        # Results known to this scheduler, by eval hash: served without a database query.
+        self._results: dict[str, tuple[str, Any, str]] = {}
+        # A private in-memory database holds only what _results already has.
+        self._results_are_complete = self.config.database_uri in ("sqlite://", "sqlite:///:memory:")
+        self._recorded_tasks: set[str] = set()
+        self._recorded_values: set[str] = set()
+
+    @property
+    def store(self):
+        if self._store is None:
+            from .provenance.store import ProvenanceStore
+
+            store = ProvenanceStore(self.config.database_uri)
+            store.ensure_schema()
+            self._store = store
+        return self._store
+
+    @property
+    def value_store(self) -> ValueStore:
+        if self._values is None:
+            self._values = open_value_store(self.config.value_store_uri)
+        return self._values
+
+    def executor(self, name: str) -> Executor:
+        if name not in self._executors:
+            self._executors[name] = create_executor(name, self.config.executor_options(name))
+        return self._executors[name]
+
+    def run(
+        self,
+        expr: Any,
+        *,
+        cache: bool = True,
+        label: str | None = None,
+        progress: Progress | None = None,
+    ) -> Any:
+        """Evaluate `expr` and return its value. A task's exception is re-raised as is."""
+        return _ExecutionRun(self, expr, cache, label, progress).run()
+
+    def close(self) -> None:
+        for executor in self._executors.values():
+            executor.shutdown()
+        self._executors.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def load_value(self, value_hash: str) -> Any:
+        data = self.store.value_data([value_hash]).get(value_hash)
+        if data is None:
+            data = self.value_store.get(value_hash)
+        return loads(data)
+
+
+def _argument_hashes(task: Task, positional: list[Node], named: dict[str, Node]) -> str:
+    """Hash a call's arguments by parameter name, defaults included, so `add(1, 2)` and
+    `add(a=1, b=2)` are the same call."""
+    signature = task.signature
+    bound = signature.bind(
+        *[node.value_hash() for node in positional],
+        **{name: node.value_hash() for name, node in named.items()},
+    )
+    parts = []
+    for name, parameter in signature.parameters.items():
+        if name in bound.arguments:
+            given = bound.arguments[name]
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                given = hash_parts("varargs", list(given))
+            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                given = hash_parts("varkw", [f"{k}={v}" for k, v in sorted(given.items())])
+            parts.append(f"{name}={given}")
+        elif parameter.default is not inspect.Parameter.empty:
+            parts.append(f"{name}={hash_value(parameter.default)}")
+    return hash_parts("args", parts)
+
+
+class _Failure:
+    """The first error of a run: re-raised to the caller once running jobs have stopped."""
+
+    def __init__(self, error: BaseException, traceback_text: str | None, where: str) -> None:
+        self.error = error
+        self.traceback = traceback_text
+        self.where = where
+
+
+class _ExecutionRun:
+    """The state of one `Scheduler.run()` call."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        expr: Any,
+        cache: bool,
+        label: str | None,
+        progress: Progress | None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.logger = scheduler.logger
+        self.expr = expr
+        self.cache = cache
+        self.progress = progress
+        self.id = uuid.uuid4()
+        self.record = ExecutionRecord(
+            id=self.id.hex,
+            args=label or preview(expr, 500),
+            status="RUNNING",
+            start_time=_now(),
+        )
+        self.ready: deque[Node] = deque()
+        self.to_check: list[tuple[Node, str, str]] = []
+        self.outcomes: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
+        self.in_flight: dict[str, Job] = {}
+        self.running = 0
+        self.counts: dict[str, list[int]] = {}
+        self.failure: _Failure | None = None
+        self.verbose = self.logger.isEnabledFor(logging.INFO)
+        # Provenance not yet written.
+        self.dirty_jobs: dict[str, JobRecord] = {}
+        self.pending = ProvenanceBatch()
+        self.last_flush = time.monotonic()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        started = time.monotonic()
+        self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
+        self.pending.executions.append(self.record)
+        try:
+            root, ready = graph.build(self.expr)
+            self.ready.extend(ready)
+            while not root.resolved:
+                self._reduce_ready()
+                if root.resolved:
+                    break
+                if self.running == 0:
+                    if self.failure is None:
+                        raise KredunError("scheduler stalled: nothing ready and nothing running")
+                    break
+                self._wait_for_outcomes()
+        except BaseException as error:
+            self._finish("CANCELLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
+            raise
+        if self.failure is not None:
+            self._finish("FAILED", self.failure.error)
+            self._raise_failure()
+        self._finish("DONE", None, root.value)
+        self._log_status_table(time.monotonic() - started)
+        return root.value
+
+    def _wait_for_outcomes(self) -> None:
+        timeout = max(0.0, FLUSH_INTERVAL - (time.monotonic() - self.last_flush))
+        try:
+            outcome = self.outcomes.get(timeout=timeout)
+        except queue.Empty:
+            pass
+        else:
+            self._handle_outcome(outcome)
+            while True:
+                try:
+                    outcome = self.outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                self._handle_outcome(outcome)
+        self._flush_if_due()
+        if self.progress is not None:
+            self.progress(self.counts)
+
+    def _reduce_ready(self) -> None:
+        while self.ready or self.to_check:
+            while self.ready and self.failure is None:
+                node = self.ready.popleft()
+                try:
+                    if node.kind == graph.CALL:
+                        self._prepare_call(node)
+                    else:
+                        self._resolve(node, graph.assemble(node))
+                except Exception as error:
+                    self._fail(error, None, self._describe(node))
+            if self.failure is not None:
+                self.ready.clear()
+                self.to_check.clear()
+                return
+            if self.to_check:
+                self._check_cache()
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def _prepare_call(self, node: Node) -> None:
+        task: Task = node.payload.task
+        _, _, positional, named = graph.call_arguments(node)
+        try:
+            args_hash = _argument_hashes(task, positional, named)
+        except TypeError as error:
+            raise TypeError(f"{task.fullname}(): {error}") from None
+        except SerializationError as error:
+            raise SerializationError(f"argument of {task.fullname}: {error}") from None
+        eval_hash = hash_eval(task.hash, args_hash)
+        if not (self.cache and task.get_option("cache", True)):
+            self._dispatch(node, eval_hash, args_hash)
+            return
+        running = self.in_flight.get(eval_hash)
+        if running is not None:
+            running.nodes.append(node)  # identical call in flight: share its result
+            return
+        known = self.scheduler._results.get(eval_hash)
+        if known is not None:
+            self._replay(node, eval_hash, args_hash, *known)
+            return
+        self.to_check.append((node, eval_hash, args_hash))
+
+    def _check_cache(self) -> None:
+        """Look the batch of ready calls up in the provenance store in one query."""
+        batch, self.to_check = self.to_check, []
+        if self.scheduler._results_are_complete:
+            loaded = {}
+        else:
+            found = self.scheduler.store.lookup_calls({eval_hash for _, eval_hash, _ in batch})
+            loaded = self._load_results(found.values())
+        for node, eval_hash, args_hash in batch:
+            known = self.scheduler._results.get(eval_hash)
+            running = self.in_flight.get(eval_hash)
+            if running is not None:
+                running.nodes.append(node)
+            elif known is not None:
+                self._replay(node, eval_hash, args_hash, *known)
+            elif eval_hash in loaded:
+                kind, value, result_hash = loaded[eval_hash]
+                self.scheduler._results[eval_hash] = loaded[eval_hash]
+                self._replay(node, eval_hash, args_hash, kind, value, result_hash)
+            else:
+                self._dispatch(node, eval_hash, args_hash)
+
+    def _load_results(self, calls) -> dict[str, tuple[str, Any, str]]:
+        calls = list(calls)
+        if not calls:
+            return {}
+        data = self.scheduler.store.value_data({call.result_hash for call in calls})
+        results = {}
+        for call in calls:
+            blob = data.get(call.result_hash)
+            try:
+                if blob is None:
+                    blob = self.scheduler.value_store.get(call.result_hash)
+                value = loads(blob)
+            except Exception as error:  # a missing or stale blob is a miss, not a failure
+                self.logger.debug("cache entry %s unusable: %s", call.eval_hash[:8], error)
+                continue
+            results[call.eval_hash] = (call.result_kind, value, call.result_hash)
+        return results
+
+    def _new_job(self, node: Node, eval_hash: str, args_hash: str, status: str) -> Job:
+        task: Task = node.payload.task
+        args, kwargs, _, _ = graph.call_arguments(node)
+        job_id = uuid.uuid4().hex
+        parent: Job | None = node.owner
+        executor_name = task.get_option("executor", "default")
+        record = JobRecord(
+            id=job_id,
+            execution_id=self.record.id,
+            parent_id=parent.id if parent else None,
+            task_name=task.fullname,
+            task_hash=task.hash,
+            eval_hash=eval_hash,
+            status=status,
+            executor=executor_name,
+            start_time=_now(),
+        )
+        self.dirty_jobs[job_id] = record
+        self._record_task(task)
+        job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
+        job.nodes.append(node)
+        return job
+
+    def _count(self, task_name: str, leave: int | None, enter: int) -> None:
+        row = self.counts.get(task_name)
+        if row is None:
+            row = self.counts[task_name] = [0, 0, 0, 0, 0]
+        if leave is not None:
+            row[leave] -= 1
+        row[enter] += 1
+
+    def _dispatch(self, node: Node, eval_hash: str, args_hash: str) -> None:
+        job = self._new_job(node, eval_hash, args_hash, "RUNNING")
+        executor = self.scheduler.executor(job.executor_name)
+        if self.verbose:
+            self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)
+        self.in_flight.setdefault(eval_hash, job)
+        self.running += 1
+        self._count(job.task.fullname, None, RUNNING)
+        executor.submit(job, self.outcomes.put)
+
+    def _replay(
+        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any, result_hash: str
+    ) -> None:
+        job = self._new_job(node, eval_hash, args_hash, "CACHED")
+        job.record.end_time = job.record.start_time
+        job.record.result_hash = result_hash
+        if self.verbose:
+            self.logger.info(
+                "Cached Job %s:  %s (eval_hash=%s)", job.id[:8], job.call_text(), eval_hash[:8]
+            )
+        self._count(job.task.fullname, None, CACHED)
+        self._count(job.task.fullname, None, DONE)
+        self._deliver(job, kind, value, result_hash)
+
+    def _handle_outcome(self, outcome: JobOutcome) -> None:
+        job = outcome.job
+        self.running -= 1
+        if outcome.error is not None:
+            self._job_failed(job, outcome)
+            return
+        value = outcome.value
+        try:
+            if graph.contains_expression(value):
+                kind, result_hash, data = "expression", *self._encode_expression(value)
+            else:
+                kind = "value"
+                result_hash, data = encode(value)
+        except SerializationError as error:
+            self._job_failed(job, JobOutcome.failed(job, SerializationError(
+                f"result of {job.task.fullname}: {error}"
+            )))  # fmt: skip
+            return
+        if data is not None:
+            self._record_value(result_hash, value, data)
+            self.pending.calls.append(
+                CallRecord(eval_hash=job.eval_hash, task_hash=job.task.hash,
+                           args_hash=job.args_hash, result_hash=result_hash, result_kind=kind)
+            )  # fmt: skip
+            self.scheduler._results[job.eval_hash] = (kind, value, result_hash)
+        job.record.status = "DONE"
+        job.record.end_time = _now()
+        job.record.result_hash = result_hash
+        self._count(job.task.fullname, RUNNING, DONE)
+        if self.in_flight.get(job.eval_hash) is job:
+            del self.in_flight[job.eval_hash]
+        self._deliver(job, kind, value, result_hash)
+
+    @staticmethod
+    def _encode_expression(expr: Any) -> tuple[str | None, bytes | None]:
+        """A returned expression is cached by its pickle; a graph too deep to pickle is
+        evaluated but not cached."""
+        try:
+            data = dumps(expr)
+        except SerializationError:
+            return None, None
+        return hash_bytes(data), data
+
+    def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
+        """Substitute a job's result into every node waiting on it."""
+        if kind == "value":
+            for node in job.nodes:
+                self._resolve(node, value, result_hash)
+            return
+        sub_root, ready = graph.build(value, owner=job)
+        self.ready.extend(ready)
+        for node in job.nodes:
+            node.kind = graph.FORWARD
+            node.children = [sub_root]
+            if sub_root.resolved:
+                self._resolve(node, sub_root.value)
+            else:
+                node.waiting = 1
+                sub_root.parents.append(node)
+
+    def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
+        retries = int(job.task.get_option("retries", 0) or 0)
+        if job.attempt < retries and self.failure is None:
+            job.attempt += 1
+            job.record.attempt = job.attempt
+            self.logger.info(
+                "Retry  Job %s:  %s (attempt %d of %d): %s",
+                job.id[:8], job.call_text(), job.attempt + 1, retries + 1, outcome.error,
+            )  # fmt: skip
+            self.running += 1
+            self.scheduler.executor(job.executor_name).submit(job, self.outcomes.put)
+            return
+        job.record.status = "FAILED"
+        job.record.end_time = _now()
+        job.record.error = f"{type(outcome.error).__name__}: {outcome.error}"[:2000]
+        job.record.traceback = outcome.traceback
+        self._count(job.task.fullname, RUNNING, FAILED)
+        self.in_flight.pop(job.eval_hash, None)
+        self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
+        self._fail(outcome.error, outcome.traceback, job.task.fullname)
+
+    def _fail(self, error: BaseException, traceback_text: str | None, where: str) -> None:
+        if self.failure is None:
+            self.failure = _Failure(error, traceback_text, where)
+
+    def _raise_failure(self) -> None:
+        failure = self.failure
+        error = failure.error
+        # A task that ran in another process brings its traceback as text only.
+        if failure.traceback and error.__traceback__ is None and hasattr(error, "add_note"):
+            error.add_note(f"Traceback from task {failure.where}:\n{failure.traceback}")
+        raise error
+
+    @staticmethod
+    def _describe(node: Node) -> str:
+        return preview(node.payload, 120) if node.payload is not None else node.kind
+
+    def _resolve(self, node: Node, value: Any, value_hash: str | None = None) -> None:
+        node.value = value
+        node.resolved = True
+        if value_hash is not None:
+            node.hash = value_hash
+        for parent in node.parents:
+            parent.waiting -= 1
+            if parent.waiting == 0:
+                self.ready.append(parent)
+        node.parents = []
+
+    # -- provenance -------------------------------------------------------------------------
+
+    def _record_task(self, task: Task) -> None:
+        if task.hash not in self.scheduler._recorded_tasks:
+            self.scheduler._recorded_tasks.add(task.hash)
+            self.pending.tasks.append(
+                TaskRecord(task.hash, task.fullname, task.namespace, task.source)
+            )
+
+    def _record_value(self, value_hash: str, value: Any, data: bytes) -> None:
+        if value_hash in self.scheduler._recorded_values:
+            return
+        self.scheduler._recorded_values.add(value_hash)
+        inline = len(data) <= INLINE_VALUE_LIMIT
+        if not inline:
+            self.scheduler.value_store.put(value_hash, data)
+        self.pending.values.append(
+            ValueRecord(value_hash, type_name(value), preview(value), len(data),
+                        data if inline else None)
+        )  # fmt: skip
+
+    def _flush_if_due(self) -> None:
+        rows = len(self.dirty_jobs) + len(self.pending.values)
+        if rows >= FLUSH_ROWS or time.monotonic() - self.last_flush >= FLUSH_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, ProvenanceBatch()
+        batch.jobs = list(self.dirty_jobs.values())
+        self.dirty_jobs = {}
+        if batch:
+            self.scheduler.store.write(batch)
+        self.last_flush = time.monotonic()
+
+    def _finish(self, status: str, error: BaseException | None, value: Any = None) -> None:
+        record = self.record
+        record.status = status
+        record.end_time = _now()
+        if error is not None:
+            record.error = f"{type(error).__name__}: {error}"[:2000]
+        else:
+            record.result_preview = preview(value)
+            try:
+                record.result_hash = hash_value(value)
+            except SerializationError:
+                record.result_hash = None
+        if status == "CANCELLED":
+            for job in self.in_flight.values():
+                job.record.status = "CANCELLED"
+                job.record.end_time = record.end_time
+        self.pending.executions.append(record)
+        self._flush()
+
+    def _log_status_table(self, duration: float) -> None:
+        if not self.verbose:
+            return
+        for line in status_table(self.counts, _now()):
+            self.logger.info("%s", line)
+        self.logger.info("Execution duration: %.2f seconds", duration)
+
+
+def status_table(counts: dict[str, list[int]], when: datetime) -> list[str]:
+    """The job status table: a row per task and one for ALL, as redun prints it."""
+    names = sorted(counts)
+    width = max([len("TASK"), len("ALL"), *map(len, names)])
+    total = [sum(row[i] for row in counts.values()) for i in range(len(STATUSES))]
+
+    def row(name: str, values: list[int]) -> str:
+        all_jobs = values[PENDING] + values[RUNNING] + values[FAILED] + values[DONE]
+        cells = "".join(f" {value:>7}" for value in [*values, all_jobs])
+        return f"| {name:<{width}}{cells}"
+
+    header = "".join(f" {title:>7}" for title in (*STATUSES, "TOTAL"))
+    return [
+        "",
+        f"| JOB STATUS {when.astimezone():%Y/%m/%d %H:%M:%S}",
+        f"| {'TASK':<{width}}{header}",
+        "| ",
+        row("ALL", total),
+        *(row(name, counts[name]) for name in names),
+        "",
+    ]

@@ -1,0 +1,35 @@
+"""subrun: evaluate a sub-expression under a nested scheduler inside one job.
+
+The parent schedules a single job (on, say, the `process` executor or a Pod); inside it a
+new Scheduler, configured by `config`, evaluates the quoted expression with its own
+executors, and the value returns to the parent as the job's result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .expression import QuotedExpression, TaskExpression
+from .task import task
+
+
+@task(namespace="kredun", name="subrun", version="1")
+def _subrun(quoted: QuotedExpression, config: dict[str, Any]) -> Any:
+    from .scheduler import Scheduler
+
+    scheduler = Scheduler(config=config)
+    try:
+        return scheduler.run(quoted.expr)
+    finally:
+        scheduler.close()
+
+
+def subrun(
+    expr: Any, executor: str = "default", config: dict[str, Any] | None = None, **options: Any
+) -> TaskExpression:
+    """Run `expr` under a nested scheduler in one job on `executor`.
+
+    `config` configures the nested scheduler (executors, database, value store), like the
+    dict form of `.kredun/kredun.toml`; `options` are the job's task options (memory, ...).
+    """
+    return _subrun.options(executor=executor, **options)(QuotedExpression(expr), config or {})
