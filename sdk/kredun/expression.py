@@ -83,7 +83,10 @@ SIMPLE_OPERATIONS: dict[str, Any] = {
     "abs": abs,
     **{
         name: getattr(operator, name)
-        for name in "add sub mul truediv floordiv mod pow xor lt le eq ne gt ge neg pos invert".split()
+        for name in (
+            *("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "xor"),
+            *("lt", "le", "eq", "ne", "gt", "ge", "neg", "pos", "invert"),
+        )
     },
 }
 

@@ -214,6 +214,7 @@ class _ExecutionRun:
 
     def run(self) -> Any:
         started = time.monotonic()
+        self.scheduler.store  # noqa: B018 -- a bad database fails here, before anything runs
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
         try:
@@ -235,7 +236,10 @@ class _ExecutionRun:
             self._finish("FAILED", self.failure.error)
             self._raise_failure()
         self._finish("DONE", None, root.value)
-        self._log_status_table(time.monotonic() - started)
+        if self.progress is not None:
+            self.progress(self.counts)
+        if self.verbose:
+            log_status_table(self.logger, self.counts, time.monotonic() - started)
         return root.value
 
     def _wait_for_outcomes(self) -> None:
@@ -555,12 +559,11 @@ class _ExecutionRun:
         self.pending.executions.append(record)
         self._flush()
 
-    def _log_status_table(self, duration: float) -> None:
-        if not self.verbose:
-            return
-        for line in status_table(self.counts, _now()):
-            self.logger.info("%s", line)
-        self.logger.info("Execution duration: %.2f seconds", duration)
+
+def log_status_table(logger: logging.Logger, counts: dict[str, list[int]], duration: float) -> None:
+    for line in status_table(counts, _now()):
+        logger.info("%s", line)
+    logger.info("Execution duration: %.2f seconds", duration)
 
 
 def status_table(counts: dict[str, list[int]], when: datetime) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import marshal
 import textwrap
 from collections.abc import Callable
 from typing import Any, overload
@@ -25,6 +26,9 @@ def _namespace_of(func: Callable) -> str:
 
 def _source_of(func: Callable) -> str:
     """The function's source without its decorators; empty when not available."""
+    code = getattr(func, "__code__", None)
+    if code is not None and code.co_filename == "<string>":
+        return ""  # exec'd code: any "<string>" lines in linecache belong to someone else
     try:
         source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
@@ -64,11 +68,11 @@ class Task:
             return hash_parts("task", [self.fullname, "version", str(self.version)])
         if self.source:
             return hash_parts("task", [self.fullname, "source", hash_text(self.source)])
-        # No source (e.g. defined in a REPL): the bytecode is the next best identity.
+        # No source (e.g. defined with exec): the code object, constants included, is the
+        # next best identity.
         code = getattr(self.func, "__code__", None)
-        return hash_parts(
-            "task", [self.fullname, "code", hash_value(code.co_code if code else b"")]
-        )
+        compiled = marshal.dumps(code) if code is not None else b""
+        return hash_parts("task", [self.fullname, "code", hash_value(compiled)])
 
     @property
     def signature(self) -> inspect.Signature:

@@ -71,7 +71,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("kredun: interrupted", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

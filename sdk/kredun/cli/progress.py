@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from ..scheduler import STATUSES
+from ..scheduler import STATUSES, log_status_table
 
 
 class LiveProgress:
@@ -23,9 +23,11 @@ class LiveProgress:
         self._saved_level = logger.level
         self._live = Live(console=Console(stderr=True), transient=True, auto_refresh=False)
         self._last = 0.0
+        self._started = time.monotonic()
+        self._counts: dict[str, list[int]] = {}
 
     def __enter__(self) -> LiveProgress:
-        # Per-job lines would scroll the table away; the final table is still logged.
+        # Per-job lines would scroll the table away; the final table is logged on exit.
         self.logger.setLevel(logging.WARNING)
         self._live.start()
         return self
@@ -38,8 +40,11 @@ class LiveProgress:
     ) -> None:
         self._live.stop()
         self.logger.setLevel(self._saved_level)
+        if self._counts:
+            log_status_table(self.logger, self._counts, time.monotonic() - self._started)
 
     def update(self, counts: dict[str, list[int]]) -> None:
+        self._counts = counts
         now = time.monotonic()
         if now - self._last < self.REFRESH_SECONDS:
             return
