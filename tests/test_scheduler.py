@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from kredun import Scheduler, subrun, task
 from kredun.errors import ConfigError, SerializationError
 from kredun.provenance.store import ProvenanceStore
@@ -203,7 +202,7 @@ def test_unknown_executor_is_a_clear_error():
 
 def test_unserializable_argument_is_a_clear_error():
     lock = threading.Lock()
-    with pytest.raises(SerializationError, match="argument of sched_test.inc"):
+    with pytest.raises(SerializationError, match=r"argument of sched_test\.inc"):
         Scheduler().run(inc(lock))
 
 
@@ -241,3 +240,25 @@ def test_deep_chain_needs_no_recursion_limit():
     for i in range(20_000):
         value = inc.options(cache=False)(value) if i % 2 else inc(value)
     assert Scheduler().run(value) == 20_000
+
+
+@task()
+def signature_zoo(a, b=2, *rest, c, d=4, **extra):
+    return [a, b, rest, c, d, extra]
+
+
+@task()
+def two(a, b=10):
+    record_call("two", a, b)
+    return a + b
+
+
+def test_argument_binding_by_name_and_defaults():
+    scheduler = Scheduler()
+    assert scheduler.run([two(1), two(1, 10), two(a=1), two(b=10, a=1)]) == [11] * 4
+    assert calls == [("two", 1, 10)]  # one call: the same arguments, however passed
+    assert scheduler.run(signature_zoo(1, 2, 3, c=5, z=6)) == [1, 2, (3,), 5, 4, {"z": 6}]
+    with pytest.raises(TypeError, match="missing a required keyword-only argument: 'c'"):
+        scheduler.run(signature_zoo(1))
+    with pytest.raises(TypeError, match="multiple values for argument 'a'"):
+        scheduler.run(two(1, a=2))

@@ -9,7 +9,7 @@ an expression grows the graph. Provenance is buffered and written in batches.
 
 from __future__ import annotations
 
-import inspect
+import gc
 import logging
 import queue
 import sys
@@ -25,7 +25,7 @@ from .config import Config, config_from_dict
 from .errors import KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .graph import Node
-from .hashing import encode, hash_bytes, hash_eval, hash_parts, hash_value
+from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job
 from .provenance.records import (
     CallRecord,
@@ -143,28 +143,6 @@ class Scheduler:
         return loads(data)
 
 
-def _argument_hashes(task: Task, positional: list[Node], named: dict[str, Node]) -> str:
-    """Hash a call's arguments by parameter name, defaults included, so `add(1, 2)` and
-    `add(a=1, b=2)` are the same call."""
-    signature = task.signature
-    bound = signature.bind(
-        *[node.value_hash() for node in positional],
-        **{name: node.value_hash() for name, node in named.items()},
-    )
-    parts = []
-    for name, parameter in signature.parameters.items():
-        if name in bound.arguments:
-            given = bound.arguments[name]
-            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                given = hash_parts("varargs", list(given))
-            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                given = hash_parts("varkw", [f"{k}={v}" for k, v in sorted(given.items())])
-            parts.append(f"{name}={given}")
-        elif parameter.default is not inspect.Parameter.empty:
-            parts.append(f"{name}={hash_value(parameter.default)}")
-    return hash_parts("args", parts)
-
-
 class _Failure:
     """The first error of a run: re-raised to the caller once running jobs have stopped."""
 
@@ -213,6 +191,16 @@ class _ExecutionRun:
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> Any:
+        # Every job allocates graph nodes and records that live until the run ends; with the
+        # default thresholds the collector rescans them all thousands of times per run.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
+        try:
+            return self._run()
+        finally:
+            gc.set_threshold(*thresholds)
+
+    def _run(self) -> Any:
         started = time.monotonic()
         self.scheduler.store  # noqa: B018 -- a bad database fails here, before anything runs
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
@@ -284,7 +272,10 @@ class _ExecutionRun:
         task: Task = node.payload.task
         _, _, positional, named = graph.call_arguments(node)
         try:
-            args_hash = _argument_hashes(task, positional, named)
+            args_hash = task.hash_arguments(
+                [child.value_hash() for child in positional],
+                {name: child.value_hash() for name, child in named.items()},
+            )
         except TypeError as error:
             raise TypeError(f"{task.fullname}(): {error}") from None
         except SerializationError as error:
