@@ -59,12 +59,18 @@ _CONTAINER_TAGS = {LIST, TUPLE, SET, DICT, NAMEDTUPLE}
 
 def _container_tag(node: Node) -> str:
     if node.kind == NAMEDTUPLE:
-        kind = node.payload
-        return f"namedtuple:{kind.__module__}.{kind.__qualname__}"
+        return f"namedtuple:{namedtuple_name(node.payload)}"
     return node.kind
 
 
-def _shape(obj: Any) -> tuple[str, Any, list[Any]] | None:
+def namedtuple_name(payload: Any) -> str:
+    """`module.QualName` of a namedtuple node's type (a class, or a plan's type reference)."""
+    if isinstance(payload, type):
+        return f"{payload.__module__}.{payload.__qualname__}"
+    return payload.type_name
+
+
+def shape(obj: Any) -> tuple[str, Any, list[Any]] | None:
     """(kind, payload, child objects) for objects that may hold expressions, else None."""
     kind = type(obj)
     if isinstance(obj, TaskExpression):
@@ -91,9 +97,9 @@ def contains_expression(obj: Any) -> bool:
         item = stack.pop()
         if isinstance(item, Expression):
             return True
-        shape = _shape(item)
-        if shape is not None:
-            stack.extend(shape[2])
+        found = shape(item)
+        if found is not None:
+            stack.extend(found[2])
     return False
 
 
@@ -108,20 +114,20 @@ def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
     built: list[Node] = []  # post-order results
     stack: list[tuple[Any, tuple | None]] = [(root, None)]
     while stack:
-        obj, shape = stack.pop()
-        if shape is None:
+        obj, found = stack.pop()
+        if found is None:
             known = memo.get(id(obj))
             if known is not None:
                 built.append(known)
                 continue
-            shape = _shape(obj)
-            if shape is None:
+            found = shape(obj)
+            if found is None:
                 built.append(Node(VALUE, obj))
                 continue
-            stack.append((obj, shape))
-            stack.extend((child, None) for child in reversed(shape[2]))
+            stack.append((obj, found))
+            stack.extend((child, None) for child in reversed(found[2]))
             continue
-        kind, payload, child_objects = shape
+        kind, payload, child_objects = found
         count = len(child_objects)
         children = built[len(built) - count :] if count else []
         del built[len(built) - count :]

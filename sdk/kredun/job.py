@@ -31,6 +31,7 @@ class Job:
         """`ns.add(a=1, b=2)`: the call as the status log shows it."""
         try:
             bound = self.task.bind(tuple(self.args), self.kwargs)
+            bound |= {k: v for k, v in self.task.default_values.items() if k not in bound}
         except TypeError:
             bound = {str(i): value for i, value in enumerate(self.args)} | self.kwargs
         arguments = ", ".join(f"{name}={preview(value, limit)}" for name, value in bound.items())

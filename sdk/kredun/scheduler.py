@@ -22,10 +22,11 @@ from typing import Any
 
 from . import graph
 from .config import Config, config_from_dict
+from .domains import ReferencedValues, TrustedValues
 from .errors import KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .graph import Node
-from .hashing import encode, hash_bytes, hash_eval, hash_value
+from .hashing import hash_eval, hash_value
 from .job import Job
 from .provenance.records import (
     CallRecord,
@@ -33,13 +34,11 @@ from .provenance.records import (
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
-    ValueRecord,
 )
-from .serialize import dumps, loads, preview, type_name
+from .serialize import loads, preview, type_name
 from .task import Task
-from .valuestore import ValueStore, open_value_store
+from .valuestore import ValueStore, open_value_store, store_value
 
-INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
 FLUSH_INTERVAL = 0.5  # seconds between provenance writes during a run
 FLUSH_ROWS = 20_000
 
@@ -124,9 +123,15 @@ class Scheduler:
         cache: bool = True,
         label: str | None = None,
         progress: Progress | None = None,
+        execution_id: str | None = None,
+        values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
     ) -> Any:
-        """Evaluate `expr` and return its value. A task's exception is re-raised as is."""
-        return _ExecutionRun(self, expr, cache, label, progress).run()
+        """Evaluate `expr` and return its value. A task's exception is re-raised as is.
+
+        `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
+        operator does; `execution_id` lets a resumed execution keep its identity."""
+        run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
+        return run.run()
 
     def close(self) -> None:
         for executor in self._executors.values():
@@ -136,11 +141,13 @@ class Scheduler:
             self._store.close()
             self._store = None
 
-    def load_value(self, value_hash: str) -> Any:
+    def fetch_blob(self, value_hash: str) -> bytes:
+        """A serialized value: inline in the database when small, else in the value store."""
         data = self.store.value_data([value_hash]).get(value_hash)
-        if data is None:
-            data = self.value_store.get(value_hash)
-        return loads(data)
+        return data if data is not None else self.value_store.get(value_hash)
+
+    def load_value(self, value_hash: str) -> Any:
+        return loads(self.fetch_blob(value_hash))
 
 
 class _Failure:
@@ -162,13 +169,16 @@ class _ExecutionRun:
         cache: bool,
         label: str | None,
         progress: Progress | None,
+        values: TrustedValues | ReferencedValues,
+        execution_id: str | None,
     ) -> None:
         self.scheduler = scheduler
+        self.values = values
         self.logger = scheduler.logger
         self.expr = expr
         self.cache = cache
         self.progress = progress
-        self.id = uuid.uuid4()
+        self.id = uuid.UUID(execution_id) if execution_id else uuid.uuid4()
         self.record = ExecutionRecord(
             id=self.id.hex,
             args=label or preview(expr, 500),
@@ -206,7 +216,7 @@ class _ExecutionRun:
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
         try:
-            root, ready = graph.build(self.expr)
+            root, ready = self.values.build(self.expr, None)
             self.ready.extend(ready)
             while not root.resolved:
                 self._reduce_ready()
@@ -256,7 +266,7 @@ class _ExecutionRun:
                     if node.kind == graph.CALL:
                         self._prepare_call(node)
                     else:
-                        self._resolve(node, graph.assemble(node))
+                        self._resolve(node, self.values.assemble(node))
                 except Exception as error:
                     self._fail(error, None, self._describe(node))
             if self.failure is not None:
@@ -301,7 +311,7 @@ class _ExecutionRun:
             loaded = {}
         else:
             found = self.scheduler.store.lookup_calls({eval_hash for _, eval_hash, _ in batch})
-            loaded = self._load_results(found.values())
+            loaded = self.values.load_results(found.values())
         for node, eval_hash, args_hash in batch:
             known = self.scheduler._results.get(eval_hash)
             running = self.in_flight.get(eval_hash)
@@ -315,24 +325,6 @@ class _ExecutionRun:
                 self._replay(node, eval_hash, args_hash, kind, value, result_hash)
             else:
                 self._dispatch(node, eval_hash, args_hash)
-
-    def _load_results(self, calls) -> dict[str, tuple[str, Any, str]]:
-        calls = list(calls)
-        if not calls:
-            return {}
-        data = self.scheduler.store.value_data({call.result_hash for call in calls})
-        results = {}
-        for call in calls:
-            blob = data.get(call.result_hash)
-            try:
-                if blob is None:
-                    blob = self.scheduler.value_store.get(call.result_hash)
-                value = loads(blob)
-            except Exception as error:  # a missing or stale blob is a miss, not a failure
-                self.logger.debug("cache entry %s unusable: %s", call.eval_hash[:8], error)
-                continue
-            results[call.eval_hash] = (call.result_kind, value, call.result_hash)
-        return results
 
     def _new_job(self, node: Node, eval_hash: str, args_hash: str, status: str) -> Job:
         task: Task = node.payload.task
@@ -395,15 +387,10 @@ class _ExecutionRun:
         if outcome.error is not None:
             self._job_failed(job, outcome)
             return
-        value = outcome.value
         try:
-            if graph.contains_expression(value):
-                kind, result_hash, data = "expression", *self._encode_expression(value)
-            else:
-                kind = "value"
-                result_hash, data = encode(value)
-        except SerializationError as error:
-            self._job_failed(job, JobOutcome.failed(job, SerializationError(
+            (kind, value, result_hash), data = self.values.job_result(outcome)
+        except KredunError as error:
+            self._job_failed(job, JobOutcome.failed(job, type(error)(
                 f"result of {job.task.fullname}: {error}"
             )))  # fmt: skip
             return
@@ -413,6 +400,7 @@ class _ExecutionRun:
                 CallRecord(eval_hash=job.eval_hash, task_hash=job.task.hash,
                            args_hash=job.args_hash, result_hash=result_hash, result_kind=kind)
             )  # fmt: skip
+        if data is not None or not self.values.records_results:
             self.scheduler._results[job.eval_hash] = (kind, value, result_hash)
         job.record.status = "DONE"
         job.record.end_time = _now()
@@ -422,23 +410,13 @@ class _ExecutionRun:
             del self.in_flight[job.eval_hash]
         self._deliver(job, kind, value, result_hash)
 
-    @staticmethod
-    def _encode_expression(expr: Any) -> tuple[str | None, bytes | None]:
-        """A returned expression is cached by its pickle; a graph too deep to pickle is
-        evaluated but not cached."""
-        try:
-            data = dumps(expr)
-        except SerializationError:
-            return None, None
-        return hash_bytes(data), data
-
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
         """Substitute a job's result into every node waiting on it."""
         if kind == "value":
             for node in job.nodes:
                 self._resolve(node, value, result_hash)
             return
-        sub_root, ready = graph.build(value, owner=job)
+        sub_root, ready = self.values.build(value, job)
         self.ready.extend(ready)
         for node in job.nodes:
             node.kind = graph.FORWARD
@@ -499,7 +477,7 @@ class _ExecutionRun:
 
     # -- provenance -------------------------------------------------------------------------
 
-    def _record_task(self, task: Task) -> None:
+    def _record_task(self, task: Any) -> None:
         if task.hash not in self.scheduler._recorded_tasks:
             self.scheduler._recorded_tasks.add(task.hash)
             self.pending.tasks.append(
@@ -510,13 +488,11 @@ class _ExecutionRun:
         if value_hash in self.scheduler._recorded_values:
             return
         self.scheduler._recorded_values.add(value_hash)
-        inline = len(data) <= INLINE_VALUE_LIMIT
-        if not inline:
-            self.scheduler.value_store.put(value_hash, data)
         self.pending.values.append(
-            ValueRecord(value_hash, type_name(value), preview(value), len(data),
-                        data if inline else None)
-        )  # fmt: skip
+            store_value(
+                self.scheduler.value_store, value_hash, data, type_name(value), preview(value)
+            )
+        )
 
     def _flush_if_due(self) -> None:
         rows = len(self.dirty_jobs) + len(self.pending.values)

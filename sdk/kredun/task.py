@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Callable
 from typing import Any, overload
 
+from .binding import Parameter, bind, describe_signature, hash_call_arguments
 from .expression import TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 
@@ -61,7 +62,7 @@ class Task:
         self._options = dict(options or {})
         self.hash = task_hash or self._compute_hash()
         self._signature: inspect.Signature | None = None
-        self._plain_parameters: tuple[list[str], dict[str, str], bool] | None = None
+        self._parameters: list[Parameter] | None = None
         self.__doc__ = func.__doc__
 
     def _compute_hash(self) -> str:
@@ -106,58 +107,35 @@ class Task:
             task_hash=self.hash,
         )
         copy._signature = self._signature
-        copy._plain_parameters = self._plain_parameters
+        copy._parameters = self._parameters
         return copy
 
     def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
         return PartialTask(self, args, kwargs)
 
+    @property
+    def parameters(self) -> list[Parameter]:
+        if self._parameters is None:
+            self._parameters = describe_signature(self.signature)
+        return self._parameters
+
     def hash_arguments(self, positional: list[str], named: dict[str, str]) -> str:
         """Hash a call's arguments, given their value hashes, by parameter name with defaults
         filled in, so `add(1, 2)` and `add(a=1, b=2)` are the same call. Raises TypeError
         for a call that does not fit the signature."""
-        if self._plain_parameters is None:
-            self._plain_parameters = self._describe_parameters()
-        names, default_hashes, simple = self._plain_parameters
-        if simple and len(positional) <= len(names) and not (set(named) - set(names)):
-            by_name = dict(zip(names, positional, strict=False))
-            if not (by_name.keys() & named.keys()):
-                by_name.update(named)
-                for name in names:
-                    if name not in by_name:
-                        if name not in default_hashes:
-                            raise TypeError(f"missing a required argument: {name!r}")
-                        by_name[name] = default_hashes[name]
-                return hash_parts("args", [f"{name}={by_name[name]}" for name in names])
-        bound = self.signature.bind(*positional, **named)  # raises the precise TypeError
-        parts = []
-        for name, parameter in self.signature.parameters.items():
-            given = bound.arguments.get(name, default_hashes.get(name))
-            if given is None:
-                continue
-            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                given = hash_parts("varargs", list(given))
-            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                given = hash_parts("varkw", [f"{k}={v}" for k, v in sorted(given.items())])
-            parts.append(f"{name}={given}")
-        return hash_parts("args", parts)
+        return hash_call_arguments(self.parameters, positional, named)
 
-    def _describe_parameters(self) -> tuple[list[str], dict[str, str], bool]:
-        """Parameter names, default values' hashes, and whether every parameter can be
-        passed both by position and by name (no *args, **kwargs, positional- or
-        keyword-only), which allows binding without inspect."""
-        parameters = self.signature.parameters.values()
-        return (
-            [p.name for p in parameters],
-            {p.name: hash_value(p.default) for p in parameters if p.default is not p.empty},
-            all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters),
-        )
+    @property
+    def default_values(self) -> dict[str, Any]:
+        return {
+            name: parameter.default
+            for name, parameter in self.signature.parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
 
     def bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        """Arguments by parameter name, defaults applied (raises TypeError on a bad call)."""
-        bound = self.signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return bound.arguments
+        """Arguments by parameter name (raises TypeError on a bad call)."""
+        return bind(self.parameters, list(args), kwargs)
 
     def __kredun_hash__(self) -> str:
         return self.hash

@@ -11,6 +11,9 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from .errors import ConfigError, ValueNotFoundError
+from .provenance.records import ValueRecord
+
+INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
 
 
 class ValueStore(Protocol):
@@ -84,3 +87,14 @@ def open_value_store(uri: str) -> ValueStore:
 
         return S3ValueStore(parsed.netloc, parsed.path.lstrip("/"))
     raise ConfigError(f"unsupported value store URI {uri!r} (use memory://, file://PATH or s3://)")
+
+
+def store_value(
+    value_store: ValueStore, value_hash: str, data: bytes, type_name: str, preview: str
+) -> ValueRecord:
+    """The provenance row for serialized bytes: kept inline when small, else written to
+    the value store and only described by the row."""
+    inline = len(data) <= INLINE_VALUE_LIMIT
+    if not inline:
+        value_store.put(value_hash, data)
+    return ValueRecord(value_hash, type_name, preview, len(data), data if inline else None)

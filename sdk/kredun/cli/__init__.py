@@ -43,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("execution", nargs="?", metavar="ID", help="execution id (a prefix will do)")
     log.add_argument("--limit", type=int, default=20, help="executions to list (default 20)")
 
+    worker = commands.add_parser(
+        "worker",
+        help="run one job from a job spec (what Pods and Batch jobs run)",
+        description="Run one job and record its result in the configured stores "
+        "($KREDUN_DATABASE_URI, $KREDUN_VALUE_STORE or --config).",
+    )
+    worker.add_argument("--config", metavar="FILE", help="kredun.toml with the stores")
+    spec = worker.add_mutually_exclusive_group(required=True)
+    spec.add_argument("--spec-hash", metavar="HASH", help="job spec kept in the value store")
+    spec.add_argument("--spec-json", metavar="JSON", help="job spec given inline")
+
     db = commands.add_parser("db", help="manage the provenance database")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_commands.add_parser("upgrade", parents=[database], help="apply database migrations")
@@ -60,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .log import log_command
 
             return log_command(args)
+        if args.command == "worker":
+            from .worker import worker_command
+
+            return worker_command(args)
         if args.command == "db":
             from .log import db_upgrade_command
 

@@ -1,0 +1,102 @@
+"""How a run treats values: as Python objects (in-process) or as references (operator).
+
+The scheduler's reduction loop is the same for both; only these steps differ: building the
+graph, assembling containers, reading a finished job's result and replaying cached ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import graph
+from .errors import ExecutorError, SerializationError
+from .hashing import encode, hash_bytes
+from .plan import assemble_reference, decode_plan, loads_plan
+from .provenance.records import CallRecord
+from .refs import ValueRef
+from .serialize import dumps, loads
+
+if TYPE_CHECKING:
+    from .executors import JobOutcome
+    from .scheduler import Scheduler
+
+# (kind, value, result hash); kind is "value", "expression" (a pickled expression) or
+# "plan" (a JSON plan fragment).
+Result = tuple[str, Any, str | None]
+
+
+class TrustedValues:
+    """In-process: values are Python objects; the scheduler serializes and records results."""
+
+    records_results = True
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
+        return graph.build(expr, owner)
+
+    def assemble(self, node: graph.Node) -> Any:
+        return graph.assemble(node)
+
+    def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
+        """The result and, when it can be cached, its serialized bytes."""
+        value = outcome.value
+        if not graph.contains_expression(value):
+            value_hash, data = encode(value)
+            return ("value", value, value_hash), data
+        try:
+            data = dumps(value)
+        except SerializationError:
+            # A returned graph too deep to pickle is evaluated, just not cached.
+            return ("expression", value, None), None
+        return ("expression", value, hash_bytes(data)), data
+
+    def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
+        results = {}
+        for call in calls:
+            try:
+                value = loads(self.scheduler.fetch_blob(call.result_hash))
+            except Exception:  # a missing or stale blob is a cache miss, not a failure
+                continue
+            results[call.eval_hash] = (call.result_kind, value, call.result_hash)
+        return results
+
+
+class ReferencedValues:
+    """Operator side: values are references; workers record results, nothing is unpickled."""
+
+    records_results = False
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
+        return decode_plan(expr, owner)
+
+    def assemble(self, node: graph.Node) -> Any:
+        return assemble_reference(node)
+
+    def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
+        job = outcome.job
+        call = self.scheduler.store.lookup_calls([job.eval_hash]).get(job.eval_hash)
+        if call is None:
+            raise ExecutorError(
+                f"job {job.id[:8]} ({job.task.fullname}) ended without recording a result"
+            )
+        return self._result(call), None
+
+    def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
+        results = {}
+        for call in calls:
+            if call.result_kind in ("value", "plan"):
+                results[call.eval_hash] = self._result(call)
+        return results
+
+    def _result(self, call: CallRecord) -> Result:
+        if call.result_kind == "plan":
+            return "plan", loads_plan(self.scheduler.fetch_blob(call.result_hash)), call.result_hash
+        if call.result_kind != "value":
+            raise ExecutorError(f"result of kind {call.result_kind!r} cannot be used here")
+        return "value", ValueRef(call.result_hash), call.result_hash

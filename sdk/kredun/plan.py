@@ -1,0 +1,365 @@
+"""Plans: the JSON form of an expression graph, for places that must not unpickle.
+
+The SDK encodes an expression into a plan when it submits to a cluster, and a worker
+encodes the expression a task returned. The operator decodes plans into scheduler nodes
+whose values are references; it never sees a Python object a user made.
+
+    {"version": 1,
+     "tasks": {"<task hash>": {"name": "ns.add", "module": "wf", "params": [[name, kind,
+               default_hash], ...], "options": {...}, "code": <ref> | null}},
+     "nodes": [{"value": <ref>},
+               {"call": "<task hash>", "args": [0, 1], "kwargs": {"b": 2}, "options": {}},
+               {"op": "getitem", "args": [3, 4], "kwargs": {}},
+               {"list": [0, 1]}, {"tuple": [...]}, {"set": [...]}, {"dict": [k, v, ...]},
+               {"namedtuple": [...], "type": <ref>, "type_name": "module.Name"}],
+     "root": 5}
+
+Children always precede their parents, so a plan is acyclic by construction and decodes in
+one forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import graph
+from .binding import PARAMETER_KINDS, Parameter, bind, hash_call_arguments
+from .errors import PlanError
+from .expression import SimpleExpression, TaskExpression
+from .hashing import encode
+from .refs import CompositeRef, ValueRef, ref_from_json
+
+PLAN_VERSION = 1
+INLINE_LIMIT = 4096  # bytes of a serialized value kept inside the plan itself
+MAX_PLAN_NODES = 1_000_000
+
+StoreBlob = Callable[[str, bytes], None]
+
+
+@dataclass
+class TaskRef:
+    """A task as a plan names it: enough to hash and schedule calls, nothing to run them."""
+
+    fullname: str
+    hash: str
+    module: str
+    parameters: list[Parameter]
+    code: ValueRef | None = None
+    option_values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def namespace(self) -> str:
+        return self.fullname.rpartition(".")[0]
+
+    @property
+    def name(self) -> str:
+        return self.fullname.rpartition(".")[2]
+
+    source = ""
+
+    @property
+    def default_values(self) -> dict[str, Any]:
+        return {}  # a plan knows defaults only by hash
+
+    def get_option(self, key: str, default: Any = None) -> Any:
+        return self.option_values.get(key, default)
+
+    def options(self, **options: Any) -> TaskRef:
+        return TaskRef(
+            self.fullname, self.hash, self.module, self.parameters, self.code,
+            {**self.option_values, **options},
+        )  # fmt: skip
+
+    def hash_arguments(self, positional: list[str], named: dict[str, str]) -> str:
+        return hash_call_arguments(self.parameters, positional, named)
+
+    def bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        return bind(self.parameters, list(args), kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.fullname,
+            "module": self.module,
+            "params": [list(parameter) for parameter in self.parameters],
+            "options": self.option_values,
+            "code": self.code.to_json() if self.code else None,
+        }
+
+
+@dataclass
+class PlannedCall:
+    """A call node's payload from a plan; shaped like a TaskExpression for the scheduler."""
+
+    task: TaskRef
+    args: tuple
+    kwargs: dict[str, None]
+
+    def __repr__(self) -> str:
+        return f"TaskExpression({self.task.fullname!r}, <{len(self.args)} args>, ...)"
+
+
+@dataclass(frozen=True)
+class NamedTupleType:
+    type_ref: ValueRef
+    type_name: str
+
+
+def _json_options(options: dict[str, Any]) -> dict[str, Any]:
+    safe = {}
+    for key, value in options.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        safe[key] = value
+    return safe
+
+
+# -- encoding (trusted side: SDK and workers) -------------------------------------------------
+
+
+class _Encoder:
+    def __init__(self, store_blob: StoreBlob, task_code: Callable[[Any], bytes] | None) -> None:
+        self.store_blob = store_blob
+        self.task_code = task_code
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.nodes: list[dict[str, Any]] = []
+
+    def value_ref(self, value: Any) -> dict[str, Any]:
+        value_hash, data = encode(value)
+        if len(data) <= INLINE_LIMIT:
+            return ValueRef(value_hash, data).to_json()
+        self.store_blob(value_hash, data)
+        return ValueRef(value_hash).to_json()
+
+    def task_key(self, task: Any) -> str:
+        if task.hash not in self.tasks:
+            code = None
+            if self.task_code is not None:
+                data = self.task_code(task)
+                code = self.value_ref_from_bytes(data)
+            self.tasks[task.hash] = TaskRef(
+                task.fullname, task.hash, getattr(task.func, "__module__", ""), task.parameters,
+                code, _json_options(task.option_values),
+            ).to_json()  # fmt: skip
+        return task.hash
+
+    def value_ref_from_bytes(self, data: bytes) -> ValueRef:
+        from .hashing import hash_bytes
+
+        blob_hash = hash_bytes(data)
+        self.store_blob(blob_hash, data)
+        return ValueRef(blob_hash)
+
+    def node(self, kind: str, payload: Any, children: list[int], obj: Any) -> dict[str, Any]:
+        if kind == graph.CALL:
+            expr: TaskExpression = obj
+            split = len(expr.args)
+            return {
+                "call": self.task_key(expr.task),
+                "args": children[:split],
+                "kwargs": dict(zip(expr.kwargs, children[split:], strict=True)),
+                "options": _json_options(expr.task.option_values),
+            }
+        if kind == graph.OP:
+            simple: SimpleExpression = obj
+            split = len(simple.args)
+            return {
+                "op": simple.func_name,
+                "args": children[:split],
+                "kwargs": dict(zip(simple.kwargs, children[split:], strict=True)),
+            }
+        if kind == graph.NAMEDTUPLE:
+            return {
+                "namedtuple": children,
+                "type": self.value_ref(payload),
+                "type_name": graph.namedtuple_name(payload),
+            }
+        return {kind: children}
+
+
+def encode_plan(
+    expr: Any, store_blob: StoreBlob, task_code: Callable[[Any], bytes] | None = None
+) -> dict[str, Any]:
+    """The plan of an expression. Values over INLINE_LIMIT go through `store_blob(hash,
+    bytes)`; `task_code(task)` serializes a task's code (None: workers import by name)."""
+    encoder = _Encoder(store_blob, task_code)
+    memo: dict[int, int] = {}
+    built: list[int] = []
+    stack: list[tuple[Any, tuple | None]] = [(expr, None)]
+    while stack:
+        obj, found = stack.pop()
+        if found is None:
+            if id(obj) in memo:
+                built.append(memo[id(obj)])
+                continue
+            found = graph.shape(obj)
+            if found is None:
+                encoder.nodes.append({"value": encoder.value_ref(obj)})
+                built.append(len(encoder.nodes) - 1)
+                continue
+            stack.append((obj, found))
+            stack.extend((child, None) for child in reversed(found[2]))
+            continue
+        kind, payload, child_objects = found
+        count = len(child_objects)
+        children = built[len(built) - count :] if count else []
+        del built[len(built) - count :]
+        encoder.nodes.append(encoder.node(kind, payload, children, obj))
+        memo[id(obj)] = len(encoder.nodes) - 1
+        built.append(len(encoder.nodes) - 1)
+    return {
+        "version": PLAN_VERSION,
+        "tasks": encoder.tasks,
+        "nodes": encoder.nodes,
+        "root": built[0],
+    }
+
+
+# -- decoding (either side; never unpickles) --------------------------------------------------
+
+
+def _task_ref(task_hash: str, data: Any) -> TaskRef:
+    where = f"task {task_hash[:8]}"
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise PlanError(f"{where}: needs a 'name'")
+    parameters = []
+    for index, entry in enumerate(data.get("params", [])):
+        if (
+            not isinstance(entry, list | tuple)
+            or len(entry) != 3
+            or entry[1] not in PARAMETER_KINDS
+        ):
+            raise PlanError(f"{where}: params[{index}] must be [name, kind, default_hash]")
+        parameters.append(Parameter(str(entry[0]), entry[1], entry[2]))
+    code = ref_from_json(data["code"], f"{where}.code") if data.get("code") else None
+    if code is not None and not isinstance(code, ValueRef):
+        raise PlanError(f"{where}: 'code' must be a value reference")
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise PlanError(f"{where}: 'options' must be an object")
+    return TaskRef(data["name"], task_hash, str(data.get("module", "")), parameters, code, options)
+
+
+def decode_plan(plan: Any, owner: Any = None) -> tuple[graph.Node, list[graph.Node]]:
+    """Scheduler nodes for a plan: (root, nodes ready to reduce). Raises PlanError, naming
+    the offending node, for anything malformed."""
+    from .builtins import simple_op_ref
+
+    if not isinstance(plan, dict):
+        raise PlanError("a plan must be a JSON object")
+    if plan.get("version") != PLAN_VERSION:
+        raise PlanError(f"unsupported plan version {plan.get('version')!r} (need {PLAN_VERSION})")
+    tasks_data, nodes_data = plan.get("tasks", {}), plan.get("nodes")
+    if not isinstance(tasks_data, dict) or not isinstance(nodes_data, list) or not nodes_data:
+        raise PlanError("a plan needs a 'tasks' object and a non-empty 'nodes' list")
+    if len(nodes_data) > MAX_PLAN_NODES:
+        raise PlanError(f"plan has {len(nodes_data)} nodes; the limit is {MAX_PLAN_NODES}")
+    tasks = {key: _task_ref(key, value) for key, value in tasks_data.items()}
+    nodes: list[graph.Node] = []
+    ready: list[graph.Node] = []
+
+    def child(index: Any, where: str) -> graph.Node:
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(nodes):
+            raise PlanError(f"{where}: child {index!r} is not an earlier node")
+        return nodes[index]
+
+    def children_of(spec: dict, where: str) -> tuple[list[graph.Node], list[str]]:
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise PlanError(f"{where}: 'args' must be a list and 'kwargs' an object")
+        positional = [child(i, where) for i in args]
+        named = [child(i, where) for i in kwargs.values()]
+        return positional + named, list(kwargs)
+
+    for position, spec in enumerate(nodes_data):
+        where = f"plan node {position}"
+        if not isinstance(spec, dict) or len(spec.keys() & _NODE_KINDS) != 1:
+            raise PlanError(f"{where}: expected exactly one of {', '.join(sorted(_NODE_KINDS))}")
+        if "value" in spec:
+            ref = ref_from_json(spec["value"], where)
+            node = graph.Node(graph.VALUE, ref)
+            node.hash = ref.hash
+            nodes.append(node)
+            continue
+        if "call" in spec:
+            task = tasks.get(spec["call"])
+            if task is None:
+                raise PlanError(f"{where}: calls unknown task {spec['call']!r}")
+            options = spec.get("options") or {}
+            if options:
+                task = task.options(**options)
+            children, names = children_of(spec, where)
+            split = len(children) - len(names)
+            node = graph.Node(
+                graph.CALL, PlannedCall(task, (None,) * split, dict.fromkeys(names)), children
+            )
+        elif "op" in spec:
+            # Simple operations run in job processes: a call of the built-in op task.
+            name = spec["op"]
+            from .expression import SIMPLE_OPERATIONS
+
+            if name not in SIMPLE_OPERATIONS:
+                raise PlanError(f"{where}: unknown operation {name!r}")
+            name_node = graph.Node(graph.VALUE, ValueRef(*encode(name)))
+            name_node.hash = name_node.payload.hash
+            children, names = children_of(spec, where)
+            split = len(children) - len(names)
+            node = graph.Node(
+                graph.CALL,
+                PlannedCall(simple_op_ref(), (None,) * (split + 1), dict.fromkeys(names)),
+                [name_node, *children],
+            )
+        else:
+            kind = next(iter(spec.keys() & _CONTAINER_KEYS))
+            items = spec[kind]
+            if not isinstance(items, list):
+                raise PlanError(f"{where}: {kind!r} must list child nodes")
+            payload = None
+            if kind == graph.NAMEDTUPLE:
+                type_ref = ref_from_json(spec.get("type"), f"{where}.type")
+                if not isinstance(type_ref, ValueRef):
+                    raise PlanError(f"{where}: a namedtuple's 'type' must be a value reference")
+                payload = NamedTupleType(type_ref, str(spec.get("type_name", "")))
+            if kind == graph.DICT and len(items) % 2:
+                raise PlanError(f"{where}: 'dict' needs alternating keys and values")
+            node = graph.Node(kind, payload, [child(i, where) for i in items])
+        node.owner = owner
+        for dependency in node.children:
+            if not dependency.resolved:
+                dependency.parents.append(node)
+                node.waiting += 1
+        if node.waiting == 0:
+            ready.append(node)
+        nodes.append(node)
+    root = child(plan.get("root"), "plan root")
+    return root, ready
+
+
+_CONTAINER_KEYS = {graph.LIST, graph.TUPLE, graph.SET, graph.DICT, graph.NAMEDTUPLE}
+_NODE_KINDS = {"value", "call", "op", *_CONTAINER_KEYS}
+
+
+def assemble_reference(node: graph.Node) -> CompositeRef | Any:
+    """A ready container node's value as a reference (operator side: nothing unpickled)."""
+    items = tuple(child.value for child in node.children)
+    if node.kind == graph.FORWARD:
+        return items[0]
+    if node.kind == graph.NAMEDTUPLE:
+        payload: NamedTupleType = node.payload
+        return CompositeRef(node.kind, items, payload.type_ref, payload.type_name)
+    return CompositeRef(node.kind, items)
+
+
+def dumps_plan(plan: dict[str, Any]) -> bytes:
+    return json.dumps(plan, separators=(",", ":"), sort_keys=True).encode()
+
+
+def loads_plan(data: bytes | str) -> dict[str, Any]:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PlanError(f"plan is not valid JSON: {error}") from None

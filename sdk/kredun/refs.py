@@ -1,0 +1,119 @@
+"""References to values: what the operator holds instead of values it may not unpickle.
+
+A `ValueRef` names a serialized value by content hash (with the bytes inline when small).
+A `CompositeRef` is a container of references, hashed structurally exactly as `hash_value`
+hashes the container it stands for, so the operator and an in-process scheduler compute the
+same eval hashes. Only trusted code (SDK, workers) turns references back into values.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PlanError
+from .hashing import combine_container_hash
+from .serialize import loads
+
+CONTAINER_KINDS = ("list", "tuple", "set", "dict", "namedtuple")
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRef:
+    hash: str
+    inline: bytes | None = None
+
+    def __kredun_hash__(self) -> str:
+        return self.hash
+
+    def __repr__(self) -> str:
+        return f"<value {self.hash[:8]}>"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"hash": self.hash}
+        if self.inline is not None:
+            data["inline"] = base64.b64encode(self.inline).decode("ascii")
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeRef:
+    kind: str  # one of CONTAINER_KINDS; dict items alternate key, value
+    items: tuple[ValueRef | CompositeRef, ...]
+    type_ref: ValueRef | None = None  # the namedtuple class, pickled
+    type_name: str = ""  # "module.QualName" of the namedtuple class
+    hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        tag = f"namedtuple:{self.type_name}" if self.kind == "namedtuple" else self.kind
+        object.__setattr__(
+            self, "hash", combine_container_hash(tag, [item.hash for item in self.items])
+        )
+
+    def __kredun_hash__(self) -> str:
+        return self.hash
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} of {len(self.items)} {self.hash[:8]}>"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "composite": self.kind,
+            "items": [item.to_json() for item in self.items],
+        }
+        if self.type_ref is not None:
+            data["type"] = self.type_ref.to_json()
+            data["type_name"] = self.type_name
+        return data
+
+
+Ref = ValueRef | CompositeRef
+
+
+def ref_from_json(data: Any, where: str = "value") -> Ref:
+    """Parse a reference; malformed input raises PlanError naming where it was."""
+    if not isinstance(data, dict):
+        raise PlanError(f"{where}: expected an object, got {type(data).__name__}")
+    if "composite" in data:
+        kind = data["composite"]
+        if kind not in CONTAINER_KINDS:
+            raise PlanError(f"{where}: unknown container kind {kind!r}")
+        items = data.get("items")
+        if not isinstance(items, list):
+            raise PlanError(f"{where}: 'items' must be a list")
+        type_ref = ref_from_json(data["type"], f"{where}.type") if "type" in data else None
+        if kind == "namedtuple" and not isinstance(type_ref, ValueRef):
+            raise PlanError(f"{where}: a namedtuple needs its 'type'")
+        return CompositeRef(
+            kind,
+            tuple(ref_from_json(item, f"{where}.items[{i}]") for i, item in enumerate(items)),
+            type_ref,  # type: ignore[arg-type]
+            str(data.get("type_name", "")),
+        )
+    value_hash = data.get("hash")
+    if not isinstance(value_hash, str) or len(value_hash) != 40:
+        raise PlanError(f"{where}: 'hash' must be 40 hex characters")
+    inline = data.get("inline")
+    try:
+        raw = base64.b64decode(inline, validate=True) if inline is not None else None
+    except (ValueError, TypeError):
+        raise PlanError(f"{where}: 'inline' is not valid base64") from None
+    return ValueRef(value_hash, raw)
+
+
+def resolve(ref: Ref, fetch: Callable[[str], bytes]) -> Any:
+    """The value a reference stands for. Trusted code only: this unpickles."""
+    if isinstance(ref, ValueRef):
+        return loads(ref.inline if ref.inline is not None else fetch(ref.hash))
+    items = [resolve(item, fetch) for item in ref.items]
+    if ref.kind == "list":
+        return items
+    if ref.kind == "tuple":
+        return tuple(items)
+    if ref.kind == "set":
+        return set(items)
+    if ref.kind == "dict":
+        return dict(zip(items[0::2], items[1::2], strict=True))
+    return resolve(ref.type_ref, fetch)(*items)  # namedtuple

@@ -1,0 +1,114 @@
+"""The worker entrypoint: runs one job wherever it lands (a Pod, a Batch job, a process).
+
+The scheduler that dispatched the job hands over a *job spec* (JSON: the task reference,
+argument references, the job's hashes). The worker loads the task, resolves the arguments,
+runs the task and records the result in the shared provenance store and value store: a
+value, or a plan fragment when the task returned expressions. Nothing but the exit status
+goes back to the scheduler, which reads the result from the store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import graph
+from .config import Config
+from .errors import PlanError, WorkflowLoadError
+from .hashing import encode, hash_bytes
+from .plan import TaskRef, _task_ref, dumps_plan, encode_plan
+from .provenance.records import CallRecord, ProvenanceBatch, TaskRecord
+from .refs import ref_from_json, resolve
+from .serialize import preview, type_name
+from .valuestore import store_value
+
+SPEC_VERSION = 1
+
+
+def job_spec(job: Any, execution_id: str) -> dict[str, Any]:
+    """The JSON a worker needs to run `job` (its arguments must be references)."""
+    task: TaskRef = job.task
+    return {
+        "version": SPEC_VERSION,
+        "job_id": job.id,
+        "execution_id": execution_id,
+        "eval_hash": job.eval_hash,
+        "args_hash": job.args_hash,
+        "task_hash": task.hash,
+        "task": task.to_json(),
+        "args": [ref.to_json() for ref in job.args],
+        "kwargs": {name: ref.to_json() for name, ref in job.kwargs.items()},
+    }
+
+
+def _load_task(spec: dict[str, Any], fetch) -> Any:
+    import cloudpickle
+
+    from .task import get_task
+
+    ref = _task_ref(spec["task_hash"], spec["task"])
+    if ref.code is not None:
+        return cloudpickle.loads(ref.code.inline or fetch(ref.code.hash))
+    import importlib
+
+    try:
+        importlib.import_module(ref.module)
+    except ImportError as error:
+        raise WorkflowLoadError(f"cannot import module {ref.module!r}: {error}") from None
+    found = get_task(ref.fullname)
+    if found is None:
+        raise WorkflowLoadError(f"module {ref.module!r} defines no task {ref.fullname!r}")
+    if found.hash != ref.hash:
+        raise WorkflowLoadError(
+            f"task {ref.fullname} in this image has hash {found.hash[:8]}, "
+            f"but the job was planned for {ref.hash[:8]}: rebuild the image or resubmit"
+        )
+    return found
+
+
+def run_job(spec: dict[str, Any], config: Config) -> Any:
+    """Run the job a spec describes and record its result. Returns the task's return value;
+    the task's own exception propagates."""
+    from .scheduler import Scheduler
+
+    if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
+        raise PlanError("job spec is not a kredun job spec (version 1)")
+    scheduler = Scheduler(config=config)
+    try:
+        fetch = scheduler.fetch_blob
+        task = _load_task(spec, fetch)
+        args = [resolve(ref_from_json(a, f"args[{i}]"), fetch) for i, a in enumerate(spec["args"])]
+        kwargs = {
+            name: resolve(ref_from_json(a, f"kwargs[{name}]"), fetch)
+            for name, a in spec["kwargs"].items()
+        }
+        result = task.func(*args, **kwargs)
+        if graph.contains_expression(result):
+            import cloudpickle
+
+            plan = encode_plan(result, scheduler.value_store.put, cloudpickle.dumps)
+            data = dumps_plan(plan)
+            kind, result_hash = "plan", hash_bytes(data)
+            type_text, preview_text = "kredun.plan", f"<plan of {len(plan['nodes'])} nodes>"
+        else:
+            kind = "value"
+            result_hash, data = encode(result)
+            type_text, preview_text = type_name(result), preview(result)
+        batch = ProvenanceBatch(
+            tasks=[TaskRecord(task.hash, task.fullname, task.namespace, task.source)],
+            values=[store_value(scheduler.value_store, result_hash, data, type_text, preview_text)],
+        )
+        batch.calls.append(
+            CallRecord(spec["eval_hash"], spec["task_hash"], spec["args_hash"], result_hash, kind)
+        )
+        scheduler.store.write(batch)
+        return result
+    finally:
+        scheduler.close()
+
+
+def load_spec(text: str) -> dict[str, Any]:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise PlanError(f"job spec is not valid JSON: {error}") from None

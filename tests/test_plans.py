@@ -1,0 +1,194 @@
+"""The operator's path without Kubernetes: plans, value references, and workers that record
+results, with unpickling forbidden in the scheduler's process."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kredun import Scheduler, task
+from kredun.errors import PlanError
+from kredun.plan import decode_plan, dumps_plan, encode_plan, loads_plan
+from kredun.refs import CompositeRef, ValueRef, resolve
+from kredun.valuestore import open_value_store
+from tests.support.worker_executor import TYPE, WorkerProcessExecutor
+
+kredun_namespace = "plans"
+
+
+@task()
+def add(a, b):
+    return a + b
+
+
+@task()
+def add4(a, b, c, d):
+    return add(add(a, b), add(c, d))
+
+
+@task()
+def intdiv(n, d):
+    return {"quotient": n // d, "remainder": n % d}
+
+
+@task()
+def apply_twice(fn, x):
+    return fn(fn(x, x), x)
+
+
+@task()
+def fail(message):
+    raise ValueError(message)
+
+
+def run_in_child(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return f"sqlite:///{tmp_path / 'db.sqlite'}", f"file://{tmp_path / 'values'}"
+
+
+def plan_of(expr, value_store_uri):
+    import cloudpickle
+
+    return encode_plan(expr, open_value_store(value_store_uri).put, cloudpickle.dumps)
+
+
+def operator_like_run(plan, database, value_store, cache=True):
+    """What the operator does: reduce a plan over references, jobs in worker processes."""
+    config = {
+        "database": {"uri": database},
+        "value_store": {"uri": value_store},
+        "executors": {"default": {"type": TYPE, "database": database, "value_store": value_store}},
+    }
+    from kredun.domains import ReferencedValues
+
+    real_loads, real_unpickler = pickle.loads, pickle.Unpickler
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the scheduler unpickled data while reducing a plan")
+
+    pickle.loads, pickle.Unpickler = refuse, refuse
+    try:
+        scheduler = Scheduler(config=config)
+        return scheduler.run(loads_plan(dumps_plan(plan)), values=ReferencedValues, cache=cache)
+    finally:
+        pickle.loads, pickle.Unpickler = real_loads, real_unpickler
+        scheduler.close()
+
+
+def resolved(ref, database, value_store):
+    return resolve(ref, Scheduler(db_uri=database, value_store=value_store).fetch_blob)
+
+
+@pytest.fixture(autouse=True)
+def count_workers():
+    WorkerProcessExecutor.launched.clear()
+
+
+def test_plan_with_returned_expressions_ops_and_containers(stores):
+    database, value_store = stores
+    quotient = intdiv(17, 5)["quotient"]
+    expr = {"sum": add4(1, 2, 3, 4), "q": add(quotient, 1), "pair": (add(1, 1), 5)}
+    ref = operator_like_run(plan_of(expr, value_store), database, value_store)
+    assert isinstance(ref, CompositeRef)
+    assert resolved(ref, database, value_store) == {"sum": 10, "q": 4, "pair": (2, 5)}
+    names = sorted(WorkerProcessExecutor.launched)
+    assert names.count("plans.add") == 5 and "kredun.simple_op" in names
+
+    # A second run replays everything from the shared cache: no worker starts.
+    WorkerProcessExecutor.launched.clear()
+    again = operator_like_run(plan_of(expr, value_store), database, value_store)
+    assert again.hash == ref.hash and WorkerProcessExecutor.launched == []
+
+
+def test_same_eval_hashes_as_the_in_process_scheduler(stores):
+    """A laptop run and a plan run share cache entries: the worker replays the laptop's."""
+    database, value_store = stores
+    Scheduler(db_uri=database, value_store=value_store).run(add(add(1, 2), 3))
+    ref = operator_like_run(plan_of(add(add(1, 2), 3), value_store), database, value_store)
+    assert WorkerProcessExecutor.launched == []
+    assert isinstance(ref, ValueRef) and resolved(ref, database, value_store) == 6
+
+
+def test_higher_order_tasks_in_plans(stores):
+    database, value_store = stores
+    ref = operator_like_run(plan_of(apply_twice(add, 3), value_store), database, value_store)
+    assert resolved(ref, database, value_store) == 9
+
+
+def test_task_failure_in_worker_reaches_the_caller(stores):
+    database, value_store = stores
+    from kredun.errors import ExecutorError
+
+    with pytest.raises(ExecutorError, match="ValueError: kaput"):
+        operator_like_run(plan_of(add(fail("kaput"), 1), value_store), database, value_store)
+
+
+def test_plan_round_trips_through_json_and_is_deterministic(stores):
+    _, value_store = stores
+    expr = [add(i, i) for i in range(3)]
+    first, second = plan_of(expr, value_store), plan_of(expr, value_store)
+    assert dumps_plan(first) == dumps_plan(second)
+    assert loads_plan(dumps_plan(first)) == first
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        ("nope", "a plan must be a JSON object"),
+        ({"version": 9, "tasks": {}, "nodes": [{}]}, "unsupported plan version 9"),
+        ({"version": 1, "tasks": {}, "nodes": []}, "non-empty 'nodes'"),
+        ({"version": 1, "tasks": {}, "nodes": [{"bogus": 1}], "root": 0}, "plan node 0"),
+        ({"version": 1, "tasks": {}, "nodes": [{"list": [0]}], "root": 0}, "not an earlier node"),
+        (
+            {"version": 1, "tasks": {}, "nodes": [{"call": "x", "args": []}], "root": 0},
+            "unknown task 'x'",
+        ),
+        ({"version": 1, "tasks": {}, "nodes": [{"value": {"hash": "12"}}], "root": 0}, "40 hex"),
+        (
+            {"version": 1, "tasks": {}, "nodes": [{"op": "exec", "args": []}], "root": 0},
+            "unknown operation 'exec'",
+        ),
+        (
+            {"version": 1, "tasks": {}, "nodes": [{"value": {"hash": "a" * 40}}], "root": 3},
+            "plan root",
+        ),
+    ],
+)
+def test_malformed_plans_fail_with_the_place(plan, message):
+    with pytest.raises(PlanError, match=message):
+        decode_plan(plan)
+
+
+def test_loads_plan_rejects_bad_json():
+    with pytest.raises(PlanError, match="not valid JSON"):
+        loads_plan(b"{")
+
+
+def test_forbid_unpickling_blocks_every_loader():
+    done = run_in_child(
+        textwrap.dedent(
+            """
+            import pickle, cloudpickle
+            from kredun.trust import forbid_unpickling, UnpicklingForbiddenError
+            data = pickle.dumps([1])
+            forbid_unpickling()
+            for load in (lambda: pickle.loads(data), lambda: cloudpickle.loads(data),
+                         lambda: pickle.Unpickler(None)):
+                try:
+                    load()
+                except UnpicklingForbiddenError:
+                    continue
+                raise SystemExit("a loader still worked")
+            print("ok")
+            """
+        )
+    )
+    assert done.stdout.strip() == "ok", done.stderr
