@@ -9,12 +9,12 @@ import sys
 import textwrap
 
 import pytest
-
 from kredun import Scheduler, task
 from kredun.errors import PlanError
 from kredun.plan import decode_plan, dumps_plan, encode_plan, loads_plan
 from kredun.refs import CompositeRef, ValueRef, resolve
 from kredun.valuestore import open_value_store
+
 from tests.support.worker_executor import TYPE, WorkerProcessExecutor
 
 kredun_namespace = "plans"

@@ -262,3 +262,23 @@ def test_argument_binding_by_name_and_defaults():
         scheduler.run(signature_zoo(1))
     with pytest.raises(TypeError, match="multiple values for argument 'a'"):
         scheduler.run(two(1, a=2))
+
+
+def test_seed_subrun_example_shape():
+    from examples.subrun import main
+
+    result = Scheduler().run(main())
+    assert result["name"] == "main" and isinstance(result["uname"], bytes)
+    groups = result["results"]
+    assert [group["name"] for group in groups] == ["root_on_batch", "root_on_batch"]
+    assert [[r["value"] for r in group["value"]] for group in groups] == [
+        list(range(2, 12)),
+        list(range(12, 22)),
+    ]
+    for group in groups:
+        record_pids = {record["pid"] for record in group["value"]}
+        assert group["pid"] != os.getpid()  # each group ran in its own job process...
+        assert group["pid"] not in record_pids  # ...and its records in further processes
+        assert len(record_pids) > 1
+        assert all(record["name"] == "process_record" for record in group["value"])
+    assert groups[0]["pid"] != groups[1]["pid"]
