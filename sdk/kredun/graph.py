@@ -8,10 +8,13 @@ zero it is ready to reduce. Building and resolving are iterative, never recursiv
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .expression import SIMPLE_OPERATIONS, Expression, SimpleExpression, TaskExpression
 from .hashing import combine_container_hash, hash_value, is_namedtuple
+
+T = TypeVar("T")
 
 # Node kinds.
 VALUE = "value"  # a concrete value
@@ -103,48 +106,61 @@ def contains_expression(obj: Any) -> bool:
     return False
 
 
-def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
-    """Turn an expression into nodes. Returns the root node and the nodes ready to reduce.
-
-    The same Python object (e.g. one TaskExpression used twice) becomes one node. `owner`
-    is the job that returned the expression (None for the root of an execution).
-    """
-    memo: dict[int, Node] = {}
-    ready: list[Node] = []
-    built: list[Node] = []  # post-order results
+def fold(
+    root: Any,
+    leaf: Callable[[Any], T],
+    branch: Callable[[Any, str, Any, list[T]], T],
+) -> T:
+    """Fold an expression bottom-up without recursion: `leaf(value)` for values, and
+    `branch(obj, kind, payload, folded_children)` for calls, operations and containers
+    holding expressions. The same object (e.g. one call used twice) is folded once."""
+    memo: dict[int, T] = {}
+    folded: list[T] = []  # post-order results
     stack: list[tuple[Any, tuple | None]] = [(root, None)]
     while stack:
         obj, found = stack.pop()
         if found is None:
-            known = memo.get(id(obj))
-            if known is not None:
-                built.append(known)
+            if id(obj) in memo:
+                folded.append(memo[id(obj)])
                 continue
             found = shape(obj)
             if found is None:
-                built.append(Node(VALUE, obj))
+                folded.append(leaf(obj))
                 continue
             stack.append((obj, found))
             stack.extend((child, None) for child in reversed(found[2]))
             continue
         kind, payload, child_objects = found
         count = len(child_objects)
-        children = built[len(built) - count :] if count else []
-        del built[len(built) - count :]
+        children = folded[len(folded) - count :] if count else []
+        del folded[len(folded) - count :]
+        memo[id(obj)] = result = branch(obj, kind, payload, children)
+        folded.append(result)
+    return folded[0]
+
+
+def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
+    """Turn an expression into nodes. Returns the root node and the nodes ready to reduce.
+
+    `owner` is the job that returned the expression (None for the root of an execution).
+    """
+    ready: list[Node] = []
+
+    def branch(obj: Any, kind: str, payload: Any, children: list[Node]) -> Node:
         if kind not in (CALL, OP) and all(child.kind == VALUE for child in children):
-            node = Node(VALUE, obj)  # a container with nothing left to evaluate
-        else:
-            node = Node(kind, payload, children)
-            node.owner = owner
-            for child in children:
-                if not child.resolved:
-                    child.parents.append(node)
-                    node.waiting += 1
-            if node.waiting == 0:
-                ready.append(node)
-        memo[id(obj)] = node
-        built.append(node)
-    return built[0], ready
+            return Node(VALUE, obj)  # a container with nothing left to evaluate
+        node = Node(kind, payload, children)
+        node.owner = owner
+        for child in children:
+            if not child.resolved:
+                child.parents.append(node)
+                node.waiting += 1
+        if node.waiting == 0:
+            ready.append(node)
+        return node
+
+    root_node = fold(root, lambda value: Node(VALUE, value), branch)
+    return root_node, ready
 
 
 def assemble(node: Node) -> Any:

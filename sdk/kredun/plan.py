@@ -187,35 +187,21 @@ def encode_plan(
     """The plan of an expression. Values over INLINE_LIMIT go through `store_blob(hash,
     bytes)`; `task_code(task)` serializes a task's code (None: workers import by name)."""
     encoder = _Encoder(store_blob, task_code)
-    memo: dict[int, int] = {}
-    built: list[int] = []
-    stack: list[tuple[Any, tuple | None]] = [(expr, None)]
-    while stack:
-        obj, found = stack.pop()
-        if found is None:
-            if id(obj) in memo:
-                built.append(memo[id(obj)])
-                continue
-            found = graph.shape(obj)
-            if found is None:
-                encoder.nodes.append({"value": encoder.value_ref(obj)})
-                built.append(len(encoder.nodes) - 1)
-                continue
-            stack.append((obj, found))
-            stack.extend((child, None) for child in reversed(found[2]))
-            continue
-        kind, payload, child_objects = found
-        count = len(child_objects)
-        children = built[len(built) - count :] if count else []
-        del built[len(built) - count :]
-        encoder.nodes.append(encoder.node(kind, payload, children, obj))
-        memo[id(obj)] = len(encoder.nodes) - 1
-        built.append(len(encoder.nodes) - 1)
+
+    def add(node: dict[str, Any]) -> int:
+        encoder.nodes.append(node)
+        return len(encoder.nodes) - 1
+
+    root = graph.fold(
+        expr,
+        lambda value: add({"value": encoder.value_ref(value)}),
+        lambda obj, kind, payload, children: add(encoder.node(kind, payload, children, obj)),
+    )
     return {
         "version": PLAN_VERSION,
         "tasks": encoder.tasks,
         "nodes": encoder.nodes,
-        "root": built[0],
+        "root": root,
     }
 
 
