@@ -1,0 +1,149 @@
+"""The provenance tables, as SQLAlchemy Core `Table`s on one `MetaData`.
+
+Core rather than ORM on purpose: the store writes whole batches with executemany and reads
+plain rows, so there is no identity map, unit of work or per-object bookkeeping to pay for.
+
+The migrations in `migrations/versions/` create these same tables; they are written by hand
+and never import this module, so an old migration keeps meaning what it meant when it was
+written. A test compares a migrated database against this metadata so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+
+# The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
+# database's alembic_version against it with one query, so alembic is only imported when the
+# schema actually needs creating or upgrading.
+HEAD_REVISION = "0001"
+
+# Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
+HASH_LENGTH = 64
+STATUS_LENGTH = 16
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that always comes back in UTC.
+
+    PostgreSQL stores `timestamptz` natively, but SQLite has no timezone support: its
+    DateTime drops the offset on write and returns naive values. Normalising to UTC on the
+    way in and attaching UTC on the way out makes both backends return the same datetimes.
+    Naive datetimes are taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _created() -> Column[datetime]:
+    """When a row was first inserted, filled in by the database so writers send nothing."""
+    return Column(
+        "created", UTCDateTime(), nullable=False, server_default=text("CURRENT_TIMESTAMP")
+    )
+
+
+metadata = MetaData()
+
+task_table = Table(
+    "kredun_task",
+    metadata,
+    Column("hash", String(HASH_LENGTH), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("namespace", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    _created(),
+)
+
+value_table = Table(
+    "kredun_value",
+    metadata,
+    Column("hash", String(HASH_LENGTH), primary_key=True),
+    Column("type_name", Text, nullable=False),
+    Column("preview", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=True),
+    _created(),
+)
+
+call_table = Table(
+    "kredun_call",
+    metadata,
+    Column("eval_hash", String(HASH_LENGTH), primary_key=True),
+    Column("task_hash", String(HASH_LENGTH), nullable=False),
+    Column("args_hash", String(HASH_LENGTH), nullable=False),
+    Column("result_hash", String(HASH_LENGTH), nullable=False),
+    Column("result_kind", String(STATUS_LENGTH), nullable=False),
+    _created(),
+)
+
+execution_table = Table(
+    "kredun_execution",
+    metadata,
+    Column("id", String(HASH_LENGTH), primary_key=True),
+    Column("args", Text, nullable=False),
+    Column("status", String(STATUS_LENGTH), nullable=False),
+    Column("start_time", UTCDateTime(), nullable=False),
+    Column("end_time", UTCDateTime(), nullable=True),
+    Column("result_hash", String(HASH_LENGTH), nullable=True),
+    Column("result_preview", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("parent_job_id", String(HASH_LENGTH), nullable=True),
+    # `kredun log` lists the newest executions first.
+    Index("ix_kredun_execution_start_time", "start_time"),
+)
+
+job_table = Table(
+    "kredun_job",
+    metadata,
+    Column("id", String(HASH_LENGTH), primary_key=True),
+    Column(
+        "execution_id",
+        String(HASH_LENGTH),
+        ForeignKey("kredun_execution.id", name="fk_kredun_job_execution_id"),
+        nullable=False,
+        index=True,
+    ),
+    Column("parent_id", String(HASH_LENGTH), nullable=True, index=True),
+    Column("task_name", Text, nullable=False),
+    Column("task_hash", String(HASH_LENGTH), nullable=False),
+    Column("eval_hash", String(HASH_LENGTH), nullable=True, index=True),
+    Column("status", String(STATUS_LENGTH), nullable=False),
+    Column("executor", Text, nullable=False),
+    Column("start_time", UTCDateTime(), nullable=False),
+    Column("end_time", UTCDateTime(), nullable=True),
+    Column("result_hash", String(HASH_LENGTH), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("attempt", Integer, nullable=False),
+)
