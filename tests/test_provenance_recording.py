@@ -93,3 +93,27 @@ def test_large_values_go_to_the_value_store(store_uri, tmp_path):  # noqa: F811
     fresh = Scheduler(db_uri=store_uri, value_store=f"file://{values_dir}")
     assert fresh.run(big(200_000)) == "x" * 200_000  # replayed from the value store
     fresh.close()
+
+
+def test_in_memory_scheduler_keeps_provenance_without_sqlalchemy():
+    import subprocess
+    import sys
+
+    scheduler = Scheduler()
+    assert scheduler.run(add4(1, 2, 3, 4)) == 10
+    store = scheduler.store
+    (execution,) = store.recent_executions()
+    assert store.find_execution(execution.id[:6]) == execution
+    jobs = store.jobs_of(execution.id)
+    assert sorted(job.task_name for job in jobs) == ["prov.add"] * 3 + ["prov.add4"]
+    assert store.get_task(add.hash).name == "prov.add"
+    assert store.value_records([execution.result_hash])[execution.result_hash].preview == "10"
+    program = (
+        "import sys\n"
+        "from kredun import Scheduler, task\n"
+        "inc = task(lambda x: x + 1, name='inc')\n"
+        "assert Scheduler().run(inc(1)) == 2\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr

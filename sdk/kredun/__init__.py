@@ -3,12 +3,14 @@ caching and SQL provenance — running on a laptop or as a Kubernetes operator."
 
 from .expression import Expression, QuotedExpression, SimpleExpression, TaskExpression
 from .scheduler import Scheduler
+from .submit import ExecutionHandle, submit
 from .subrun import subrun
 from .task import PartialTask, Task, get_task, task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ExecutionHandle",
     "Expression",
     "PartialTask",
     "QuotedExpression",
@@ -17,6 +19,7 @@ __all__ = [
     "Task",
     "TaskExpression",
     "get_task",
+    "submit",
     "subrun",
     "task",
 ]

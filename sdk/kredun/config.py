@@ -40,8 +40,9 @@ KNOWN_SECTIONS = {"database", "value_store", "executors", "jobs", "operator"}
 
 @dataclass
 class Config:
-    database_uri: str = "sqlite://"
-    value_store_uri: str = "memory://"
+    # None: not configured; the Scheduler then keeps everything in memory, the CLI on disk.
+    database_uri: str | None = None
+    value_store_uri: str | None = None
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -51,14 +52,6 @@ class Config:
             known = ", ".join(sorted(merged))
             raise ConfigError(f"unknown executor {name!r} (configured: {known})")
         return merged[name]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **self.sections,
-            "database": {"uri": self.database_uri},
-            "value_store": {"uri": self.value_store_uri},
-            "executors": self.executors,
-        }
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
@@ -72,8 +65,8 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         if not isinstance(options, dict) or "type" not in options:
             raise ConfigError(f"{origin}: executor {name!r} needs a 'type'")
     return Config(
-        database_uri=data.get("database", {}).get("uri", "sqlite://"),
-        value_store_uri=data.get("value_store", {}).get("uri", "memory://"),
+        database_uri=data.get("database", {}).get("uri"),
+        value_store_uri=data.get("value_store", {}).get("uri"),
         executors=dict(executors),
         sections={key: value for key, value in data.items() if key in ("jobs", "operator")},
     )
@@ -96,14 +89,12 @@ def project_config(directory: Path | None = None) -> Config:
     explicit = os.environ.get("KREDUN_CONFIG")
     path = Path(explicit) if explicit else base / CONFIG_FILE
     config = load_config_file(path) if explicit or path.exists() else Config()
-    if config.database_uri == "sqlite://":
-        config.database_uri = f"sqlite:///{base / 'kredun.db'}"
-    if config.value_store_uri == "memory://":
-        config.value_store_uri = f"file://{base / 'values'}"
+    config.database_uri = config.database_uri or f"sqlite:///{base / 'kredun.db'}"
+    config.value_store_uri = config.value_store_uri or f"file://{base / 'values'}"
     return apply_environment(config)
 
 
 def apply_environment(config: Config) -> Config:
-    config.database_uri = os.environ.get("KREDUN_DATABASE_URI", config.database_uri)
-    config.value_store_uri = os.environ.get("KREDUN_VALUE_STORE", config.value_store_uri)
+    config.database_uri = os.environ.get("KREDUN_DATABASE_URI") or config.database_uri
+    config.value_store_uri = os.environ.get("KREDUN_VALUE_STORE") or config.value_store_uri
     return config

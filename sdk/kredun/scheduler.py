@@ -28,6 +28,7 @@ from .executors import Executor, JobOutcome, create_executor
 from .graph import Node
 from .hashing import hash_eval, hash_value
 from .job import Job
+from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
     ExecutionRecord,
@@ -80,10 +81,8 @@ class Scheduler:
             self.config = config
         else:
             self.config = config_from_dict(config or {})
-        if db_uri is not None:
-            self.config.database_uri = db_uri
-        if value_store is not None:
-            self.config.value_store_uri = value_store
+        self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
+        self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
         self._store: Any = None
         self._values: ValueStore | None = None
@@ -91,16 +90,18 @@ class Scheduler:
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, tuple[str, Any, str]] = {}
         # A private in-memory database holds only what _results already has.
-        self._results_are_complete = self.config.database_uri in ("sqlite://", "sqlite:///:memory:")
+        self._results_are_complete = self.config.database_uri in (
+            MEMORY_URI,
+            "sqlite://",
+            "sqlite:///:memory:",
+        )
         self._recorded_tasks: set[str] = set()
         self._recorded_values: set[str] = set()
 
     @property
     def store(self):
         if self._store is None:
-            from .provenance.store import ProvenanceStore
-
-            store = ProvenanceStore(self.config.database_uri)
+            store = open_provenance_store(self.config.database_uri)
             store.ensure_schema()
             self._store = store
         return self._store

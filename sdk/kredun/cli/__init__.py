@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="manage the provenance database")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     db_commands.add_parser("upgrade", parents=[database], help="apply database migrations")
+
+    from .cluster import add_cluster_commands
+
+    add_cluster_commands(commands)
     return parser
 
 
@@ -79,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .log import db_upgrade_command
 
             return db_upgrade_command(args)
+        if args.command in ("submit", "get", "logs", "cancel"):
+            from .cluster import cluster_command
+
+            return cluster_command(args)
     except KredunError as error:
         print(f"kredun: error: {error}", file=sys.stderr)
         return 2
