@@ -192,3 +192,21 @@ def test_forbid_unpickling_blocks_every_loader():
         )
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_laptop_scheduler_with_remote_workers(stores):
+    """A trusted scheduler on remote workers: arguments shipped as references, results
+    (values and returned expressions) loaded back as Python objects."""
+    database, value_store = stores
+    config = {
+        "database": {"uri": database},
+        "value_store": {"uri": value_store},
+        "executors": {"default": {"type": TYPE, "database": database, "value_store": value_store}},
+    }
+    scheduler = Scheduler(config=config)
+    big = list(range(5000))  # over the inline limit: shipped through the value store
+    expr = {"sum": add4(1, 2, 3, 4), "q": intdiv(17, 5)["quotient"], "big": add(big, [1])}
+    result = scheduler.run(expr)
+    scheduler.close()
+    assert result == {"sum": 10, "q": 3, "big": [*big, 1]}
+    assert "plans.add4" in WorkerProcessExecutor.launched

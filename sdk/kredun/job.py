@@ -24,6 +24,8 @@ class Job:
     executor_name: str
     record: JobRecord
     attempt: int = 0
+    # True when arguments and result are value references (the operator's runs).
+    references: bool = False
     # Scheduler graph nodes that take this job's result (more than one after CSE).
     nodes: list[Any] = field(default_factory=list)
 

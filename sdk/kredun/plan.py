@@ -107,7 +107,7 @@ class NamedTupleType:
     type_name: str
 
 
-def _json_options(options: dict[str, Any]) -> dict[str, Any]:
+def json_options(options: dict[str, Any]) -> dict[str, Any]:
     safe = {}
     for key, value in options.items():
         try:
@@ -143,7 +143,7 @@ class _Encoder:
                 code = self.value_ref_from_bytes(data)
             self.tasks[task.hash] = TaskRef(
                 task.fullname, task.hash, getattr(task.func, "__module__", ""), task.parameters,
-                code, _json_options(task.option_values),
+                code, json_options(task.option_values),
             ).to_json()  # fmt: skip
         return task.hash
 
@@ -162,7 +162,7 @@ class _Encoder:
                 "call": self.task_key(expr.task),
                 "args": children[:split],
                 "kwargs": dict(zip(expr.kwargs, children[split:], strict=True)),
-                "options": _json_options(expr.task.option_values),
+                "options": json_options(expr.task.option_values),
             }
         if kind == graph.OP:
             simple: SimpleExpression = obj

@@ -114,7 +114,9 @@ class Scheduler:
 
     def executor(self, name: str) -> Executor:
         if name not in self._executors:
-            self._executors[name] = create_executor(name, self.config.executor_options(name))
+            executor = create_executor(name, self.config.executor_options(name))
+            executor.bind(self)
+            self._executors[name] = executor
         return self._executors[name]
 
     def run(
@@ -347,6 +349,7 @@ class _ExecutionRun:
         self.dirty_jobs[job_id] = record
         self._record_task(task)
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
+        job.references = not self.values.records_results
         job.nodes.append(node)
         return job
 

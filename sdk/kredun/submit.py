@@ -220,7 +220,7 @@ def _local_code_by_value() -> Iterator[None]:
     those, but it can run what the plan carries."""
     import cloudpickle
 
-    registered = set(cloudpickle.list_registry_pickled_by_value())
+    registered = set(cloudpickle.list_registry_pickle_by_value())
     added = []
     for name, module in list(sys.modules.items()):
         if module is None or name in registered or _is_installed(name, module):

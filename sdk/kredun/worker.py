@@ -10,16 +10,18 @@ goes back to the scheduler, which reads the result from the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from . import graph
 from .config import Config
 from .errors import PlanError, WorkflowLoadError
+from .expression import SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import TaskRef, _task_ref, dumps_plan, encode_plan
 from .provenance.records import CallRecord, ProvenanceBatch, TaskRecord
 from .refs import ref_from_json, resolve
-from .serialize import preview, type_name
+from .serialize import preview, ship_task, type_name
 from .valuestore import store_value
 
 SPEC_VERSION = 1
@@ -41,12 +43,12 @@ def job_spec(job: Any, execution_id: str) -> dict[str, Any]:
     }
 
 
-def _load_task(spec: dict[str, Any], fetch) -> Any:
+def load_task(ref: TaskRef, fetch: Callable[[str], bytes]) -> Any:
+    """The live task a reference names: its shipped code, else imported by module name."""
     import cloudpickle
 
     from .task import get_task
 
-    ref = _task_ref(spec["task_hash"], spec["task"])
     if ref.code is not None:
         return cloudpickle.loads(ref.code.inline or fetch(ref.code.hash))
     import importlib
@@ -76,7 +78,7 @@ def run_job(spec: dict[str, Any], config: Config) -> Any:
     scheduler = Scheduler(config=config)
     try:
         fetch = scheduler.fetch_blob
-        task = _load_task(spec, fetch)
+        task = load_task(_task_ref(spec["task_hash"], spec["task"]), fetch)
         args = [resolve(ref_from_json(a, f"args[{i}]"), fetch) for i, a in enumerate(spec["args"])]
         kwargs = {
             name: resolve(ref_from_json(a, f"kwargs[{name}]"), fetch)
@@ -84,9 +86,7 @@ def run_job(spec: dict[str, Any], config: Config) -> Any:
         }
         result = task.func(*args, **kwargs)
         if graph.contains_expression(result):
-            import cloudpickle
-
-            plan = encode_plan(result, scheduler.value_store.put, cloudpickle.dumps)
+            plan = encode_plan(result, scheduler.value_store.put, ship_task)
             data = dumps_plan(plan)
             kind, result_hash = "plan", hash_bytes(data)
             type_text, preview_text = "kredun.plan", f"<plan of {len(plan['nodes'])} nodes>"
@@ -112,3 +112,33 @@ def load_spec(text: str) -> dict[str, Any]:
         return json.loads(text)
     except ValueError as error:
         raise PlanError(f"job spec is not valid JSON: {error}") from None
+
+
+def materialize_plan(plan: dict[str, Any], fetch: Callable[[str], bytes]) -> Any:
+    """The Python expression a plan describes: values unpickled, tasks loaded. Trusted code
+    only (a laptop scheduler reading a remote job's returned expression)."""
+    tasks = {key: load_task(_task_ref(key, data), fetch) for key, data in plan["tasks"].items()}
+    built: list[Any] = []
+    for spec in plan["nodes"]:
+        if "value" in spec:
+            built.append(resolve(ref_from_json(spec["value"]), fetch))
+            continue
+        if "call" in spec or "op" in spec:
+            args = tuple(built[i] for i in spec.get("args", []))
+            kwargs = {name: built[i] for name, i in spec.get("kwargs", {}).items()}
+            if "call" in spec:
+                task = tasks[spec["call"]]
+                options = spec.get("options") or {}
+                built.append((task.options(**options) if options else task)(*args, **kwargs))
+            else:
+                built.append(SimpleExpression(spec["op"], args, kwargs))
+            continue
+        kind = next(k for k in ("list", "tuple", "set", "dict", "namedtuple") if k in spec)
+        items = [built[i] for i in spec[kind]]
+        if kind == "dict":
+            built.append(dict(zip(items[0::2], items[1::2], strict=True)))
+        elif kind == "namedtuple":
+            built.append(resolve(ref_from_json(spec["type"]), fetch)(*items))
+        else:
+            built.append({"list": list, "tuple": tuple, "set": set}[kind](items))
+    return built[plan["root"]]

@@ -1,12 +1,11 @@
 """Test-only executor: each job is a fresh `kredun worker` process, as in a Pod.
 
-It exercises the operator's path — job specs, workers recording results in the shared
-stores, the scheduler reading them back as references — without Kubernetes.
+It exercises the path of every remote executor — job specs, workers recording results in
+the shared stores, the scheduler reading them back — without Kubernetes or AWS.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,19 +13,18 @@ import threading
 from typing import Any
 
 from kredun.errors import ExecutorError
-from kredun.executors import Executor, JobOutcome, ReportOutcome, register_executor_type
-from kredun.worker import job_spec
+from kredun.executors import ReportOutcome, register_executor_type
+from kredun.executors.remote import RemoteExecutor
 
 TYPE = "test-worker"
 
 
-class WorkerProcessExecutor(Executor):
-    """Options: `database` and `value_store` URIs the workers use; `launched` counts jobs."""
+class WorkerProcessExecutor(RemoteExecutor):
+    """Options: `database` and `value_store` URIs the workers use."""
 
     launched: list[str] = []  # job task names, across instances (tests reset it)
 
-    def submit(self, job: Any, report: ReportOutcome) -> None:
-        spec = json.dumps(job_spec(job, job.record.execution_id))
+    def launch(self, job: Any, spec_json: str, report: ReportOutcome) -> None:
         env = {
             **os.environ,
             "KREDUN_DATABASE_URI": self.options["database"],
@@ -34,7 +32,7 @@ class WorkerProcessExecutor(Executor):
         }
         WorkerProcessExecutor.launched.append(job.task.fullname)
         process = subprocess.Popen(
-            [sys.executable, "-m", "kredun", "worker", "--spec-json", spec],
+            [sys.executable, "-m", "kredun", "worker", "--spec-json", spec_json],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -42,15 +40,15 @@ class WorkerProcessExecutor(Executor):
         )
         threading.Thread(target=self._wait, args=(job, process, report), daemon=True).start()
 
-    @staticmethod
-    def _wait(job: Any, process: subprocess.Popen, report: ReportOutcome) -> None:
+    def _wait(self, job: Any, process: subprocess.Popen, report: ReportOutcome) -> None:
         output, _ = process.communicate()
         if process.returncode == 0:
-            report(JobOutcome(job))
+            self.finished(job, report)
             return
         tail = "\n".join(output.strip().splitlines()[-5:])
-        error = ExecutorError(f"worker exited with {process.returncode}: {tail}")
-        report(JobOutcome(job, error=error, traceback=output))
+        self.finished(
+            job, report, ExecutorError(f"worker exited with {process.returncode}: {tail}"), output
+        )
 
     def shutdown(self) -> None:
         pass

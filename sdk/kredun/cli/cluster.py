@@ -26,6 +26,7 @@ def add_cluster_commands(commands: Any) -> None:
     submit = commands.add_parser(
         "submit",
         parents=[cluster],
+        allow_abbrev=False,  # `--n 5` after TASK is a task parameter, not `--namespace`
         help="run a task from a workflow file on a Kubernetes cluster",
         usage="kredun submit [options] FILE TASK [--param value ...]",
         description="Build the plan of TASK from FILE here, upload it to the value store the "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..job import Job
+    from ..scheduler import Scheduler
 
 
 @dataclass(slots=True)
@@ -32,6 +33,10 @@ class Executor(ABC):
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         self.name = name
         self.options = options
+
+    def bind(self, scheduler: Scheduler) -> None:  # noqa: B027 -- optional hook
+        """Called once by the scheduler that will submit jobs; remote executors need its
+        stores, others ignore it."""
 
     @abstractmethod
     def submit(self, job: Job, report: ReportOutcome) -> None:

@@ -1,0 +1,100 @@
+"""Base of executors whose jobs run `kredun worker` somewhere else (a Pod, a Batch job).
+
+Arguments and results cross through the shared provenance database and value store, never
+through the executor. Run by the operator, jobs already hold value references and results
+stay references. Run by a laptop scheduler, this class turns Python arguments into
+references before launch and loads the recorded result (a value, or a plan fragment turned
+back into an expression) after the job ends.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ExecutorError
+from ..hashing import encode
+from ..plan import INLINE_LIMIT, loads_plan
+from ..refs import CompositeRef, ValueRef
+from ..worker import job_spec, materialize_plan
+from .base import Executor, JobOutcome, ReportOutcome
+
+if TYPE_CHECKING:
+    from ..job import Job
+    from ..scheduler import Scheduler
+
+
+class RemoteExecutor(Executor):
+    scheduler: Scheduler
+
+    def bind(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def submit(self, job: Job, report: ReportOutcome) -> None:
+        spec = job_spec(self._referenced(job), job.record.execution_id)
+        self.launch(job, json.dumps(spec, separators=(",", ":")), report)
+
+    @abstractmethod
+    def launch(self, job: Job, spec_json: str, report: ReportOutcome) -> None:
+        """Start `kredun worker` for the spec; call `self.finished(...)` when it ends."""
+
+    def finished(self, job: Job, report: ReportOutcome, error: BaseException | None = None,
+                 log_tail: str | None = None) -> None:  # fmt: skip
+        """Report a job that ended: failed with `error`, or succeeded and recorded a result."""
+        if error is not None:
+            report(JobOutcome(job, error=error, traceback=log_tail))
+        elif job.references:
+            report(JobOutcome(job))  # the scheduler reads the recorded result itself
+        else:
+            try:
+                report(JobOutcome(job, self._recorded_result(job)))
+            except Exception as failure:
+                report(JobOutcome.failed(job, failure))
+
+    def _reference(self, value: Any) -> ValueRef | CompositeRef:
+        if isinstance(value, ValueRef | CompositeRef):
+            return value
+        value_hash, data = encode(value)
+        if len(data) <= INLINE_LIMIT:
+            return ValueRef(value_hash, data)
+        self.scheduler.value_store.put(value_hash, data)
+        return ValueRef(value_hash)
+
+    def _referenced(self, job: Job) -> Job:
+        """The job with its arguments as references (a laptop run passes Python values)."""
+        if job.references:
+            return job
+        from dataclasses import replace
+
+        return replace(
+            job,
+            args=[self._reference(value) for value in job.args],
+            kwargs={name: self._reference(value) for name, value in job.kwargs.items()},
+            task=_task_reference(job.task, self.scheduler),
+        )
+
+    def _recorded_result(self, job: Job) -> Any:
+        call = self.scheduler.store.lookup_calls([job.eval_hash]).get(job.eval_hash)
+        if call is None:
+            raise ExecutorError(f"job {job.id[:8]} ({job.task.fullname}) recorded no result")
+        data = self.scheduler.fetch_blob(call.result_hash)
+        if call.result_kind == "plan":
+            return materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
+        return self.scheduler.load_value(call.result_hash)
+
+
+def _task_reference(task: Any, scheduler: Scheduler) -> Any:
+    """A plan task reference for a live task, its code shipped in the value store."""
+    from ..hashing import hash_bytes
+    from ..plan import TaskRef, json_options
+    from ..serialize import ship_task
+
+    if isinstance(task, TaskRef):
+        return task
+    code = ship_task(task)
+    code_hash = hash_bytes(code)
+    scheduler.value_store.put(code_hash, code)
+    module = getattr(task.func, "__module__", "")
+    return TaskRef(task.fullname, task.hash, module, task.parameters, ValueRef(code_hash),
+                   json_options(task.option_values))  # fmt: skip
