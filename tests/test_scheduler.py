@@ -172,6 +172,7 @@ def test_failed_job_shows_in_status_table():
     finally:
         scheduler.logger.removeHandler(handler)
     assert any(line.startswith("Failed Job") and "boom 1" in line for line in lines)
+    assert "| sched_test.boom       0       0       1       0       0       1" in lines
 
 
 def test_retries_option(tmp_path):
@@ -282,3 +283,13 @@ def test_seed_subrun_example_shape():
         assert len(record_pids) > 1
         assert all(record["name"] == "process_record" for record in group["value"])
     assert groups[0]["pid"] != groups[1]["pid"]
+
+
+def test_values_equal_in_python_but_different_in_content_hash_differently():
+    from kredun.hashing import hash_value
+
+    assert hash_value(0.0) != hash_value(-0.0)
+    assert hash_value(1) != hash_value(True) != hash_value(1.0)
+    assert hash_value("a" * 100) == hash_value("a" * 100)
+    assert hash_value({"b": 1, "a": 2}) == hash_value({"a": 2, "b": 1})
+    assert hash_value([1, 2]) != hash_value((1, 2))

@@ -31,7 +31,23 @@ def is_namedtuple(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
 
+# Hashes of small atomic values (ids, counters, flags) recur in almost every call. Not
+# floats: 0.0 == -0.0 would share a cache entry but not a pickle.
+_ATOMIC_TYPES = (int, str, bytes, bool, type(None))
+_atomic_hashes: dict[tuple[type, Any], str] = {}
+_ATOMIC_CACHE_LIMIT = 100_000
+
+
 def _leaf_hash(value: Any) -> str:
+    kind = type(value)
+    if kind in _ATOMIC_TYPES and (kind not in (str, bytes) or len(value) <= 64):
+        key = (kind, value)
+        cached = _atomic_hashes.get(key)
+        if cached is None:
+            if len(_atomic_hashes) >= _ATOMIC_CACHE_LIMIT:
+                _atomic_hashes.clear()
+            cached = _atomic_hashes[key] = hash_bytes(dumps(value))
+        return cached
     custom = getattr(value, "__kredun_hash__", None)
     if custom is not None and not isinstance(value, type):
         return custom()

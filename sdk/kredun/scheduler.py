@@ -23,7 +23,7 @@ from typing import Any
 from . import graph
 from .config import Config, config_from_dict
 from .domains import ReferencedValues, TrustedValues
-from .errors import KredunError, SerializationError
+from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .graph import Node
 from .hashing import hash_eval, hash_value
@@ -219,28 +219,32 @@ class _ExecutionRun:
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
         try:
-            root, ready = self.values.build(self.expr, None)
-            self.ready.extend(ready)
-            while not root.resolved:
-                self._reduce_ready()
-                if root.resolved:
-                    break
-                if self.running == 0:
-                    if self.failure is None:
-                        raise KredunError("scheduler stalled: nothing ready and nothing running")
-                    break
-                self._wait_for_outcomes()
+            return self._reduce()
         except BaseException as error:
-            self._finish("CANCELLED" if isinstance(error, KeyboardInterrupt) else "FAILED", error)
+            cancelled = isinstance(error, KeyboardInterrupt | CancelledError)
+            self._finish("CANCELLED" if cancelled else "FAILED", error)
             raise
+        finally:
+            if self.progress is not None:
+                self.progress(self.counts)
+            if self.verbose:
+                log_status_table(self.logger, self.counts, time.monotonic() - started)
+
+    def _reduce(self) -> Any:
+        root, ready = self.values.build(self.expr, None)
+        self.ready.extend(ready)
+        while not root.resolved:
+            self._reduce_ready()
+            if root.resolved:
+                break
+            if self.running == 0:
+                if self.failure is None:
+                    raise KredunError("scheduler stalled: nothing ready and nothing running")
+                break
+            self._wait_for_outcomes()
         if self.failure is not None:
-            self._finish("FAILED", self.failure.error)
             self._raise_failure()
         self._finish("DONE", None, root.value)
-        if self.progress is not None:
-            self.progress(self.counts)
-        if self.verbose:
-            log_status_table(self.logger, self.counts, time.monotonic() - started)
         return root.value
 
     def _wait_for_outcomes(self) -> None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -187,9 +188,11 @@ def default_job_image(config: Config) -> str | None:
 
 @functools.cache
 def _installed_roots() -> tuple[str, ...]:
+    """Where the standard library and installed distributions live (as given and resolved)."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(str(Path(root).resolve()) + os.sep for root in roots)
+    roots |= {os.path.realpath(root) for root in roots}
+    return tuple(os.path.join(root, "") for root in roots)
 
 
 @functools.cache
@@ -200,34 +203,34 @@ def _distribution_packages() -> frozenset[str]:
     return frozenset(importlib.metadata.packages_distributions())
 
 
-def _is_installed(name: str, module: Any) -> bool:
-    """Whether a module comes from the standard library or an installed distribution, so
-    a job image with the same packages can import it by name."""
-    if name == "__main__":
-        return False
-    origin = getattr(getattr(module, "__spec__", None), "origin", None)
-    if not origin or origin in ("built-in", "frozen"):
-        return True
-    if str(Path(origin).resolve()).startswith(_installed_roots()):
-        return True
-    return name.partition(".")[0] in _distribution_packages()
+def _local_modules() -> list[ModuleType]:
+    """Loaded modules that are neither in the standard library nor in an installed
+    distribution (workflow files, a checkout on sys.path): a job image cannot import them."""
+    local_packages: dict[str, bool] = {}  # by top-level name: are its modules local?
+    found = []
+    for name, module in list(sys.modules.items()):
+        origin = getattr(getattr(module, "__spec__", None), "origin", None)
+        if name == "__main__" or not origin or origin in ("built-in", "frozen"):
+            continue  # __main__ is always pickled by value; the others are built in
+        top = name.partition(".")[0]
+        if top not in local_packages:
+            installed = origin.startswith(_installed_roots()) or top in _distribution_packages()
+            local_packages[top] = not installed
+        if local_packages[top]:
+            found.append(module)
+    return found
 
 
 @contextmanager
 def _local_code_by_value() -> Iterator[None]:
-    """Make cloudpickle ship, by value, the code of every loaded module that is not
-    installed (workflow files, `__main__`, a checkout on sys.path): a job image cannot import
-    those, but it can run what the plan carries."""
+    """Make cloudpickle ship the code of local modules by value while the block runs: a job
+    image cannot import them, but it can run what the plan carries."""
     import cloudpickle
 
     registered = set(cloudpickle.list_registry_pickle_by_value())
-    added = []
-    for name, module in list(sys.modules.items()):
-        if module is None or name in registered or _is_installed(name, module):
-            continue
-        if name != "__main__":  # __main__ is always pickled by value
-            cloudpickle.register_pickle_by_value(module)
-            added.append(module)
+    added = [module for module in _local_modules() if module.__name__ not in registered]
+    for module in added:
+        cloudpickle.register_pickle_by_value(module)
     try:
         yield
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import replace
 
 from ..errors import StoreError
 from .records import (
@@ -45,9 +44,9 @@ class MemoryProvenanceStore:
             ):
                 for record in records:
                     table.setdefault(_key(record), record)
-            # Copies: the scheduler keeps mutating the records it buffers.
-            self._executions.update((r.id, replace(r)) for r in batch.executions)
-            self._jobs.update((r.id, replace(r)) for r in batch.jobs)
+            # The scheduler's own record objects: it writes each again after changing it.
+            self._executions.update((r.id, r) for r in batch.executions)
+            self._jobs.update((r.id, r) for r in batch.jobs)
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
         return {h: self._calls[h] for h in eval_hashes if h in self._calls}
