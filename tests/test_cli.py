@@ -43,6 +43,12 @@ def process_name() -> str:
 
 
 @task()
+def unpicklable_argument() -> object:
+    import threading
+    return scaled(threading.Lock())
+
+
+@task()
 def main(n: int = 3) -> list:
     return [scaled(i) for i in range(n)]
 """
@@ -107,6 +113,14 @@ def test_bad_input_is_one_line_and_nonzero(workdir, args, message):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kredun: error: "), done.stderr
     assert message in lines[0]
+
+
+def test_unserializable_argument_is_one_error_line_without_traceback(workdir):
+    done = kredun(workdir, "run", "wf.py", "unpicklable_argument")
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("kredun: error: argument of wf.scaled: cannot serialize lock value")
+    assert "Traceback" not in done.stderr
 
 
 def test_task_exception_shows_task_traceback_and_fails(workdir):
