@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import pickle
+import sys
+import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
 from typing import Any
 
 from .errors import SerializationError
@@ -45,25 +52,62 @@ def type_name(value: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def ship_task(task: Any) -> bytes:
-    """A task's code for another machine: pickled by value when its module is a workflow
-    file or `__main__` (absent from the job's image), by reference when it is installed."""
-    import sys
+@functools.cache
+def _installed_roots() -> tuple[str, ...]:
+    """Where the standard library and installed distributions live (as given and resolved)."""
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots |= {os.path.realpath(root) for root in roots}
+    return tuple(os.path.join(root, "") for root in roots)
 
+
+@functools.cache
+def _distribution_packages() -> frozenset[str]:
+    """Top-level names that installed distributions provide (editable installs included)."""
+    import importlib.metadata
+
+    return frozenset(importlib.metadata.packages_distributions())
+
+
+def _local_modules() -> list[ModuleType]:
+    """Loaded modules that are neither in the standard library nor in an installed
+    distribution (workflow files, a checkout on sys.path): a job image cannot import them."""
+    local_packages: dict[str, bool] = {}  # by top-level name: are its modules local?
+    found = []
+    for name, module in list(sys.modules.items()):
+        origin = getattr(getattr(module, "__spec__", None), "origin", None)
+        if name == "__main__" or not origin or origin in ("built-in", "frozen"):
+            continue  # __main__ is always pickled by value; the others are built in
+        top = name.partition(".")[0]
+        if top not in local_packages:
+            installed = origin.startswith(_installed_roots()) or top in _distribution_packages()
+            local_packages[top] = not installed
+        if local_packages[top]:
+            found.append(module)
+    return found
+
+
+@contextmanager
+def local_code_by_value() -> Iterator[None]:
+    """Make cloudpickle ship the code of local modules by value while the block runs: a job
+    image cannot import them, but it can run what the plan carries."""
     import cloudpickle
 
-    module = sys.modules.get(getattr(task.func, "__module__", ""))
-    if module is not None and not _is_installed(module):
+    registered = set(cloudpickle.list_registry_pickle_by_value())
+    added = [module for module in _local_modules() if module.__name__ not in registered]
+    for module in added:
         cloudpickle.register_pickle_by_value(module)
-    return cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
+    try:
+        yield
+    finally:
+        for module in added:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
-def _is_installed(module: Any) -> bool:
-    """Whether a module comes from an installed distribution (site-packages) or the stdlib."""
-    import sysconfig
+def ship_task(task: Any) -> bytes:
+    """A task's code for another machine: local code (workflow files, `__main__`, a checkout)
+    by value, installed packages by reference."""
+    import cloudpickle
 
-    path = getattr(module, "__file__", None)
-    if module.__name__ == "__main__" or path is None:
-        return module.__name__ != "__main__"
-    roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib", "stdlib")}
-    return any(path.startswith(root) for root in roots)
+    with local_code_by_value():
+        return cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)

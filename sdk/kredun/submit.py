@@ -14,18 +14,14 @@ importing kredun stays fast.
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import math
 import os
 import re
-import sys
-import sysconfig
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -35,7 +31,7 @@ from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
-from .serialize import preview
+from .serialize import local_code_by_value, preview
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -183,67 +179,12 @@ def default_job_image(config: Config) -> str | None:
     return os.environ.get("KREDUN_JOB_IMAGE") or config.sections.get("jobs", {}).get("image")
 
 
-# -- task code: by value unless the image can import it -------------------------------------
-
-
-@functools.cache
-def _installed_roots() -> tuple[str, ...]:
-    """Where the standard library and installed distributions live (as given and resolved)."""
-    paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    roots |= {os.path.realpath(root) for root in roots}
-    return tuple(os.path.join(root, "") for root in roots)
-
-
-@functools.cache
-def _distribution_packages() -> frozenset[str]:
-    """Top-level names that installed distributions provide (editable installs included)."""
-    import importlib.metadata
-
-    return frozenset(importlib.metadata.packages_distributions())
-
-
-def _local_modules() -> list[ModuleType]:
-    """Loaded modules that are neither in the standard library nor in an installed
-    distribution (workflow files, a checkout on sys.path): a job image cannot import them."""
-    local_packages: dict[str, bool] = {}  # by top-level name: are its modules local?
-    found = []
-    for name, module in list(sys.modules.items()):
-        origin = getattr(getattr(module, "__spec__", None), "origin", None)
-        if name == "__main__" or not origin or origin in ("built-in", "frozen"):
-            continue  # __main__ is always pickled by value; the others are built in
-        top = name.partition(".")[0]
-        if top not in local_packages:
-            installed = origin.startswith(_installed_roots()) or top in _distribution_packages()
-            local_packages[top] = not installed
-        if local_packages[top]:
-            found.append(module)
-    return found
-
-
-@contextmanager
-def _local_code_by_value() -> Iterator[None]:
-    """Make cloudpickle ship the code of local modules by value while the block runs: a job
-    image cannot import them, but it can run what the plan carries."""
-    import cloudpickle
-
-    registered = set(cloudpickle.list_registry_pickle_by_value())
-    added = [module for module in _local_modules() if module.__name__ not in registered]
-    for module in added:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        yield
-    finally:
-        for module in added:
-            cloudpickle.unregister_pickle_by_value(module)
-
-
 def upload_plan(expr: Any, value_store: ValueStore) -> tuple[str, bytes]:
     """Encode `expr` as a plan, writing task code and large values to `value_store`, then
     the plan itself. Returns the plan's hash and its JSON bytes."""
     import cloudpickle
 
-    with _local_code_by_value():
+    with local_code_by_value():
         plan = encode_plan(expr, value_store.put, cloudpickle.dumps)
     data = dumps_plan(plan)
     plan_hash = hash_bytes(data)
@@ -260,6 +201,15 @@ def _label_value(text: str) -> str:
     return cleaned.strip("_.-")
 
 
+def _check_name(name: str) -> None:
+    """Execution names become label values on job Pods: at most 63 characters."""
+    if len(name) > 63 or not _DNS_LABEL.match(name):
+        raise InvalidExecutionError(
+            f"invalid execution name {name!r}: use at most 63 lowercase letters, digits and "
+            "'-', starting and ending with a letter or digit"
+        )
+
+
 def _name_prefix(expr: Any) -> str:
     task = getattr(expr, "task", None)
     text = getattr(task, "fullname", "") or "kredun"
@@ -267,7 +217,7 @@ def _name_prefix(expr: Any) -> str:
     return f"{prefix or 'kredun'}-"
 
 
-def execution_manifest(
+def _execution_manifest(
     expr: Any,
     plan_hash: str,
     plan: bytes,
@@ -291,11 +241,6 @@ def execution_manifest(
         metadata["labels"][LABEL_TASK] = _label_value(task.fullname)
     if name is None:
         metadata["generateName"] = _name_prefix(expr)
-    elif len(name) > 63 or not _DNS_LABEL.match(name):
-        raise InvalidExecutionError(
-            f"invalid execution name {name!r}: use at most 63 lowercase letters, digits and "
-            "'-', starting and ending with a letter or digit"
-        )
     else:
         metadata["name"] = name
     plan_ref: dict[str, str] = {"hash": plan_hash}
@@ -325,13 +270,16 @@ def _api_client(kubeconfig: str | os.PathLike[str] | None) -> kubernetes.client.
         return kubernetes.config.new_client_from_config(
             config_file=os.fspath(kubeconfig) if kubeconfig is not None else None
         )
+    except (kubernetes.config.ConfigException, TypeError, ValueError) as error:
+        if kubeconfig is not None or "KUBERNETES_SERVICE_HOST" not in os.environ:
+            where = f"kubeconfig {os.fspath(kubeconfig)}" if kubeconfig else "a kubeconfig"
+            raise KubeConfigError(f"cannot load {where}: {_one_line(str(error))}") from None
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
     except kubernetes.config.ConfigException as error:
-        if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-            configuration = kubernetes.client.Configuration()
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
-            return kubernetes.client.ApiClient(configuration)
-        where = f"kubeconfig {os.fspath(kubeconfig)}" if kubeconfig else "a kubeconfig"
-        raise KubeConfigError(f"cannot load {where}: {_one_line(str(error))}") from None
+        raise KubeConfigError(f"cannot load the in-cluster configuration: {error}") from None
+    return kubernetes.client.ApiClient(configuration)
 
 
 def _status_body(error: Any) -> dict[str, Any]:
@@ -431,6 +379,8 @@ def submit(
     """
     if not contains_expression(expr):
         raise TypeError(f"submit() needs an expression (call a task), got {preview(expr, 80)}")
+    if name is not None:
+        _check_name(name)
     resolved = cluster_config(config)
     image = image or default_job_image(resolved)
     if not image:
@@ -438,10 +388,13 @@ def submit(
             "no job image: pass image=..., or set $KREDUN_JOB_IMAGE or [jobs] image in "
             f"{CONFIG_DIR}/kredun.toml"
         )
+    import kubernetes.client
+
     from .valuestore import open_value_store
 
+    client = _api_client(kubeconfig)  # a bad kubeconfig fails before anything is uploaded
     plan_hash, plan = upload_plan(expr, open_value_store(resolved.value_store_uri))
-    manifest = execution_manifest(
+    manifest = _execution_manifest(
         expr,
         plan_hash,
         plan,
@@ -454,9 +407,6 @@ def submit(
         tolerations=tolerations,
         resources=resources,
     )
-    import kubernetes.client
-
-    client = _api_client(kubeconfig)
     api = kubernetes.client.CustomObjectsApi(client)
     with _api_errors("create the execution", namespace, name):
         created = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)

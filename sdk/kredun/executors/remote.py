@@ -30,6 +30,7 @@ class RemoteExecutor(Executor):
 
     def bind(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
+        self._task_refs: dict[str, Any] = {}  # by task hash: shipped once per executor
 
     def submit(self, job: Job, report: ReportOutcome) -> None:
         spec = job_spec(self._referenced(job), job.record.execution_id)
@@ -71,8 +72,27 @@ class RemoteExecutor(Executor):
             job,
             args=[self._reference(value) for value in job.args],
             kwargs={name: self._reference(value) for name, value in job.kwargs.items()},
-            task=_task_reference(job.task, self.scheduler),
+            task=self._task_reference(job.task),
         )
+
+    def _task_reference(self, task: Any) -> Any:
+        """A plan task reference for a live task, its code shipped in the value store."""
+        from ..hashing import hash_bytes
+        from ..plan import TaskRef, json_options
+        from ..serialize import ship_task
+
+        if isinstance(task, TaskRef):
+            return task
+        shipped = self._task_refs.get(task.hash)
+        if shipped is None:
+            code = ship_task(task)
+            code_hash = hash_bytes(code)
+            self.scheduler.value_store.put(code_hash, code)
+            module = getattr(task.func, "__module__", "")
+            shipped = TaskRef(task.fullname, task.hash, module, task.parameters,
+                              ValueRef(code_hash))  # fmt: skip
+            self._task_refs[task.hash] = shipped
+        return shipped.options(**json_options(task.option_values))
 
     def _recorded_result(self, job: Job) -> Any:
         call = self.scheduler.store.lookup_calls([job.eval_hash]).get(job.eval_hash)
@@ -82,19 +102,3 @@ class RemoteExecutor(Executor):
         if call.result_kind == "plan":
             return materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
         return self.scheduler.load_value(call.result_hash)
-
-
-def _task_reference(task: Any, scheduler: Scheduler) -> Any:
-    """A plan task reference for a live task, its code shipped in the value store."""
-    from ..hashing import hash_bytes
-    from ..plan import TaskRef, json_options
-    from ..serialize import ship_task
-
-    if isinstance(task, TaskRef):
-        return task
-    code = ship_task(task)
-    code_hash = hash_bytes(code)
-    scheduler.value_store.put(code_hash, code)
-    module = getattr(task.func, "__module__", "")
-    return TaskRef(task.fullname, task.hash, module, task.parameters, ValueRef(code_hash),
-                   json_options(task.option_values))  # fmt: skip
