@@ -117,3 +117,31 @@ def test_in_memory_scheduler_keeps_provenance_without_sqlalchemy():
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_jobs_outliving_a_flush_are_recorded_in_their_final_state(store_uri, monkeypatch):  # noqa: F811
+    import kredun.scheduler
+
+    monkeypatch.setattr(kredun.scheduler, "FLUSH_INTERVAL", 0.01)
+
+    @task(namespace="prov")
+    def slow(x):
+        import time
+
+        time.sleep(0.3)
+        if x < 0:
+            raise ValueError("negative")
+        return x
+
+    scheduler = Scheduler(db_uri=store_uri)
+    assert scheduler.run(slow(1)) == 1
+    with pytest.raises(ValueError):
+        scheduler.run(slow(-1))
+    scheduler.close()
+    with ProvenanceStore(store_uri) as store:
+        failed, done = store.recent_executions()
+        (done_job,) = store.jobs_of(done.id)
+        (failed_job,) = store.jobs_of(failed.id)
+    assert done_job.status == "DONE" and done_job.end_time is not None
+    assert done_job.result_hash is not None
+    assert failed_job.status == "FAILED" and failed_job.error == "ValueError: negative"

@@ -357,6 +357,12 @@ class _ExecutionRun:
         job.nodes.append(node)
         return job
 
+    def _update_record(self, job: Job, **fields: Any) -> None:
+        """Change a job's provenance record; it is written (again) at the next flush."""
+        for name, value in fields.items():
+            setattr(job.record, name, value)
+        self.dirty_jobs[job.id] = job.record
+
     def _count(self, task_name: str, leave: int | None, enter: int) -> None:
         row = self.counts.get(task_name)
         if row is None:
@@ -379,8 +385,7 @@ class _ExecutionRun:
         self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any, result_hash: str
     ) -> None:
         job = self._new_job(node, eval_hash, args_hash, "CACHED")
-        job.record.end_time = job.record.start_time
-        job.record.result_hash = result_hash
+        self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
         if self.verbose:
             self.logger.info(
                 "Cached Job %s:  %s (eval_hash=%s)", job.id[:8], job.call_text(), eval_hash[:8]
@@ -410,9 +415,7 @@ class _ExecutionRun:
             )  # fmt: skip
         if data is not None or not self.values.records_results:
             self.scheduler._results[job.eval_hash] = (kind, value, result_hash)
-        job.record.status = "DONE"
-        job.record.end_time = _now()
-        job.record.result_hash = result_hash
+        self._update_record(job, status="DONE", end_time=_now(), result_hash=result_hash)
         self._count(job.task.fullname, RUNNING, DONE)
         if self.in_flight.get(job.eval_hash) is job:
             del self.in_flight[job.eval_hash]
@@ -439,7 +442,7 @@ class _ExecutionRun:
         retries = int(job.task.get_option("retries", 0) or 0)
         if job.attempt < retries and self.failure is None:
             job.attempt += 1
-            job.record.attempt = job.attempt
+            self._update_record(job, attempt=job.attempt)
             self.logger.info(
                 "Retry  Job %s:  %s (attempt %d of %d): %s",
                 job.id[:8], job.call_text(), job.attempt + 1, retries + 1, outcome.error,
@@ -447,10 +450,13 @@ class _ExecutionRun:
             self.running += 1
             self.scheduler.executor(job.executor_name).submit(job, self.outcomes.put)
             return
-        job.record.status = "FAILED"
-        job.record.end_time = _now()
-        job.record.error = f"{type(outcome.error).__name__}: {outcome.error}"[:2000]
-        job.record.traceback = outcome.traceback
+        self._update_record(
+            job,
+            status="FAILED",
+            end_time=_now(),
+            error=f"{type(outcome.error).__name__}: {outcome.error}"[:2000],
+            traceback=outcome.traceback,
+        )
         self._count(job.task.fullname, RUNNING, FAILED)
         self.in_flight.pop(job.eval_hash, None)
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
@@ -529,8 +535,7 @@ class _ExecutionRun:
                 record.result_hash = None
         if status == "CANCELLED":
             for job in self.in_flight.values():
-                job.record.status = "CANCELLED"
-                job.record.end_time = record.end_time
+                self._update_record(job, status="CANCELLED", end_time=record.end_time)
         self.pending.executions.append(record)
         self._flush()
 

@@ -69,9 +69,16 @@ def _distribution_packages() -> frozenset[str]:
     return frozenset(importlib.metadata.packages_distributions())
 
 
+_local_modules_seen: tuple[int, list[ModuleType]] = (-1, [])
+
+
 def _local_modules() -> list[ModuleType]:
     """Loaded modules that are neither in the standard library nor in an installed
-    distribution (workflow files, a checkout on sys.path): a job image cannot import them."""
+    distribution (workflow files, a checkout on sys.path): a job image cannot import them.
+    Recomputed only when modules were imported since the last call (fan-outs ship often)."""
+    global _local_modules_seen
+    if _local_modules_seen[0] == len(sys.modules):
+        return _local_modules_seen[1]
     local_packages: dict[str, bool] = {}  # by top-level name: are its modules local?
     found = []
     for name, module in list(sys.modules.items()):
@@ -84,6 +91,7 @@ def _local_modules() -> list[ModuleType]:
             local_packages[top] = not installed
         if local_packages[top]:
             found.append(module)
+    _local_modules_seen = (len(sys.modules), found)
     return found
 
 
@@ -104,10 +112,10 @@ def local_code_by_value() -> Iterator[None]:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def ship_task(task: Any) -> bytes:
-    """A task's code for another machine: local code (workflow files, `__main__`, a checkout)
-    by value, installed packages by reference."""
+def ship(obj: Any) -> bytes:
+    """Serialize a task or a value for another machine: code from local modules (workflow
+    files, `__main__`, a checkout) by value, installed packages by reference."""
     import cloudpickle
 
     with local_code_by_value():
-        return cloudpickle.dumps(task, protocol=PICKLE_PROTOCOL)
+        return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)

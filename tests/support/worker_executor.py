@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -25,8 +26,10 @@ class WorkerProcessExecutor(RemoteExecutor):
     launched: list[str] = []  # job task names, across instances (tests reset it)
 
     def launch(self, job: Any, spec_json: str, report: ReportOutcome) -> None:
+        # Like a Pod, the worker cannot import the test modules: it runs elsewhere, with
+        # no checkout on its path, and gets task code only as shipped.
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
             "KREDUN_DATABASE_URI": self.options["database"],
             "KREDUN_VALUE_STORE": self.options["value_store"],
         }
@@ -37,6 +40,7 @@ class WorkerProcessExecutor(RemoteExecutor):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            cwd=tempfile.gettempdir(),
         )
         threading.Thread(target=self._wait, args=(job, process, report), daemon=True).start()
 

@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     spec = worker.add_mutually_exclusive_group(required=True)
     spec.add_argument("--spec-hash", metavar="HASH", help="job spec kept in the value store")
     spec.add_argument("--spec-json", metavar="JSON", help="job spec given inline")
+    spec.add_argument(
+        "--spec-list-hash",
+        metavar="HASH",
+        help="list of job specs in the value store: run entry $AWS_BATCH_JOB_ARRAY_INDEX",
+    )
 
     db = commands.add_parser("db", help="manage the provenance database")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -61,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     from .cluster import add_cluster_commands
 
     add_cluster_commands(commands)
+
+    from .batch import add_batch_commands
+
+    add_batch_commands(commands)
     return parser
 
 
@@ -83,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .log import db_upgrade_command
 
             return db_upgrade_command(args)
+        if args.command == "batch-logs":
+            from .batch import batch_logs_command
+
+            return batch_logs_command(args)
         if args.command in ("submit", "get", "logs", "cancel"):
             from .cluster import cluster_command
 

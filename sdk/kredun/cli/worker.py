@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from ..config import Config, apply_environment, load_config_file
-from ..errors import KredunError
+from ..errors import KredunError, PlanError
 from ..worker import load_spec, run_job
+
+ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
+
+
+def array_entry(specs: Any, index: str | None) -> Any:
+    """The spec of this child of an array job: entry `index` of the list."""
+    if index is None or not index.isdigit():
+        raise PlanError(f"--spec-list-hash needs ${ARRAY_INDEX_VARIABLE} (an array job's index)")
+    if not isinstance(specs, list) or int(index) >= len(specs):
+        raise PlanError(f"the job spec list has no entry {index}")
+    return specs[int(index)]
 
 
 def worker_command(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config)) if args.config else Config()
     config = apply_environment(config)
-    if args.spec_hash:
+    if args.spec_json:
+        spec = load_spec(args.spec_json)
+    else:
         from ..valuestore import open_value_store
 
-        text = open_value_store(config.value_store_uri).get(args.spec_hash).decode()
-    else:
-        text = args.spec_json
-    spec = load_spec(text)
+        store = open_value_store(config.value_store_uri)
+        spec = load_spec(store.get(args.spec_hash or args.spec_list_hash).decode())
+        if args.spec_list_hash:
+            spec = array_entry(spec, os.environ.get(ARRAY_INDEX_VARIABLE))
     try:
         run_job(spec, config)
     except KredunError:

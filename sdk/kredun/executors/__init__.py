@@ -18,6 +18,7 @@ EXECUTOR_TYPES: dict[str, str] = {
     "local": "kredun.executors.local:LocalExecutor",
     "process": "kredun.executors.process:ProcessExecutor",
     "k8s": "kredun_operator.pods:PodExecutor",
+    "batch": "kredun.executors.batch:BatchExecutor",
 }
 
 

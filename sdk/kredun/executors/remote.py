@@ -14,9 +14,10 @@ from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutorError
-from ..hashing import encode
+from ..hashing import hash_value
 from ..plan import INLINE_LIMIT, loads_plan
 from ..refs import CompositeRef, ValueRef
+from ..serialize import ship
 from ..worker import job_spec, materialize_plan
 from .base import Executor, JobOutcome, ReportOutcome
 
@@ -56,7 +57,9 @@ class RemoteExecutor(Executor):
     def _reference(self, value: Any) -> ValueRef | CompositeRef:
         if isinstance(value, ValueRef | CompositeRef):
             return value
-        value_hash, data = encode(value)
+        # Shipped, not plainly pickled: a value may hold functions or tasks of a workflow
+        # file (a subrun's expression does) that the job's image cannot import.
+        value_hash, data = hash_value(value), ship(value)
         if len(data) <= INLINE_LIMIT:
             return ValueRef(value_hash, data)
         self.scheduler.value_store.put(value_hash, data)
@@ -79,13 +82,12 @@ class RemoteExecutor(Executor):
         """A plan task reference for a live task, its code shipped in the value store."""
         from ..hashing import hash_bytes
         from ..plan import TaskRef, json_options
-        from ..serialize import ship_task
 
         if isinstance(task, TaskRef):
             return task
         shipped = self._task_refs.get(task.hash)
         if shipped is None:
-            code = ship_task(task)
+            code = ship(task)
             code_hash = hash_bytes(code)
             self.scheduler.value_store.put(code_hash, code)
             module = getattr(task.func, "__module__", "")
