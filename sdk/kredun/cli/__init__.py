@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     from .batch import add_batch_commands
 
     add_batch_commands(commands)
+
+    from .operator import add_operator_parser
+
+    add_operator_parser(commands)
     return parser
 
 
@@ -100,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .cluster import cluster_command
 
             return cluster_command(args)
+        if args.command == "operator":
+            from .operator import operator_command
+
+            return operator_command(args)
     except KredunError as error:
         print(f"kredun: error: {error}", file=sys.stderr)
         return 2

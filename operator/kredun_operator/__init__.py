@@ -1,0 +1,15 @@
+"""The kredun Kubernetes operator: reduces `Execution` resources with kredun's scheduler.
+
+kopf watches Executions; for each one a daemon runs the engine's `Scheduler` over the
+Execution's JSON plan with `ReferencedValues`, and the `k8s` executor (`pods.PodExecutor`)
+runs every reducible node as one Pod. The operator never unpickles, imports or executes
+anything a user supplied (see the trust boundary in ARCHITECTURE.md).
+"""
+
+GROUP = "kredun.dev"
+VERSION = "v1"
+PLURAL = "executions"
+KIND = "Execution"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})

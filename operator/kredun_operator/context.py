@@ -1,0 +1,151 @@
+"""State shared across the operator (`Runtime`) and within one Execution (`ExecutionContext`).
+
+The scheduler creates executors from configuration dicts, so the Pod executors of an
+Execution receive its context as an executor option and reach the shared runtime through it.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+
+from kredun.config import Config
+from kredun.valuestore import ValueStore, open_value_store
+
+from .events import EventRecorder
+from .kube import KubeClient
+from .metrics import Metrics
+from .podspec import PodTemplate
+from .podwatch import PodWatcher
+from .settings import OperatorSettings
+
+# Executor names a plan may use that the operator runs as Pods: in a cluster, even a task
+# that asked for local threads or processes runs in a Pod of its own, never in the operator.
+POD_EXECUTOR_NAMES = ("default", "k8s", "local", "process")
+API_THREADS = 16  # concurrent Kubernetes calls made for jobs (Pod creation, logs, Events)
+
+
+@dataclass
+class Runtime:
+    """Process-wide: settings, the API client, the shared Pod watch, metrics."""
+
+    settings: OperatorSettings
+    kube: KubeClient
+    pods: PodWatcher
+    metrics: Metrics
+    pool: ThreadPoolExecutor
+
+    @classmethod
+    def create(
+        cls, settings: OperatorSettings, namespaces: list[str] | None, metrics: Metrics
+    ) -> Runtime:
+        kube = KubeClient.from_environment(
+            on_error=lambda error: metrics.api_errors.labels(str(error.status)).inc()
+        )
+        pool = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube-api")
+        return cls(settings, kube, PodWatcher(kube, namespaces), metrics, pool)
+
+    @cached_property
+    def value_store(self) -> ValueStore:
+        return open_value_store(self.settings.value_store_uri)
+
+
+class JobSlots:
+    """At most `limit` jobs of an Execution running at once (spec.maxParallelJobs); the
+    others start, in order, as running ones end. No limit when `limit` is None."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._running = 0
+        self._waiting: deque[Callable[[], None]] = deque()
+        self._lock = threading.Lock()
+
+    def start(self, start: Callable[[], None]) -> None:
+        with self._lock:
+            if self.limit is not None and self._running >= self.limit:
+                self._waiting.append(start)
+                return
+            self._running += 1
+        start()
+
+    def release(self) -> None:
+        with self._lock:
+            if not self._waiting:
+                self._running -= 1
+                return
+            start = self._waiting.popleft()
+        start()
+
+
+class StopMode(enum.Enum):
+    """Why an Execution's run stops before it ends on its own."""
+
+    CANCEL = "cancel"  # spec.cancel: delete running Pods, end Cancelled
+    DELETE = "delete"  # the Execution is being deleted: delete running Pods
+    PAUSE = "pause"  # another operator replica takes over: leave Pods running
+    EXIT = "exit"  # this operator exits: leave Pods running for its successor
+
+
+class ExecutionContext:
+    """One Execution, as its runner and its Pod executors share it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        template: PodTemplate,
+        events: EventRecorder,
+        max_parallel_jobs: int | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.template = template
+        self.events = events
+        self.slots = JobSlots(max_parallel_jobs)
+        # When job outcomes were handed to the scheduler, for its reaction-time metric.
+        self.delivered: deque[float] = deque()
+        self._stop: StopMode | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def stop_mode(self) -> StopMode | None:
+        return self._stop
+
+    def stop(self, mode: StopMode) -> None:
+        """Ask the run to stop; the first reason given wins."""
+        if self._stop is None:
+            self._stop = mode
+        self._stopped.set()
+
+    def wait_for_stop(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking early (True) when asked to stop."""
+        return self._stopped.wait(timeout)
+
+    @property
+    def ends_run(self) -> bool:
+        """Whether the scheduler should stop now. An exiting operator lets its runs be:
+        they end with the process, and the provenance store keeps them as running."""
+        return self._stop not in (None, StopMode.EXIT)
+
+    @property
+    def deletes_pods(self) -> bool:
+        return self._stop in (StopMode.CANCEL, StopMode.DELETE)
+
+    def scheduler_config(self, default_executor: str) -> Config:
+        """The configuration of this Execution's scheduler: the shared stores; Pods for
+        every job, unless the spec or a task chose another configured executor."""
+        settings = self.runtime.settings
+        pods = {"type": "k8s", "context": self}
+        executors = {**{name: pods for name in POD_EXECUTOR_NAMES}, **settings.executors}
+        if default_executor != "k8s":
+            executors["default"] = settings.executors.get(
+                default_executor, {"type": default_executor}
+            )
+        return Config(
+            database_uri=settings.database_uri,
+            value_store_uri=settings.value_store_uri,
+            executors=executors,
+        )

@@ -1,0 +1,231 @@
+"""The operator's settings: `--config kredun.toml` (rendered by the Helm chart) plus the
+environment ($KREDUN_DATABASE_URI, $KREDUN_VALUE_STORE).
+
+Recognised tables (anything else is ignored, so the chart may carry more)::
+
+    [database]        uri                      # $KREDUN_DATABASE_URI overrides
+    [value_store]     uri                      # $KREDUN_VALUE_STORE overrides
+    [value_store.s3]  endpoint, region         # passed to job Pods as AWS_* variables
+    [value_store.pvc] claim_name, mount_path   # mounted into every job Pod
+    [aws]             credentials_secret, access_key_id_key, secret_access_key_key
+    [jobs]            image, service_account, image_pull_policy, image_pull_secrets,
+                      tolerations, database_secret, database_secret_key
+    [jobs.resources]  cpus, memory, gpus
+    [jobs.node_selector], [jobs.env]           # string tables
+    [operator]        status_interval, store_retry_max   # seconds
+    [executors.NAME]  type = "batch", ...      # more executors for plans that name them
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from kredun.config import Config, apply_environment
+
+from .errors import SettingsError
+
+IN_PROCESS_DATABASES = ("memory://", "sqlite://", "sqlite:///:memory:")
+DEFAULT_MOUNT = "/var/lib/kredun/values"
+IN_PROCESS_EXECUTORS = ("local", "process")
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """What job Pods get when neither the task's options nor the Execution's spec say."""
+
+    image: str | None = None
+    service_account: str | None = None
+    image_pull_policy: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: int = 0
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    # Every job container's environment (EnvVar objects) and volumes.
+    env: tuple[dict[str, Any], ...] = ()
+    volumes: tuple[dict[str, Any], ...] = ()
+    volume_mounts: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    database_uri: str
+    value_store_uri: str
+    jobs: JobDefaults = field(default_factory=JobDefaults)
+    # Executors besides Pods (e.g. AWS Batch), by name, as in kredun.toml.
+    executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status_interval: float = 1.0  # seconds between two status patches of one Execution
+    store_retry_max: float = 30.0  # longest wait between retries while a store is down
+
+
+def load_settings(path: str | Path | None) -> OperatorSettings:
+    """Settings from the TOML file (None: none) and the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except OSError as error:
+            raise SettingsError(f"cannot read {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise SettingsError(f"{path}: invalid TOML: {error}") from None
+    return settings_from_dict(data, str(path or "settings"))
+
+
+def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> OperatorSettings:
+    reader = _Reader(origin)
+    stores = apply_environment(
+        Config(
+            database_uri=reader.string(data, "database", "uri") or "memory://",
+            value_store_uri=reader.string(data, "value_store", "uri") or "memory://",
+        )
+    )
+    if stores.database_uri in IN_PROCESS_DATABASES:
+        raise SettingsError(
+            "the operator needs a database its job Pods share: set $KREDUN_DATABASE_URI "
+            "(or [database] uri) to PostgreSQL, or to a SQLite file on a shared volume"
+        )
+    if urlparse(stores.value_store_uri).scheme == "memory":
+        raise SettingsError(
+            "the operator needs a value store its job Pods share: set $KREDUN_VALUE_STORE "
+            "(or [value_store] uri) to s3://bucket/prefix or a file:// path on a shared volume"
+        )
+    operator = reader.table(data, "operator")
+    return OperatorSettings(
+        database_uri=stores.database_uri,
+        value_store_uri=stores.value_store_uri,
+        jobs=_job_defaults(reader, data, stores),
+        executors=_executors(reader, data),
+        status_interval=reader.number(operator, "status_interval", 1.0),
+        store_retry_max=reader.number(operator, "store_retry_max", 30.0),
+    )
+
+
+def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobDefaults:
+    jobs = reader.table(data, "jobs")
+    resources = reader.table(jobs, "resources")
+    env = [*_store_env(reader, data, stores), *_aws_env(reader, data)]
+    env += [{"name": k, "value": v} for k, v in reader.strings(jobs, "env").items()]
+    volumes, mounts = [], []
+    claim = reader.string(data, "value_store", "pvc", "claim_name")
+    if claim:
+        mount_path = reader.string(data, "value_store", "pvc", "mount_path")
+        volumes.append({"name": "kredun-values", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": "kredun-values", "mountPath": mount_path or DEFAULT_MOUNT})
+    cpus = resources.get("cpus")
+    gpus = resources.get("gpus", 0)
+    if cpus is not None and not isinstance(cpus, int | float):
+        raise SettingsError(f"{reader.origin}: [jobs.resources] cpus must be a number")
+    if not isinstance(gpus, int):
+        raise SettingsError(f"{reader.origin}: [jobs.resources] gpus must be an integer")
+    tolerations = jobs.get("tolerations", [])
+    if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+        raise SettingsError(f"{reader.origin}: [jobs] tolerations must be a list of tables")
+    pull_secrets = jobs.get("image_pull_secrets", [])
+    if not isinstance(pull_secrets, list) or not all(isinstance(s, str) for s in pull_secrets):
+        raise SettingsError(f"{reader.origin}: [jobs] image_pull_secrets must list names")
+    memory = resources.get("memory")
+    return JobDefaults(
+        image=reader.string(data, "jobs", "image") or None,
+        service_account=reader.string(data, "jobs", "service_account") or None,
+        image_pull_policy=reader.string(data, "jobs", "image_pull_policy") or None,
+        image_pull_secrets=tuple(pull_secrets),
+        cpus=float(cpus) if cpus else None,
+        memory=str(memory) if memory else None,
+        gpus=gpus,
+        node_selector=reader.strings(jobs, "node_selector"),
+        tolerations=tuple(tolerations),
+        env=tuple(env),
+        volumes=tuple(volumes),
+        volume_mounts=tuple(mounts),
+    )
+
+
+def _executors(reader: _Reader, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    executors = reader.table(data, "executors")
+    for name, options in executors.items():
+        kind = options.get("type") if isinstance(options, dict) else None
+        if not isinstance(kind, str):
+            raise SettingsError(f"{reader.origin}: [executors.{name}] needs a 'type'")
+        if kind in IN_PROCESS_EXECUTORS:
+            raise SettingsError(
+                f"{reader.origin}: [executors.{name}] type {kind!r} would run workflow code "
+                "inside the operator; jobs run in Pods (or AWS Batch)"
+            )
+    return executors
+
+
+def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[dict[str, Any]]:
+    """How job Pods find the stores. A database URI holds a password, so when the chart
+    names the Secret it came from, Pods read it from there instead of from their spec."""
+    secret = reader.string(data, "jobs", "database_secret")
+    if secret:
+        key = reader.string(data, "jobs", "database_secret_key") or "uri"
+        database = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    else:
+        database = {"value": stores.database_uri}
+    env = [
+        {"name": "KREDUN_DATABASE_URI", **database},
+        {"name": "KREDUN_VALUE_STORE", "value": stores.value_store_uri},
+    ]
+    endpoint = reader.string(data, "value_store", "s3", "endpoint")
+    if endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL_S3", "value": endpoint})
+    region = reader.string(data, "value_store", "s3", "region")
+    if region:
+        env += [
+            {"name": "AWS_REGION", "value": region},
+            {"name": "AWS_DEFAULT_REGION", "value": region},
+        ]
+    return env
+
+
+def _aws_env(reader: _Reader, data: dict[str, Any]) -> list[dict[str, Any]]:
+    secret = reader.string(data, "aws", "credentials_secret")
+    if not secret:
+        return []
+    keys = {
+        "AWS_ACCESS_KEY_ID": reader.string(data, "aws", "access_key_id_key"),
+        "AWS_SECRET_ACCESS_KEY": reader.string(data, "aws", "secret_access_key_key"),
+    }
+    return [
+        {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key or name}}}
+        for name, key in keys.items()
+    ]
+
+
+class _Reader:
+    """Typed access to the parsed TOML, with errors naming the file and the key."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise SettingsError(f"{self.origin}: [{key}] must be a table")
+        return value
+
+    def string(self, data: dict[str, Any], *path: str) -> str:
+        for key in path[:-1]:
+            data = self.table(data, key)
+        value = data.get(path[-1], "")
+        if not isinstance(value, str):
+            raise SettingsError(f"{self.origin}: {'.'.join(path)} must be a string")
+        return value
+
+    def strings(self, data: dict[str, Any], key: str) -> dict[str, str]:
+        table = self.table(data, key)
+        if not all(isinstance(value, str) for value in table.values()):
+            raise SettingsError(f"{self.origin}: every value of [{key}] must be a string")
+        return dict(table)
+
+    def number(self, data: dict[str, Any], key: str, default: float) -> float:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise SettingsError(f"{self.origin}: {key} must be a positive number")
+        return float(value)

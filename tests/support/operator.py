@@ -1,0 +1,276 @@
+"""A kredun operator under test: the emulated API server, a local kubelet, and a real
+`kredun operator` subprocess, sharing a SQLite database and a directory value store.
+
+The operator runs without the repository on its PYTHONPATH (it must never import workflow
+code); the kubelet's Pods get it, so `kredun worker` can import `examples` and the test
+workflows, as a job image would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.kube.apiserver import KubeApiServer
+from tests.support.kube.testing import Kubectl, wait_for
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRD_PATH = REPO_ROOT / "crds" / "execution.yaml"
+NAMESPACE = "jobs"
+IMAGE = "kredun:test"  # the local kubelet runs commands, not images
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OperatorCluster:
+    """Everything an operator test needs; see the module docstring."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        kubelet_parallel: int = 4,
+        database: str | None = None,
+        value_store: str | None = None,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.database = database or f"sqlite:///{tmp_path / 'kredun.db'}"
+        self.value_store = value_store or f"file://{tmp_path / 'values'}"
+        self.kubelet_parallel = kubelet_parallel
+        self.namespace = NAMESPACE
+        self.operator_log = tmp_path / "operator.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        self._stack = contextlib.ExitStack()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> OperatorCluster:
+        from tests.support.kube.kubelet import LocalKubelet
+
+        logs = self.tmp_path / "pod-logs"
+        logs.mkdir()
+        self.api = self._stack.enter_context(
+            KubeApiServer(logs_dir=logs, request_log_path=self.tmp_path / "api-requests.jsonl")
+        )
+        self.kubeconfig = self.api.write_kubeconfig(self.tmp_path / "kubeconfig")
+        self.kubectl = Kubectl(self.kubeconfig, self.tmp_path / "kubectl-cache")
+        self.kubectl("apply", "--validate=false", "-f", str(CRD_PATH))
+        self.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": self.namespace}})
+        self.kubelet = LocalKubelet(
+            self.kubeconfig,
+            logs_dir=logs,
+            work_dir=self.tmp_path / "kubelet",
+            max_parallel=self.kubelet_parallel,
+            max_grace_period=2.0,
+            env=self.job_env(),
+        )
+        self._stack.enter_context(self.kubelet)
+        self._stack.callback(self.stop_operator)
+        self.start_operator()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def job_env(self) -> dict[str, str]:
+        """What Pods see besides their own env: the repository (as a job image has the
+        workflow code) and the venv's `kredun` on PATH."""
+        venv_bin = str(Path(sys.executable).parent)
+        return {
+            "PYTHONPATH": str(REPO_ROOT),
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "KREDUN_DATABASE_URI": self.database,
+            "KREDUN_VALUE_STORE": self.value_store,
+        }
+
+    def operator_env(self, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("PYTHONPATH", "KREDUN_CONFIG")
+        }
+        env.update(
+            KUBECONFIG=str(self.kubeconfig),
+            KREDUN_DATABASE_URI=self.database,
+            KREDUN_VALUE_STORE=self.value_store,
+            **extra,
+        )
+        return env
+
+    def spawn_operator(
+        self, *args: str, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Start a `kredun operator` process: (process, health port). Unless `args` say
+        otherwise it runs standalone, serving the test namespace."""
+        health_port = self.health_port if log is None else free_port()
+        mode = [] if {"--standalone", "--peering"} & set(args) else ["--standalone"]
+        scope = (
+            [] if {"--all-namespaces", "--namespace"} & set(args) else ["--namespace", NAMESPACE]
+        )
+        argv = [
+            str(Path(sys.executable).parent / "kredun"), "operator", *mode, *scope,
+            "--health-port", str(health_port), *args,
+        ]  # fmt: skip
+        if log is None:
+            argv += ["--metrics-port", str(self.metrics_port)]
+        with (log or self.operator_log).open("ab") as output:
+            process = subprocess.Popen(
+                argv, env=env or self.operator_env(), stdout=output, stderr=subprocess.STDOUT,
+                cwd=self.tmp_path,
+            )  # fmt: skip
+        return process, health_port
+
+    def start_operator(self, *args: str, env: dict[str, str] | None = None) -> None:
+        """Start the operator and wait until its liveness endpoint answers."""
+        assert self.process is None, "the operator is already running"
+        self.process, port = self.spawn_operator(*args, env=env)
+        wait_for(lambda: self.healthy(self.process, port), timeout=30, interval=0.1,
+                 message="the operator's /healthz")  # fmt: skip
+
+    def healthy(self, process: subprocess.Popen[bytes], port: int) -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"the operator exited ({process.returncode}):\n{self.log_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def kill_operator(self) -> None:
+        """SIGKILL: no clean-up of any kind, as when a node dies."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop_operator(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.operator_log.read_text(errors="replace")
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def api_request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.api.url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/merge-patch+json"}
+            if method == "PATCH"
+            else {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def executions_path(self, name: str = "") -> str:
+        path = f"/apis/kredun.dev/v1/namespaces/{self.namespace}/executions"
+        return f"{path}/{name}" if name else path
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": "kredun.dev/v1",
+            "kind": "Execution",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        return self.api_request("POST", self.executions_path(), body)
+
+    def execution(self, name: str) -> dict[str, Any] | None:
+        found = [
+            obj
+            for obj in self.api.objects("executions", group="kredun.dev", namespace=self.namespace)
+            if obj["metadata"]["name"] == name
+        ]
+        return found[0] if found else None
+
+    def status(self, name: str) -> dict[str, Any]:
+        return (self.execution(name) or {}).get("status") or {}
+
+    def wait_for_phase(
+        self, name: str, phases: tuple[str, ...] = TERMINAL, timeout: float = 60
+    ) -> dict[str, Any]:
+        """The status once the Execution reaches one of `phases`."""
+
+        def reached() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("phase") in phases else None
+
+        try:
+            return wait_for(reached, timeout=timeout, interval=0.1, message=f"{name} in {phases}")
+        except BaseException:
+            print(self.log_text()[-6000:], file=sys.stderr)
+            raise
+
+    def pods(self, execution: str | None = None) -> list[dict[str, Any]]:
+        pods = self.api.objects("pods", namespace=self.namespace)
+        if execution is not None:
+            pods = [
+                p for p in pods if p["metadata"]["labels"].get("kredun.dev/execution") == execution
+            ]
+        return pods
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [
+            event
+            for event in self.api.objects("events", namespace=self.namespace)
+            if event["involvedObject"]["name"] == name
+        ]
+
+    def event_reasons(self, name: str) -> list[str]:
+        return [event["reason"] for event in self.events(name)]
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
+            return response.read().decode()
+
+    # -- plans --------------------------------------------------------------------------------
+
+    def plan_spec(self, expr: Any, *, inline: bool = True, **spec: Any) -> dict[str, Any]:
+        """An Execution spec for `expr`, its plan built as the SDK builds it."""
+        import cloudpickle
+        from kredun.hashing import hash_bytes
+        from kredun.plan import dumps_plan, encode_plan
+        from kredun.valuestore import open_value_store
+
+        store = open_value_store(self.value_store)
+        data = dumps_plan(encode_plan(expr, store.put, cloudpickle.dumps))
+        plan_hash = hash_bytes(data)
+        store.put(plan_hash, data)
+        plan: dict[str, str] = {"hash": plan_hash}
+        if inline:
+            plan["inline"] = base64.b64encode(data).decode()
+        return {"plan": plan, "image": IMAGE, **spec}
+
+
+@pytest.fixture
+def operator_cluster(tmp_path: Path) -> Iterator[OperatorCluster]:
+    with OperatorCluster(tmp_path) as cluster:
+        yield cluster

@@ -1,0 +1,75 @@
+"""Tasks the operator tests run in job Pods (this module holds no tests).
+
+Pods import it from the repository (the local kubelet puts the repository on their
+PYTHONPATH, as a job image would contain the workflow code); the operator never does.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kredun import task
+
+kredun_namespace = "opflow"
+
+
+@task()
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task()
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@task()
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@task()
+def fanout(n: int, base: int = 0) -> list:
+    """Returns expressions: the graph grows by n jobs."""
+    return [inc(base + i) for i in range(n)]
+
+
+@task()
+def quotient_remainder(n: int, d: int) -> dict:
+    return {"q": n // d, "r": n % d}
+
+
+@task()
+def boom(message: str) -> int:
+    raise ValueError(message)
+
+
+@task(retries=1)
+def flaky(marker_dir: str) -> str:
+    """Fails on its first attempt, succeeds on the second (the marker survives the Pod)."""
+    marker = Path(marker_dir) / "flaky-attempted"
+    if not marker.exists():
+        marker.write_text("1")
+        raise RuntimeError("flaky failure, first attempt")
+    return "recovered"
+
+
+@task()
+def sleepy(i: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return i
+
+
+@task()
+def describe(value: object) -> str:
+    return type(value).__name__
+
+
+@task()
+def timed(i: int, seconds: float, directory: str) -> int:
+    """Sleeps, and records when it ran: `<directory>/<i>` holds "start end"."""
+    start = time.time()
+    time.sleep(seconds)
+    Path(directory, str(i)).write_text(f"{start} {time.time()}")
+    return i
