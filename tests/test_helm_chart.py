@@ -5,9 +5,9 @@ is validated with kubernetes-validate (strict, Kubernetes 1.31); custom resource
 against the CRDs rendered with them.  ``render_chart()`` (re-exported here) returns the parsed
 manifests for reuse by other tests.
 
-The operator Deployment's command line is parsed with :func:`parse_operator_args`, built from
-:data:`OPERATOR_FLAGS`, a *copy* of the documented flag list; the operator's own tests compare
-the rendered args with the real ``kredun operator --help``.
+The operator Deployment's command line is parsed with ``kredun operator``'s own parser
+(:func:`parse_operator_args`); :data:`OPERATOR_FLAGS` is the documented flag list, which the
+operator's tests compare with that parser.
 """
 
 from __future__ import annotations
@@ -69,37 +69,22 @@ OPERATOR_FLAGS: dict[str, tuple[bool, bool]] = {
     "--config": (True, False),
     "--log-level": (True, False),
 }
-LOG_LEVELS = ["debug", "info", "warning", "error"]
-
-
-class _ArgsError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # never sys.exit() inside a test
-        raise _ArgsError(message)
-
-
 def parse_operator_args(args: list[str]) -> argparse.Namespace:
-    """Parse the operator container's args with the documented flags; raise on violations."""
-    parser = _Parser(prog="kredun operator", add_help=False, allow_abbrev=False)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--standalone", action="store_true")
-    mode.add_argument("--peering", metavar="NAME")
-    scope = parser.add_mutually_exclusive_group(required=True)
-    scope.add_argument("--all-namespaces", action="store_true")
-    scope.add_argument("--namespace", action="append", metavar="NS")
-    parser.add_argument("--health-port", type=int, required=True)
-    parser.add_argument("--metrics-port", type=int)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--log-level", choices=LOG_LEVELS, required=True)
-    registered = {a for action in parser._actions for a in action.option_strings}
-    assert registered == set(OPERATOR_FLAGS), "parser and OPERATOR_FLAGS disagree"
+    """Parse the operator container's args with `kredun operator`'s own parser. The chart
+    must also choose a peering mode and a namespace scope explicitly, and repeat only
+    --namespace."""
+    from kredun.cli import build_parser
+
+    try:
+        parsed = build_parser().parse_args(["operator", *args])
+    except SystemExit:
+        raise AssertionError(f"kredun operator rejects the chart's args {args}") from None
+    assert parsed.standalone or parsed.peering, f"no peering mode in {args}"
+    assert parsed.all_namespaces or parsed.namespace, f"no namespace scope in {args}"
     for flag, (_takes_value, repeats) in OPERATOR_FLAGS.items():
         if not repeats:
             assert args.count(flag) <= 1, f"{flag} given more than once: {args}"
-    return parser.parse_args(args)
+    return parsed
 
 
 # --------------------------------------------------------------------------------------------

@@ -452,9 +452,9 @@ def test_peering_priorities_differ_per_replica(monkeypatch) -> None:
 
 
 def test_command_line_matches_the_helm_chart() -> None:
-    from kredun.cli import _parser
+    from kredun.cli import build_parser
 
-    commands = next(a for a in _parser()._actions if a.dest == "command")
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
     flags = {
         flag
         for action in commands.choices["operator"]._actions
@@ -493,11 +493,11 @@ def test_the_operator_needs_kubernetes_credentials(tmp_path: Path) -> None:
 @pytest.mark.parametrize("files", VALUE_SET_FILES, ids=VALUE_SET_IDS)
 def test_the_operator_reads_what_the_helm_chart_renders(files, monkeypatch) -> None:
     """Every value set's operator command line parses, and its kredun.toml loads."""
-    from kredun.cli import _parser
+    from kredun.cli import build_parser
 
     manifests = render(files)
     container = operator_container(manifests)
-    args = _parser().parse_args([*container["command"][1:], *container["args"]])
+    args = build_parser().parse_args([*container["command"][1:], *container["args"]])
     assert args.command == "operator" and args.config == "/etc/kredun/kredun.toml"
     env = env_of(container)
     monkeypatch.setenv("KREDUN_VALUE_STORE", env["KREDUN_VALUE_STORE"]["value"])

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..errors import KredunError
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kredun",
         description="Run and inspect kredun workflows.",
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
             from .run import run_command
