@@ -69,6 +69,8 @@ OPERATOR_FLAGS: dict[str, tuple[bool, bool]] = {
     "--config": (True, False),
     "--log-level": (True, False),
 }
+
+
 def parse_operator_args(args: list[str]) -> argparse.Namespace:
     """Parse the operator container's args with `kredun operator`'s own parser. The chart
     must also choose a peering mode and a namespace scope explicitly, and repeat only
@@ -750,3 +752,10 @@ def test_service_account_annotations_merge() -> None:
     assert jobs_sa == {"eks.amazonaws.com/role-arn": "arn:x", "example.com/jobs": "yes"}
     # The other operator values survive the deep merge of --set-json.
     assert parse_operator_args(operator_container(manifests)["args"]).standalone
+
+
+def test_job_pods_get_the_database_uri_from_the_secret_not_their_spec() -> None:
+    manifests = render(set_values={"database": {"existingSecret": "kredun-db", "secretKey": "dsn"}})
+    jobs = kredun_toml(manifests)["jobs"]
+    assert (jobs["database_secret"], jobs["database_secret_key"]) == ("kredun-db", "dsn")
+    assert "database_secret" not in kredun_toml(render())["jobs"]
