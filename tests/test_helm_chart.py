@@ -157,23 +157,17 @@ def expand(spec: dict[tuple[str, str], list[str]]) -> set[tuple[str, str, str]]:
 
 NAMESPACED_RULES = expand(
     {
-        ("kredun.dev", "executions"): ["get", "list", "watch", "patch", "update"],
-        ("kredun.dev", "executions/status"): ["get", "patch", "update"],
-        ("kredun.dev", "executions/finalizers"): ["update"],
-        ("", "pods"): ["create", "get", "list", "watch", "delete", "patch"],
+        ("kredun.dev", "executions"): ["list", "watch", "patch"],
+        ("kredun.dev", "executions/status"): ["patch"],
+        ("", "pods"): ["create", "get", "list", "watch", "delete"],
         ("", "pods/log"): ["get"],
-        ("", "events"): ["create", "patch"],
-        ("events.k8s.io", "events"): ["create", "patch"],
+        ("", "events"): ["create"],
     }
 )
-CRD_RULES = expand(
-    {("apiextensions.k8s.io", "customresourcedefinitions"): ["get", "list", "watch"]}
-)
-NAMESPACE_RULES = expand({("", "namespaces"): ["get", "list", "watch"]})
-NAMESPACED_PEERING_RULES = expand({("kopf.dev", "kopfpeerings"): ["get", "list", "watch", "patch"]})
-CLUSTER_PEERING_RULES = expand(
-    {("kopf.dev", "clusterkopfpeerings"): ["get", "list", "watch", "patch"]}
-)
+CRD_RULES = expand({("apiextensions.k8s.io", "customresourcedefinitions"): ["list", "watch"]})
+NAMESPACE_RULES = expand({("", "namespaces"): ["list", "watch"]})
+NAMESPACED_PEERING_RULES = expand({("kopf.dev", "kopfpeerings"): ["list", "watch", "patch"]})
+CLUSTER_PEERING_RULES = expand({("kopf.dev", "clusterkopfpeerings"): ["list", "watch", "patch"]})
 
 
 def _openapi_to_jsonschema(node: Any) -> Any:
@@ -583,8 +577,8 @@ def test_namespaced_two_namespaces() -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "kredun", "namespace": "kredun"}
         ]
-    # Cluster-scoped reads only: CRDs, no namespaces.
-    assert rules_as_set(find_one(manifests, "ClusterRole")["rules"]) == CRD_RULES
+    # Cluster-scoped reads only: CRDs and namespace names (kopf follows namespaces).
+    assert rules_as_set(find_one(manifests, "ClusterRole")["rules"]) == CRD_RULES | NAMESPACE_RULES
     # Existing job ServiceAccount: none created, the config names it.
     assert [a["metadata"]["name"] for a in find(manifests, "ServiceAccount")] == ["kredun"]
     config = kredun_toml(manifests)

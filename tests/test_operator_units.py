@@ -145,7 +145,7 @@ def test_job_pod_manifest() -> None:
     assert meta["annotations"]["kredun.dev/task"] == "wf.My Task"
     assert meta["ownerReferences"] == [{
         "apiVersion": "kredun.dev/v1", "kind": "Execution", "name": "run", "uid": "uid-1",
-        "controller": True, "blockOwnerDeletion": True,
+        "controller": True,
     }]  # fmt: skip
     assert spec["restartPolicy"] == "Never"
     assert spec["automountServiceAccountToken"] is False

@@ -696,7 +696,7 @@ def test_request_log_records_rbac_verbs(kube_api: KubeApiServer, core: Any, tmp_
     urllib.request.urlopen(watch_url, timeout=5).read()
 
     def cm(verb: str, name: str | None = "cm", namespace: str | None = "default") -> RequestRecord:
-        return RequestRecord(verb, "", "v1", "configmaps", None, namespace, name)
+        return RequestRecord(verb, "", "v1", "configmaps", None, namespace, name, "emulated")
 
     assert kube_api.request_log == [
         cm("create", None),
@@ -706,7 +706,7 @@ def test_request_log_records_rbac_verbs(kube_api: KubeApiServer, core: Any, tmp_
         cm("update"),
         cm("delete"),
         cm("deletecollection", None),
-        RequestRecord("watch", "", "v1", "pods", None, "default", None),
+        RequestRecord("watch", "", "v1", "pods", None, "default", None, None),
     ]
     lines = (tmp_path / "api-requests.jsonl").read_text().splitlines()
     assert json.loads(lines[-1]) == kube_api.request_log[-1]._asdict()

@@ -222,7 +222,6 @@ def job_pod(
                     "name": template.execution,
                     "uid": template.execution_uid,
                     "controller": True,
-                    "blockOwnerDeletion": True,
                 }
             ],
         },

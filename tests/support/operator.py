@@ -31,6 +31,10 @@ CRD_PATH = REPO_ROOT / "crds" / "execution.yaml"
 NAMESPACE = "jobs"
 IMAGE = "kredun:test"  # the local kubelet runs commands, not images
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
+# The operator's own credentials: the emulator logs its requests under this name.
+OPERATOR_USER = "kredun-operator"
+# A directory where each cluster leaves the API requests its operator made (tests/test_rbac.py).
+REQUESTS_DIR_VARIABLE = "KREDUN_TEST_OPERATOR_REQUESTS"
 
 
 def free_port() -> int:
@@ -60,6 +64,7 @@ class OperatorCluster:
         self.health_port = free_port()
         self.metrics_port = free_port()
         self._stack = contextlib.ExitStack()
+        self.operator_modes: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -72,6 +77,10 @@ class OperatorCluster:
             KubeApiServer(logs_dir=logs, request_log_path=self.tmp_path / "api-requests.jsonl")
         )
         self.kubeconfig = self.api.write_kubeconfig(self.tmp_path / "kubeconfig")
+        self.operator_kubeconfig = self.api.write_kubeconfig(
+            self.tmp_path / "operator-kubeconfig", user=OPERATOR_USER
+        )
+        self._stack.callback(self._save_operator_requests)
         self.kubectl = Kubectl(self.kubeconfig, self.tmp_path / "kubectl-cache")
         self.kubectl("apply", "--validate=false", "-f", str(CRD_PATH))
         self.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": self.namespace}})
@@ -91,6 +100,17 @@ class OperatorCluster:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
+    def _save_operator_requests(self) -> None:
+        """With $KREDUN_TEST_OPERATOR_REQUESTS set, keep what the operator asked the API for
+        and in which modes it ran, so a test can hold the chart's RBAC rules against it."""
+        directory = os.environ.get(REQUESTS_DIR_VARIABLE)
+        if not directory:
+            return
+        requests = [r._asdict() for r in self.api.request_log if r.user == OPERATOR_USER]
+        record = {"modes": sorted(self.operator_modes), "requests": requests}
+        path = Path(directory) / f"{os.getpid()}-{id(self)}-{len(requests)}.json"
+        path.write_text(json.dumps(record))
+
     def job_env(self) -> dict[str, str]:
         """What Pods see besides their own env: the repository (as a job image has the
         workflow code) and the venv's `kredun` on PATH."""
@@ -109,7 +129,7 @@ class OperatorCluster:
             if key not in ("PYTHONPATH", "KREDUN_CONFIG")
         }
         env.update(
-            KUBECONFIG=str(self.kubeconfig),
+            KUBECONFIG=str(self.operator_kubeconfig),
             KREDUN_DATABASE_URI=self.database,
             KREDUN_VALUE_STORE=self.value_store,
             **extra,
@@ -122,6 +142,8 @@ class OperatorCluster:
         """Start a `kredun operator` process: (process, health port). Unless `args` say
         otherwise it runs standalone, serving the test namespace."""
         health_port = self.health_port if log is None else free_port()
+        self.operator_modes.add("peering" if "--peering" in args else "standalone")
+        self.operator_modes.add("cluster-wide" if "--all-namespaces" in args else "namespaced")
         mode = [] if {"--standalone", "--peering"} & set(args) else ["--standalone"]
         scope = (
             [] if {"--all-namespaces", "--namespace"} & set(args) else ["--namespace", NAMESPACE]

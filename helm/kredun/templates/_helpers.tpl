@@ -117,34 +117,26 @@ RBAC rules on namespaced resources, shared by the per-namespace Roles (namespace
 ClusterRole (cluster-wide mode). Least privilege: exactly what the operator and kopf use.
 */}}
 {{- define "kredun.rbac.namespacedRules" -}}
-# Executions: kopf watches them, adds/removes its finalizer and annotations (patch); the
-# operator updates them.
+# Executions: kopf lists and watches them and patches its annotations and finalizer.
 - apiGroups: ["kredun.dev"]
   resources: ["executions"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["list", "watch", "patch"]
+# Progress, results and failures go into the status subresource.
 - apiGroups: ["kredun.dev"]
   resources: ["executions/status"]
-  verbs: ["get", "patch", "update"]
-# Job Pods are owned by their Execution with blockOwnerDeletion; clusters running the
-# OwnerReferencesPermissionEnforcement admission plugin (e.g. OpenShift) require this.
-- apiGroups: ["kredun.dev"]
-  resources: ["executions/finalizers"]
-  verbs: ["update"]
-# One Pod per job: created, watched, cleaned up.
+  verbs: ["patch"]
+# One Pod per job: created, watched, read back when adopting, deleted on cancel.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["create", "get", "list", "watch", "delete", "patch"]
+  verbs: ["create", "get", "list", "watch", "delete"]
 # Failure messages and tracebacks come from job logs.
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
-# Kubernetes events posted on Executions (kopf and the operator).
+# Events on Executions: job failures, retries, completion.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/* RBAC rules on cluster-scoped resources. Call with the root context. */}}
@@ -152,17 +144,17 @@ ClusterRole (cluster-wide mode). Least privilege: exactly what the operator and 
 # kopf scans and watches CRDs to find the resources it serves.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
-{{- if .Values.operator.watch.clusterWide }}
-# kopf follows namespaces appearing and disappearing when serving the whole cluster.
+  verbs: ["list", "watch"]
+# kopf follows namespaces appearing and disappearing, also when serving named ones.
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- if .Values.operator.watch.clusterWide }}
 {{- if include "kredun.peering" . }}
 # kopf peering between operator replicas (cluster-wide mode).
 - apiGroups: ["kopf.dev"]
   resources: ["clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -172,7 +164,7 @@ ClusterRole (cluster-wide mode). Least privilege: exactly what the operator and 
 # kopf peering between operator replicas (namespaced mode).
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 {{- end -}}
 
 {{/* Checks of value combinations the JSON schema cannot express. */}}

@@ -80,6 +80,7 @@ class RequestRecord(NamedTuple):
     subresource: str | None
     namespace: str | None
     name: str | None
+    user: str | None = None  # the bearer token the client sent: who asked
 
 
 @dataclass
@@ -258,13 +259,16 @@ class KubeApiServer:
 
     # ----------------------------------------------------------------------------- test helpers
 
-    def write_kubeconfig(self, path: str | Path, *, namespace: str = "default") -> Path:
-        """Write a kubeconfig for this server; kubectl, kopf and the Python client accept it."""
+    def write_kubeconfig(
+        self, path: str | Path, *, namespace: str = "default", user: str = "emulated"
+    ) -> Path:
+        """Write a kubeconfig for this server; kubectl, kopf and the Python client accept it.
+        Requests made with it are logged with `user` (sent as the bearer token)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
-            "users": [{"name": "emulated", "user": {"token": "emulated-token"}}],
+            "users": [{"name": "emulated", "user": {"token": user}}],
             "contexts": [
                 {
                     "name": "emulated",
@@ -418,6 +422,7 @@ class KubeApiServer:
                 route.subresource,
                 route.namespace,
                 route.name,
+                request.headers.get("Authorization", "").removeprefix("Bearer ") or None,
             )
             self._record(record)
             fault = self._injected_fault(record)
