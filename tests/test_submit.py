@@ -107,9 +107,21 @@ def execution(custom, name: str) -> dict[str, Any]:
 
 
 def patch_status(custom, name: str, status: dict[str, Any]) -> None:
-    custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, "default", PLURAL, name, {"status": status}
-    )
+    """Act as the operator: set the status once the Execution exists (a CLI under test may
+    still be starting up when the timer fires)."""
+    from kubernetes.client.exceptions import ApiException
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, "default", PLURAL, name, {"status": status}
+            )
+            return
+        except ApiException as error:
+            if error.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def later(seconds: float, action, *args) -> threading.Timer:
@@ -641,3 +653,17 @@ def test_cli_unknown_execution(crd, project):
         done = kredun_cli(project, command, "nope")
         assert done.returncode == 2
         assert done.stderr == "kredun: error: no execution 'nope' in namespace 'default'\n"
+
+
+def test_result_reads_a_reference_the_operator_left_in_the_store(crd, custom, stores, kubeconfig):
+    handle = submit(pipeline(2, 3), stores, kubeconfig)
+    items = [encode(i)[0] for i in range(200)]
+    ref = {"composite": "list", "items": [{"hash": h} for h in items]}
+    for value in range(200):
+        record_result(stores, value)
+    data = json.dumps(ref).encode()
+    ref_hash = hash_bytes(data)
+    open_value_store(stores["value_store"]["uri"]).put(ref_hash, data)
+    status = {"phase": "Succeeded", "result": {"preview": "[...]", "refHash": ref_hash}}
+    patch_status(custom, handle.name, status)
+    assert handle.result(timeout=10) == list(range(200))

@@ -546,17 +546,21 @@ class ExecutionHandle:
         unpickle it here."""
         status = self.wait(timeout)
         found = status.get("result") or {}
-        ref: Ref
-        if found.get("ref") is not None:
-            ref = ref_from_json(found["ref"], "status.result.ref")
-        elif found.get("hash"):
-            ref = ValueRef(found["hash"])
-        else:
-            raise ResultUnavailableError(f"execution {self.name} succeeded without a result")
         from .scheduler import Scheduler
 
         scheduler = Scheduler(config=cluster_config(self._config))
         try:
+            ref: Ref
+            if found.get("ref") is not None:
+                ref = ref_from_json(found["ref"], "status.result.ref")
+            elif found.get("refHash"):
+                # A reference too large for the status: the operator left it in the store.
+                text = scheduler.value_store.get(found["refHash"]).decode()
+                ref = ref_from_json(json.loads(text), "status.result.refHash")
+            elif found.get("hash"):
+                ref = ValueRef(found["hash"])
+            else:
+                raise ResultUnavailableError(f"execution {self.name} succeeded without a result")
             return resolve(ref, scheduler.fetch_blob)
         except ValueNotFoundError as error:
             raise ResultUnavailableError(
