@@ -237,7 +237,9 @@ def test_timestamps_come_back_as_the_same_instant_in_utc(store: ProvenanceStore)
     assert {start.utcoffset() for start in found.values()} == {timedelta(0)}
 
 
-def test_content_addressed_rows_are_insert_or_ignore(store: ProvenanceStore) -> None:
+def test_content_addressed_rows_are_insert_or_ignore_calls_keep_the_latest(
+    store: ProvenanceStore,
+) -> None:
     task = TaskRecord(h("task"), "ns.add", "ns", "v1")
     store.write(ProvenanceBatch(tasks=[task], values=[value(1)], calls=[call(1)]))
     store.write(
@@ -252,7 +254,8 @@ def test_content_addressed_rows_are_insert_or_ignore(store: ProvenanceStore) -> 
         value(1).hash: value(1),
         value(2).hash: value(2),
     }
-    assert store.lookup_calls([call(1).eval_hash]) == {call(1).eval_hash: call(1)}
+    newest = replace(call(1), result_kind="plan")
+    assert store.lookup_calls([call(1).eval_hash]) == {call(1).eval_hash: newest}
 
 
 def test_jobs_and_executions_are_upserted_by_id(store: ProvenanceStore) -> None:

@@ -293,3 +293,21 @@ def test_values_equal_in_python_but_different_in_content_hash_differently():
     assert hash_value("a" * 100) == hash_value("a" * 100)
     assert hash_value({"b": 1, "a": 2}) == hash_value({"a": 2, "b": 1})
     assert hash_value([1, 2]) != hash_value((1, 2))
+
+
+counter_state = {"n": 0}
+
+
+@task(cache=False)
+def counter() -> int:
+    counter_state["n"] += 1
+    return counter_state["n"]
+
+
+def test_an_uncached_task_records_its_latest_result(tmp_path):
+    uri = sqlite_uri(tmp_path)
+    scheduler = Scheduler(db_uri=uri)
+    assert [scheduler.run(counter()), scheduler.run(counter())] == [1, 2]
+    scheduler.close()
+    # A fresh scheduler replays the newest run, not the first one recorded.
+    assert Scheduler(db_uri=uri).run(counter.options(cache=True)()) == 2

@@ -37,13 +37,10 @@ class MemoryProvenanceStore:
 
     def write(self, batch: ProvenanceBatch) -> None:
         with self._lock:
-            for table, records in (
-                (self._tasks, batch.tasks),
-                (self._values, batch.values),
-                (self._calls, batch.calls),
-            ):
+            for table, records in ((self._tasks, batch.tasks), (self._values, batch.values)):
                 for record in records:
-                    table.setdefault(_key(record), record)
+                    table.setdefault(record.hash, record)
+            self._calls.update((r.eval_hash, r) for r in batch.calls)
             # The scheduler's own record objects: it writes each again after changing it.
             self._executions.update((r.id, r) for r in batch.executions)
             self._jobs.update((r.id, r) for r in batch.jobs)
@@ -78,10 +75,6 @@ class MemoryProvenanceStore:
 
     def close(self) -> None:
         pass
-
-
-def _key(record: TaskRecord | ValueRecord | CallRecord) -> str:
-    return record.eval_hash if isinstance(record, CallRecord) else record.hash
 
 
 def open_provenance_store(uri: str):

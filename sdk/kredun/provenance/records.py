@@ -73,8 +73,9 @@ class ExecutionRecord:
 class ProvenanceBatch:
     """Everything one flush writes, in one transaction.
 
-    tasks, values and calls are content-addressed: inserting an existing key is a no-op.
-    jobs and executions are upserted by id: a later record for the same id replaces the row.
+    tasks and values are content-addressed: inserting an existing key is a no-op. calls,
+    jobs and executions are upserted by key: a later record replaces the row. A job's
+    execution must be written in the same batch or an earlier one.
     """
 
     tasks: list[TaskRecord] = field(default_factory=list)

@@ -188,11 +188,14 @@ def _chunks(keys: list[str], size: int = LOOKUP_CHUNK) -> Iterator[list[str]]:
 
 def _writers(dialect: Dialect) -> list[tuple[str, TableWriter]]:
     """What `write` writes, as (batch attribute, writer), in order: executions before jobs,
-    as a job's execution_id is a foreign key. Content-addressed rows are insert-or-ignore."""
+    as a job's execution_id is a foreign key. Tasks and values are content-addressed:
+    insert-or-ignore. A call's latest result wins: for a deterministic task every result
+    is the same, and an uncached task's (e.g. call_by_name's) newest run is the one that
+    counts."""
     return [
         ("tasks", TableWriter(task_table, TaskRecord, "hash", dialect)),
         ("values", TableWriter(value_table, ValueRecord, "hash", dialect)),
-        ("calls", TableWriter(call_table, CallRecord, "eval_hash", dialect)),
+        ("calls", TableWriter(call_table, CallRecord, "eval_hash", dialect, upsert=True)),
         ("executions", TableWriter(execution_table, ExecutionRecord, "id", dialect, upsert=True)),
         (
             "jobs",
