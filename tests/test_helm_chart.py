@@ -344,6 +344,7 @@ def test_value_sets_match_the_schema(path: Path) -> None:
         ({"jobs": {"resources": {"memory": "4GB"}}}, "jobs.resources.memory"),
         ({"metrics": {"port": 70000}}, "metrics.port"),
         ({"valueStore": {"type": "s3"}}, "valueStore.s3.bucket"),
+        ({"valueStore": {"type": "s3", "s3": {"bucket": "b"}}}, "job Pods must reach the database"),
         ({"operator": {"replicas": 2}}, "database.existingSecret"),
         (
             {"operator": {"watch": {"clusterWide": True, "namespaces": ["a"]}}},
@@ -451,7 +452,8 @@ def test_defaults() -> None:
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     env = env_of(container)
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert env["KREDUN_DATABASE_URI"]["value"].startswith("sqlite:////tmp/")
+    # SQLite on the claim job Pods mount too, so they reach the same database.
+    assert env["KREDUN_DATABASE_URI"]["value"] == "sqlite:////var/lib/kredun/values/kredun.db"
     assert not find(manifests, "KopfPeering") and not find(manifests, "ClusterKopfPeering")
     config = kredun_toml(manifests)
     assert config["jobs"]["image"] == "kredun:0.1.0"
