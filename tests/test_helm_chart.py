@@ -755,3 +755,17 @@ def test_job_pods_get_the_database_uri_from_the_secret_not_their_spec() -> None:
     jobs = kredun_toml(manifests)["jobs"]
     assert (jobs["database_secret"], jobs["database_secret_key"]) == ("kredun-db", "dsn")
     assert "database_secret" not in kredun_toml(render())["jobs"]
+
+
+@pytest.mark.parametrize("files", VALUE_SET_FILES, ids=VALUE_SET_IDS)
+def test_probes_and_environment_fit_kredun_operator(files: list[Path]) -> None:
+    """Probes hit the health endpoint `kredun operator --health-port` serves, and the stores
+    come in the variables kredun reads (config.apply_environment)."""
+    container = operator_container(render(files))
+    args = parse_operator_args(container["args"])
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        http = container[probe]["httpGet"]
+        assert http["path"] == "/healthz"
+        assert ports.get(http["port"], http["port"]) == args.health_port
+    assert {"KREDUN_DATABASE_URI", "KREDUN_VALUE_STORE", "POD_NAMESPACE"} <= set(env_of(container))
