@@ -144,6 +144,10 @@ class ExecutionContext:
             executors["default"] = settings.executors.get(
                 default_executor, {"type": default_executor}
             )
+        for name, options in executors.items():
+            if options.get("type") == "k8s" and "context" not in options:
+                # Configured Pods, e.g. [executors.default] type = "k8s", fallback = "batch"
+                executors[name] = {**options, "context": self}
         return Config(
             database_uri=settings.database_uri,
             value_store_uri=settings.value_store_uri,

@@ -5,6 +5,13 @@ creating a Pod that already exists (409) means an earlier operator launched it: 
 executor adopts it and never launches a duplicate, and a Pod that already succeeded
 reports success at once. The Pod runs `kredun worker`, which records the result in the
 shared stores; the scheduler reads it from there (`ReferencedValues`).
+
+Fallback: a job whose task option (or executor option) `fallback` names another configured
+executor, e.g. `"batch"`, leaves Kubernetes for it when its Pod stays Unschedulable for
+`fallback_after` seconds (default 120), or at once, before any Pod is created, when its
+resource request exceeds the executor's `max_cpus`/`max_memory`/`max_gpus`. The Pod is
+deleted, the job is submitted to the fallback executor with the same report callback, its
+provenance record names the fallback executor, and a `JobFallback` Event says why.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import time
 from typing import Any
 
 from kredun.errors import ConfigError, ExecutorError, StoreError
-from kredun.executors import JobOutcome, ReportOutcome
+from kredun.executors import Executor, JobOutcome, ReportOutcome
 from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes
 from kredun.job import Job
@@ -23,7 +30,17 @@ from kredun.job import Job
 from .context import ExecutionContext, Runtime
 from .errors import KubeApiError, PodFailedError
 from .kube import pods_path
-from .podspec import CONTAINER, execution_selector, job_pod, pod_name
+from .podspec import (
+    CONTAINER,
+    container_resources,
+    cpu_quantity,
+    execution_selector,
+    job_pod,
+    memory_quantity,
+    pod_name,
+    quantity_value,
+    requested_resources,
+)
 from .podwatch import MISSING
 
 logger = logging.getLogger(__name__)
@@ -32,10 +49,15 @@ SPEC_INLINE_LIMIT = 32 * 1024  # larger job specs go to the value store (--spec-
 LOG_TAIL_LINES = 40
 # Waiting reasons of a container that will not start without someone changing something.
 STUCK_REASONS = ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+DEFAULT_FALLBACK_AFTER = 120.0  # seconds a Pod may stay Unschedulable before falling back
+MAXIMUM_OPTIONS = {"max_cpus": "cpus", "max_memory": "memory", "max_gpus": "gpus"}
 
 
 class PodExecutor(RemoteExecutor):
-    """Options: `context`, the `ExecutionContext` of the Execution the jobs belong to."""
+    """Options: `context`, the `ExecutionContext` of the Execution the jobs belong to;
+    `fallback` (an executor name) and `fallback_after` (seconds), which a task's options of
+    the same names override; `max_cpus`, `max_memory`, `max_gpus`: the most one Pod of the
+    cluster can get (a job requesting more goes to its fallback, or fails, at once)."""
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         super().__init__(name, options)
@@ -46,8 +68,29 @@ class PodExecutor(RemoteExecutor):
                 "cluster with kredun.submit() or an Execution resource"
             )
         self.context = context
+        self.maximum = _maximum(name, options)
+        _fallback_after(name, options.get("fallback_after", DEFAULT_FALLBACK_AFTER))
         self._jobs: set[PodJob] = set()
         self._lock = threading.Lock()
+
+    def fallback_of(self, job: Job) -> tuple[str, Executor, float] | None:
+        """(name, executor, seconds) of the job's fallback executor, if it has one. Called
+        on the scheduler's thread, which alone may create executors."""
+        name = job.task.get_option("fallback") or self.options.get("fallback")
+        if not name:
+            return None
+        if not isinstance(name, str):
+            raise ConfigError(f"task {job.task.fullname}: fallback must name an executor")
+        executor = self.scheduler.executor(name)
+        if isinstance(executor, PodExecutor):
+            raise ConfigError(
+                f"task {job.task.fullname}: fallback {name!r} runs Pods too; name another "
+                "executor, e.g. a [executors.batch] of type 'batch'"
+            )
+        after = job.task.get_option("fallback_after")
+        if after is None:
+            after = self.options.get("fallback_after", DEFAULT_FALLBACK_AFTER)
+        return name, executor, _fallback_after(job.task.fullname, after)
 
     def launch(self, job: Job, spec_json: str, report: ReportOutcome) -> None:
         context = self.context
@@ -59,7 +102,13 @@ class PodExecutor(RemoteExecutor):
                 "JobRetry",
                 f"retrying {job.task.fullname} (attempt {job.attempt + 1} of {retries + 1})",
             )
-        pod_job = PodJob(self, job, spec_json, report)
+        job.record.executor = job.executor_name  # an earlier attempt may have fallen back
+        try:
+            fallback = self.fallback_of(job)
+        except ConfigError as error:
+            report(JobOutcome(job, error=error))
+            return
+        pod_job = PodJob(self, job, spec_json, report, fallback)
         with self._lock:
             self._jobs.add(pod_job)
         context.slots.start(pod_job.start)
@@ -79,6 +128,33 @@ class PodExecutor(RemoteExecutor):
             pod_job.abandon()
         if self.context.deletes_pods:
             delete_running_pods(self.context)
+
+
+def _fallback_after(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where}: fallback_after must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+def _maximum(name: str, options: dict[str, Any]) -> dict[str, float]:
+    """The executor's `max_*` options as numbers comparable with `requested_resources`."""
+    maximum: dict[str, float] = {}
+    for option, key in MAXIMUM_OPTIONS.items():
+        value = options.get(option)
+        if value is None:
+            continue
+        try:
+            if key == "cpus":
+                maximum[key] = quantity_value(cpu_quantity(value))
+            elif key == "memory":
+                maximum[key] = quantity_value(memory_quantity(value))
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"must be a whole number, not {value!r}")
+            else:
+                maximum[key] = float(value)
+        except ValueError as error:
+            raise ConfigError(f"executor {name!r}: {option}: {error}") from None
+    return maximum
 
 
 def delete_running_pods(context: ExecutionContext) -> None:
@@ -114,9 +190,15 @@ class PodJob:
     """One attempt of one job as a Pod: create or adopt it, follow it, report once."""
 
     def __init__(
-        self, executor: PodExecutor, job: Job, spec_json: str, report: ReportOutcome
+        self,
+        executor: PodExecutor,
+        job: Job,
+        spec_json: str,
+        report: ReportOutcome,
+        fallback: tuple[str, Executor, float] | None = None,
     ) -> None:
         self.executor = executor
+        self.fallback = fallback
         self.context = executor.context
         self.job = job
         self.spec_json = spec_json
@@ -128,6 +210,7 @@ class PodJob:
         self._created = False
         self._done = False
         self._lock = threading.Lock()
+        self._unschedulable_timer: threading.Timer | None = None
 
     @property
     def _runtime(self) -> Runtime:
@@ -149,7 +232,10 @@ class PodJob:
             if self._done:
                 return False
             self._done = True
-            return True
+            timer, self._unschedulable_timer = self._unschedulable_timer, None
+        if timer is not None:
+            timer.cancel()
+        return True
 
     # -- creating ---------------------------------------------------------------------------
 
@@ -167,6 +253,16 @@ class PodJob:
     def _create(self) -> None:
         try:
             task = self.job.task
+            over = self._over_maximum()
+            if over:
+                if self.fallback is not None:
+                    if self._claim():
+                        self._fall_back(f"it requests {over}, more than the cluster offers")
+                    return
+                raise ExecutorError(
+                    f"task {task.fullname} requests {over}, more than the cluster offers "
+                    "(executor maximum), and has no fallback executor"
+                )
             manifest = job_pod(
                 self.context.template,
                 name=self.name,
@@ -194,6 +290,23 @@ class PodJob:
             _delete_pod(self.context, self.name)  # cancelled while we were creating it
             return
         self._on_event("ADDED", pod)
+
+    def _over_maximum(self) -> str:
+        """What the job requests beyond the executor's maximum, e.g. "gpus 2 > 1"; ""."""
+        maximum = self.executor.maximum
+        if not maximum:
+            return ""
+        try:
+            resources = container_resources(self.job.task.option_values, self.context.template)
+        except ValueError:
+            return ""  # job_pod reports it
+        requested = requested_resources(resources)
+        over = [
+            f"{key} {requested[key]:g} > {limit:g}"
+            for key, limit in maximum.items()
+            if requested.get(key, 0) > limit
+        ]
+        return ", ".join(over)
 
     def _create_or_adopt(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """The created Pod, or the one an earlier operator created; None if the run stops.
@@ -261,6 +374,69 @@ class PodJob:
             self._end_failed(f"pod {self.name} was deleted before it finished")
         elif _stuck_reason(status) and self._claim():
             self._runtime.pool.submit(self._report_stuck, pod)
+        elif self.fallback is not None and _unschedulable(status):
+            self._arm_fallback()
+
+    # -- falling back -----------------------------------------------------------------------
+
+    def _arm_fallback(self) -> None:
+        """The Pod is Unschedulable: check again once `fallback_after` has passed."""
+        assert self.fallback is not None
+        with self._lock:
+            if self._done or self._unschedulable_timer is not None:
+                return
+            timer = threading.Timer(self.fallback[2], self._deadline_passed)
+            timer.daemon = True
+            self._unschedulable_timer = timer
+        timer.start()
+
+    def _deadline_passed(self) -> None:
+        with self._lock:
+            self._unschedulable_timer = None
+        if self._done or self.context.stop_mode is not None:
+            return
+        self._runtime.pool.submit(self._check_unschedulable)
+
+    def _check_unschedulable(self) -> None:
+        """Fall back if the Pod is still Unschedulable (a watch event may be late)."""
+        try:
+            pod = self._runtime.kube.request("GET", pods_path(self.namespace, self.name))
+        except KubeApiError as error:
+            if error.status != 404:
+                logger.warning("cannot read pod %s: %s", self.name, error)
+                self._arm_fallback()  # try again later
+            return
+        if not self._owns(pod) or not _unschedulable(pod.get("status") or {}):
+            self._on_event("MODIFIED", pod)
+            return
+        if self.fallback is not None and self._claim():
+            seconds = self.fallback[2]
+            self._fall_back(
+                f"its pod {self.name} stayed Unschedulable for {seconds:g}s", pod_exists=True
+            )
+
+    def _fall_back(self, reason: str, pod_exists: bool = False) -> None:
+        """Withdraw the job from Kubernetes and submit it to the fallback executor (the
+        caller has claimed the job, so no later Pod event reports it)."""
+        assert self.fallback is not None
+        name, executor, _ = self.fallback
+        self._runtime.pods.unregister(self.namespace, self.name, self._on_event)
+        if pod_exists or self._created:
+            _delete_pod(self.context, self.name)
+        self.executor.released(self)
+        if self.context.stop_mode is not None:
+            return  # the run is ending; nobody waits for this job any more
+        task = self.job.task.fullname
+        logger.info("job %s (%s) falls back to executor %s: %s", self.job.id[:8], task, name,
+                    reason)  # fmt: skip
+        self._runtime.metrics.jobs.labels(self.executor.name, "fallback").inc()
+        self.context.events.normal(
+            "JobFallback", f"{task}: moved from Kubernetes to executor {name!r}: {reason}"
+        )
+        # Provenance: the scheduler rewrites the whole record when the outcome arrives
+        # (the job store upserts every column), so the fallback's name reaches the store.
+        self.job.record.executor = name
+        executor.submit(self.job, self.report)
 
     def _recheck(self) -> None:
         """After a re-list without our Pod: it is gone, or the list was older than it."""
@@ -340,6 +516,18 @@ def _terminated_state(pod: dict[str, Any]) -> dict[str, Any]:
         if status.get("name") == CONTAINER:
             return (status.get("state") or {}).get("terminated") or {}
     return {}
+
+
+def _unschedulable(status: dict[str, Any]) -> bool:
+    """Whether the scheduler reported the Pending Pod as fitting no node."""
+    if status.get("phase") not in (None, "Pending"):
+        return False
+    return any(
+        condition.get("type") == "PodScheduled"
+        and condition.get("status") == "False"
+        and condition.get("reason") == "Unschedulable"
+        for condition in status.get("conditions") or []
+    )
 
 
 def _stuck_reason(status: dict[str, Any]) -> dict[str, Any] | None:

@@ -227,3 +227,30 @@ def job_pod(
         },
         "spec": spec,
     }
+
+
+_SUFFIXES = {
+    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def quantity_value(quantity: str) -> float:
+    """A Kubernetes quantity as a number: "500m" -> 0.5, "2Gi" -> 2147483648."""
+    if quantity.endswith("m") and quantity[:-1].replace(".", "", 1).isdigit():
+        return float(quantity[:-1]) / 1000
+    match = _QUANTITY.match(quantity)
+    if not match:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    return (
+        float(quantity[: len(quantity) - len(match.group(2) or "")])
+        * _SUFFIXES[match.group(2) or ""]
+    )
+
+
+def requested_resources(resources: Mapping[str, Any]) -> dict[str, float]:
+    """What a container's `resources` (as `container_resources` makes them) request:
+    `cpus` (cores), `memory` (bytes) and `gpus`, each present only when requested."""
+    requests = resources.get("requests") or {}
+    keys = {"cpu": "cpus", "memory": "memory", "nvidia.com/gpu": "gpus"}
+    return {keys[key]: quantity_value(value) for key, value in requests.items() if key in keys}

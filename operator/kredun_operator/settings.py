@@ -14,6 +14,8 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max   # seconds
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
+    [executors.NAME]  type = "k8s", fallback = "batch", fallback_after = 120,
+                      max_cpus, max_memory, max_gpus   # Pods, with a fallback executor
 """
 
 from __future__ import annotations

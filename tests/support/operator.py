@@ -53,8 +53,15 @@ class OperatorCluster:
         kubelet_parallel: int = 4,
         database: str | None = None,
         value_store: str | None = None,
+        kubelet_options: dict[str, Any] | None = None,
+        operator_config: str | None = None,
     ) -> None:
+        """`kubelet_options` go to `LocalKubelet` (e.g. `max_gpus=0`, `max_cpu=1`: the node's
+        capacity); `operator_config` is the text of a kredun.toml the operator gets with
+        `--config` (its [executors.*], [jobs] ...)."""
         self.tmp_path = tmp_path
+        self.kubelet_options = kubelet_options or {}
+        self.operator_config = operator_config
         self.database = database or f"sqlite:///{tmp_path / 'kredun.db'}"
         self.value_store = value_store or f"file://{tmp_path / 'values'}"
         self.kubelet_parallel = kubelet_parallel
@@ -91,6 +98,7 @@ class OperatorCluster:
             max_parallel=self.kubelet_parallel,
             max_grace_period=2.0,
             env=self.job_env(),
+            **self.kubelet_options,
         )
         self._stack.enter_context(self.kubelet)
         self._stack.callback(self.stop_operator)
@@ -148,6 +156,10 @@ class OperatorCluster:
         scope = (
             [] if {"--all-namespaces", "--namespace"} & set(args) else ["--namespace", NAMESPACE]
         )
+        if self.operator_config is not None and "--config" not in args:
+            config = self.tmp_path / "operator.toml"
+            config.write_text(self.operator_config)
+            args = (*args, "--config", str(config))
         argv = [
             str(Path(sys.executable).parent / "kredun"), "operator", *mode, *scope,
             "--health-port", str(health_port), *args,
