@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,8 +78,9 @@ class Scheduler:
         config: Config | dict[str, Any] | None = None,
         value_store: str | None = None,
     ) -> None:
+        # A copy: the defaults filled in below must not leak into the caller's Config.
         if isinstance(config, Config):
-            self.config = config
+            self.config = replace(config, executors=dict(config.executors))
         else:
             self.config = config_from_dict(config or {})
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
