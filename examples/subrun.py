@@ -7,6 +7,7 @@ jobs in separate processes there (the seed `subrun-example.md`, runnable locally
 
 import os
 import subprocess
+import time
 
 from kredun import subrun, task
 
@@ -14,6 +15,7 @@ kredun_namespace = "examples.subrun"
 
 # The nested scheduler's configuration: every job it runs gets its own process.
 NESTED_CONFIG = {"executors": {"default": {"type": "process", "max_workers": 10}}}
+RECORD_SECONDS = 1.0
 
 
 def uname() -> bytes:
@@ -22,6 +24,7 @@ def uname() -> bytes:
 
 @task()
 def process_record(record: int) -> dict:
+    time.sleep(RECORD_SECONDS)  # stands for real work; lets the records spread over processes
     return {"name": "process_record", "pid": os.getpid(), "uname": uname(), "value": record + 1}
 
 
