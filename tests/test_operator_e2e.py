@@ -9,8 +9,9 @@ import itertools
 import json
 from pathlib import Path
 
-from kredun import subrun
+from kredun import Scheduler, subrun
 from kredun.hashing import hash_bytes
+from kredun.refs import ref_from_json, resolve
 
 from tests import test_operator_workflows as flow
 from tests.support.kube.testing import wait_for
@@ -462,3 +463,25 @@ def test_an_image_that_cannot_be_pulled_fails_the_job(operator_cluster) -> None:
     assert "ImagePullBackOff for image 'kredun:test'" in status["message"]
     assert "check spec.image" in status["message"]
     wait_for(lambda: cluster.pods("pull") == [], timeout=30, message="the stuck pod deleted")
+
+
+def test_seed_subrun_example_runs_each_group_in_one_pod(operator_cluster) -> None:
+    from examples.subrun import main
+
+    cluster = operator_cluster
+    cluster.create("seed", cluster.plan_spec(main(executor="k8s")))
+    status = cluster.wait_for_phase("seed", timeout=180)
+    assert status["phase"] == "Succeeded", status
+    fetch = Scheduler(db_uri=cluster.database, value_store=cluster.value_store).fetch_blob
+    result = resolve(ref_from_json(status["result"]["ref"]), fetch)
+    groups = result["results"]
+    assert [[r["value"] for r in group["value"]] for group in groups] == [
+        list(range(2, 12)),
+        list(range(12, 22)),
+    ]
+    for group in groups:
+        record_pids = {record["pid"] for record in group["value"]}
+        assert group["pid"] not in record_pids and len(record_pids) > 1
+    subrun_pods = [p for p in cluster.pods("seed") if p["metadata"]["labels"]["kredun.dev/task"]
+                   == "kredun.subrun"]  # fmt: skip
+    assert len(subrun_pods) == 2  # one Pod per group, its records in processes inside it
