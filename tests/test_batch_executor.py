@@ -246,6 +246,10 @@ def test_array_with_a_failing_child(aws: MotoBatch, config: dict[str, Any], tmp_
 
     last = batch_logs(tmp_path, child["jobId"], "--tail", "1")
     assert last == "kredun: task failed: ValueError: record 3 is bad\n"
+    # `kredun logs` takes a Batch job id too.
+    command = [sys.executable, "-m", "kredun", "logs", child["jobId"]]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.endswith(last), done.stderr
 
 
 def test_retries_are_made_by_batch(aws: MotoBatch, config: dict[str, Any], tmp_path: Path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import pprint
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +52,11 @@ def add_cluster_commands(commands: Any) -> None:
     )
     get.add_argument("name", nargs="?", metavar="NAME", help="an Execution to show in detail")
 
-    logs = commands.add_parser("logs", parents=[cluster], help="print an Execution's job logs")
+    logs = commands.add_parser(
+        "logs",
+        parents=[cluster],
+        help="print an Execution's job logs, or an AWS Batch job's log (by its job id)",
+    )
     logs.add_argument("name", metavar="NAME", help="the Execution")
     logs.add_argument(
         "--job", metavar="JOB", help="only the job(s) with this eval hash (prefix), pod or task"
@@ -134,8 +139,18 @@ def get_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# An AWS Batch job id (a UUID; `<parent>:<i>` for an array child), not an Execution name.
+_BATCH_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(:\d+)?")
+
+
 def logs_command(args: argparse.Namespace) -> int:
     from ..submit import ExecutionHandle
+
+    if _BATCH_JOB_ID.fullmatch(args.name):
+        from .batch import batch_logs_command
+
+        job = argparse.Namespace(job_id=args.name, executor="batch", attempt=None, tail=None)
+        return batch_logs_command(job)
 
     handle = ExecutionHandle(args.name, args.namespace, kubeconfig=args.kubeconfig)
     sys.stdout.write(handle.logs(args.job))
