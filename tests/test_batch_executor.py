@@ -33,6 +33,7 @@ from kredun.executors.batch import (
 from kredun.executors.batch_options import ExecutorSettings, parse_memory
 from kredun.hashing import encode
 from kredun.provenance.store import ProvenanceStore
+from kredun.serialize import ship
 from kredun.workflow import load_workflow_file
 
 from tests.support.aws import MotoBatch, moto_batch, moto_batch_environ  # noqa: F401
@@ -271,13 +272,15 @@ def test_job_failed_on_batch_is_recorded(aws: MotoBatch, config: dict[str, Any],
     [failed] = failed_jobs(database)
     assert failed.error == f"BatchJobFailedError: {raised.value}"
     assert "Traceback" in failed.traceback and failed.attempt == 1
+    # The task's own frame reads like a local one: file, line and source.
+    assert f'File "{__file__}", line' in failed.traceback
+    assert 'raise RuntimeError(f"failing {x} every time")' in failed.traceback
 
 
 # --- operator mode -------------------------------------------------------------------------
 
 
 def test_operator_mode_reduces_a_plan_on_batch(aws: MotoBatch, database: str) -> None:
-    import cloudpickle
     from kredun.domains import ReferencedValues
     from kredun.plan import dumps_plan, encode_plan, loads_plan
     from kredun.refs import CompositeRef, resolve
@@ -286,7 +289,7 @@ def test_operator_mode_reduces_a_plan_on_batch(aws: MotoBatch, database: str) ->
     value_store = f"s3://{BUCKET}/operator"
     config = make_config(database, value_store)
     expr = {"nested": double_then_add(1, 2), "fan": [add(i, i) for i in range(3)]}
-    plan = encode_plan(expr, open_value_store(value_store).put, cloudpickle.dumps)
+    plan = encode_plan(expr, open_value_store(value_store).put, ship)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the scheduler unpickled data while reducing a plan")

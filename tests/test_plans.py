@@ -13,6 +13,7 @@ from kredun import Scheduler, task
 from kredun.errors import PlanError
 from kredun.plan import decode_plan, dumps_plan, encode_plan, loads_plan
 from kredun.refs import CompositeRef, ValueRef, resolve
+from kredun.serialize import ship
 from kredun.valuestore import open_value_store
 
 from tests.support.worker_executor import TYPE, WorkerProcessExecutor
@@ -55,9 +56,7 @@ def stores(tmp_path):
 
 
 def plan_of(expr, value_store_uri):
-    import cloudpickle
-
-    return encode_plan(expr, open_value_store(value_store_uri).put, cloudpickle.dumps)
+    return encode_plan(expr, open_value_store(value_store_uri).put, ship)
 
 
 def operator_like_run(plan, database, value_store, cache=True):

@@ -142,6 +142,18 @@ def test_task_error_reaches_caller_with_type_and_traceback_and_is_not_cached(tmp
     store.close()
 
 
+def test_process_job_traceback_names_the_task_file_line_and_source():
+    scheduler = Scheduler()
+    try:
+        with pytest.raises(ValueError, match="boom 4") as caught:
+            scheduler.run(boom.options(executor="process")(4))
+    finally:
+        scheduler.close()
+    remote = "\n".join(getattr(caught.value, "__notes__", []))
+    assert f'File "{__file__}", line' in remote and ", in boom" in remote
+    assert 'raise ValueError(f"boom {x}")' in remote
+
+
 def test_failure_keeps_what_was_already_recorded(tmp_path):
     uri = sqlite_uri(tmp_path)
     scheduler = Scheduler(db_uri=uri)

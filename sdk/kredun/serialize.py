@@ -112,10 +112,62 @@ def local_code_by_value() -> Iterator[None]:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def ship(obj: Any) -> bytes:
-    """Serialize a task or a value for another machine: code from local modules (workflow
-    files, `__main__`, a checkout) by value, installed packages by reference."""
+def _restore_code(code_args: tuple, filename: str, lines: list[str] | None) -> Any:
+    """Rebuild a shipped code object under its original file name, and make that file's
+    source known to `linecache`, so tracebacks in the job read like local ones."""
+    import linecache
+    import types
+
+    if lines and filename not in linecache.cache:
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    return types.CodeType(*code_args)
+
+
+def _code_reducer() -> Any:
+    import cloudpickle.cloudpickle as internals
+
+    def reduce_code(code: Any) -> tuple:
+        # cloudpickle names shipped code "<dynamic-code>" (3.1.3 on); put the real file name
+        # back and carry the source, or a failing task's traceback loses both.
+        _, code_args = internals._code_reduce(code)
+        code_args = tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in code_args)
+        return _restore_code, (code_args, code.co_filename, _source_lines(code.co_filename))
+
+    return reduce_code
+
+
+def _source_lines(filename: str) -> list[str] | None:
+    import linecache
+
+    # The same list object for every code object of a file: the pickle memo ships it once.
+    lines = linecache.getlines(filename)
+    return lines or None
+
+
+@functools.cache
+def _shipping_pickler() -> type:
+    import copyreg
+    import types
+    from collections import ChainMap
+
     import cloudpickle
 
+    class ShippingPickler(cloudpickle.Pickler):
+        dispatch_table = ChainMap(
+            {types.CodeType: _code_reducer()}, cloudpickle.Pickler.dispatch_table,
+            copyreg.dispatch_table,
+        )  # fmt: skip
+
+    return ShippingPickler
+
+
+def ship(obj: Any) -> bytes:
+    """Serialize a task or a value for another process or machine: code from local modules
+    (workflow files, `__main__`, a checkout) by value with its source, installed packages by
+    reference."""
+    import io
+
     with local_code_by_value():
-        return cloudpickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+        buffer = io.BytesIO()
+        _shipping_pickler()(buffer, protocol=PICKLE_PROTOCOL).dump(obj)
+        return buffer.getvalue()

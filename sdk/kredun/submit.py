@@ -31,7 +31,7 @@ from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
-from .serialize import local_code_by_value, preview
+from .serialize import local_code_by_value, preview, ship
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -182,10 +182,9 @@ def default_job_image(config: Config) -> str | None:
 def upload_plan(expr: Any, value_store: ValueStore) -> tuple[str, bytes]:
     """Encode `expr` as a plan, writing task code and large values to `value_store`, then
     the plan itself. Returns the plan's hash and its JSON bytes."""
-    import cloudpickle
-
+    # Values of local types must pickle by value too: the job image cannot import them.
     with local_code_by_value():
-        plan = encode_plan(expr, value_store.put, cloudpickle.dumps)
+        plan = encode_plan(expr, value_store.put, ship)
     data = dumps_plan(plan)
     plan_hash = hash_bytes(data)
     value_store.put(plan_hash, data)

@@ -21,7 +21,7 @@ from .hashing import encode, hash_bytes
 from .plan import TaskRef, _task_ref, dumps_plan, encode_plan
 from .provenance.records import CallRecord, ProvenanceBatch, TaskRecord
 from .refs import ref_from_json, resolve
-from .serialize import preview, type_name
+from .serialize import preview, ship, type_name
 from .valuestore import store_value
 
 SPEC_VERSION = 1
@@ -86,11 +86,9 @@ def run_job(spec: dict[str, Any], config: Config) -> Any:
         }
         result = task.func(*args, **kwargs)
         if graph.contains_expression(result):
-            import cloudpickle
-
-            # Tasks here were loaded from shipped code or from the image: cloudpickle
-            # re-ships each the same way.
-            plan = encode_plan(result, scheduler.value_store.put, cloudpickle.dumps)
+            # Tasks here were loaded from shipped code or from the image: each is re-shipped
+            # the same way.
+            plan = encode_plan(result, scheduler.value_store.put, ship)
             data = dumps_plan(plan)
             kind, result_hash = "plan", hash_bytes(data)
             type_text, preview_text = "kredun.plan", f"<plan of {len(plan['nodes'])} nodes>"

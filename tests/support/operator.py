@@ -289,15 +289,10 @@ class OperatorCluster:
 
     def plan_spec(self, expr: Any, *, inline: bool = True, **spec: Any) -> dict[str, Any]:
         """An Execution spec for `expr`, its plan built as the SDK builds it."""
-        import cloudpickle
-        from kredun.hashing import hash_bytes
-        from kredun.plan import dumps_plan, encode_plan
+        from kredun.submit import upload_plan
         from kredun.valuestore import open_value_store
 
-        store = open_value_store(self.value_store)
-        data = dumps_plan(encode_plan(expr, store.put, cloudpickle.dumps))
-        plan_hash = hash_bytes(data)
-        store.put(plan_hash, data)
+        plan_hash, data = upload_plan(expr, open_value_store(self.value_store))
         plan: dict[str, str] = {"hash": plan_hash}
         if inline:
             plan["inline"] = base64.b64encode(data).decode()

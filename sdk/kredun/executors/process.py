@@ -12,6 +12,7 @@ import cloudpickle
 
 from ..errors import ExecutorError, SerializationError
 from ..job import Job
+from ..serialize import ship
 from .base import Executor, JobOutcome, ReportOutcome
 
 
@@ -39,7 +40,7 @@ class ProcessExecutor(Executor):
 
     def submit(self, job: Job, report: ReportOutcome) -> None:
         try:
-            payload = cloudpickle.dumps((job.task.func, job.args, job.kwargs))
+            payload = ship((job.task.func, job.args, job.kwargs))
         except Exception as error:
             report(JobOutcome.failed(job, SerializationError(
                 f"cannot send arguments of {job.task.fullname} to a process: {error}"
