@@ -16,6 +16,7 @@ from .plan import assemble_reference, decode_plan, loads_plan
 from .provenance.records import CallRecord
 from .refs import ValueRef
 from .serialize import dumps, loads
+from .task import checking_staleness
 
 if TYPE_CHECKING:
     from .executors import JobOutcome
@@ -54,11 +55,20 @@ class TrustedValues:
         return ("expression", value, hash_bytes(data)), data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
+        """Cached results that the current code would still compute: one that holds a task
+        value whose definition changed (or a call of a task no longer defined) is a miss."""
         results = {}
         for call in calls:
             try:
-                value = loads(self.scheduler.fetch_blob(call.result_hash))
-            except Exception:  # a missing or stale blob is a cache miss, not a failure
+                with checking_staleness() as problems:
+                    value = loads(self.scheduler.fetch_blob(call.result_hash))
+            except Exception:  # a missing or unreadable blob is a cache miss, not a failure
+                continue
+            if problems:
+                self.scheduler.logger.info(
+                    "Miss   cached result %s is no longer valid: %s",
+                    call.eval_hash[:8], "; ".join(dict.fromkeys(problems)),
+                )  # fmt: skip
                 continue
             results[call.eval_hash] = (call.result_kind, value, call.result_hash)
         return results

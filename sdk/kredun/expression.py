@@ -109,7 +109,9 @@ class TaskExpression(Expression):
         return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
 
     def __reduce__(self):
-        return (TaskExpression, (self.task, self.args, self.kwargs))
+        from .task import _restore_call
+
+        return (_restore_call, (self.task._state(), self.args, self.kwargs))
 
     def __kredun_hash__(self) -> str:
         return hash_parts(

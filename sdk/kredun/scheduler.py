@@ -26,6 +26,7 @@ from .config import Config, config_from_dict
 from .domains import ReferencedValues, TrustedValues
 from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
+from .expression import TaskExpression
 from .graph import Node
 from .hashing import hash_eval, hash_value
 from .job import Job
@@ -38,7 +39,8 @@ from .provenance.records import (
     TaskRecord,
 )
 from .serialize import loads, preview, type_name
-from .task import Task
+from .subrun import is_subrun_call, with_parent_config
+from .task import Task, current_definition
 from .valuestore import ValueStore, open_value_store, store_value
 
 FLUSH_INTERVAL = 0.5  # seconds between provenance writes during a run
@@ -289,6 +291,11 @@ class _ExecutionRun:
 
     def _prepare_call(self, node: Node) -> None:
         task: Task = node.payload.task
+        if type(task) is Task:
+            current = current_definition(task)
+            if current is not task:
+                task = current
+                node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
         _, _, positional, named = graph.call_arguments(node)
         try:
             args_hash = task.hash_arguments(
@@ -375,6 +382,8 @@ class _ExecutionRun:
 
     def _dispatch(self, node: Node, eval_hash: str, args_hash: str) -> None:
         job = self._new_job(node, eval_hash, args_hash, "RUNNING")
+        if is_subrun_call(job.task) and len(job.args) == 2 and not job.references:
+            job.args = with_parent_config(job.args, self.scheduler.config)
         executor = self.scheduler.executor(job.executor_name)
         if self.verbose:
             self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import marshal
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
 from .expression import TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 
+# Tasks defined by code in this process (decorated), by full name: the current definitions.
 _registry: dict[str, Task] = {}
+# Tasks rebuilt from shipped code that this process does not define (a job's process runs
+# the code it was sent), by (full name, hash).
+_shipped: dict[tuple[str, str], Task] = {}
+# While a cached result is loaded: reasons it may not be reused (None: not checking).
+_staleness: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "kredun_task_staleness", default=None
+)
 
 
 def get_task(fullname: str) -> Task | None:
     """The most recently defined task with this full name."""
     return _registry.get(fullname)
+
+
+def current_definition(task: Task) -> Task:
+    """The task its name denotes now: a call built before a task was redefined (or loaded
+    from the cache) runs the current code, as the name is what the workflow refers to."""
+    defined = _registry.get(task.fullname)
+    if defined is None or defined is task or defined.hash == task.hash:
+        return task
+    return defined.options(**task._overrides) if task._overrides else defined
+
+
+@contextmanager
+def checking_staleness() -> Iterator[list[str]]:
+    """Collect, while unpickling a cached result, every task value in it whose definition
+    changed or disappeared since it was cached: such a result is not what the current code
+    would compute."""
+    problems: list[str] = []
+    token = _staleness.set(problems)
+    try:
+        yield problems
+    finally:
+        _staleness.reset(token)
 
 
 def _namespace_of(func: Callable) -> str:
@@ -60,6 +92,8 @@ class Task:
         self.version = version
         self.source = source if source is not None else _source_of(func)
         self._options = dict(options or {})
+        # Options set with `.options()` after decoration: they survive a redefinition.
+        self._overrides: dict[str, Any] = {}
         self.hash = task_hash or self._compute_hash()
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
@@ -106,6 +140,7 @@ class Task:
             source=self.source,
             task_hash=self.hash,
         )
+        copy._overrides = {**self._overrides, **options}
         copy._signature = self._signature
         copy._parameters = self._parameters
         return copy
@@ -140,21 +175,63 @@ class Task:
     def __kredun_hash__(self) -> str:
         return self.hash
 
+    def _state(self) -> tuple:
+        return (self.fullname, self.hash, self._options, self.version, self.func, self._overrides)
+
     def __reduce__(self):
-        return (_restore_task, (self.fullname, self.hash, self._options, self.func, self.version))
+        # The code travels too: a job's process may not define the task. Where the task is
+        # defined, the definition wins (see _restore_task).
+        return (_restore_task, self._state())
 
 
 def _restore_task(
-    fullname: str, task_hash: str, options: dict, func: Callable, version: str | None
+    fullname: str,
+    task_hash: str,
+    options: dict,
+    version: str | None,
+    func: Callable,
+    overrides: dict | None = None,
 ) -> Task:
-    """Unpickle a task as the registered one when it is the same code; else rebuild it."""
-    known = _registry.get(fullname)
-    if known is not None and known.hash == task_hash:
-        return known.options(**options) if options != known._options else known
-    namespace, _, name = fullname.rpartition(".")
-    restored = Task(func, name, namespace, version, options, task_hash=task_hash)
-    _registry.setdefault(fullname, restored)
-    return restored
+    """Unpickle a task value: this process's definition when it has the same hash; else the
+    shipped code, and a cached result holding it is stale (see checking_staleness)."""
+    defined = _registry.get(fullname)
+    if defined is not None and defined.hash == task_hash:
+        return defined.options(**overrides) if overrides else defined
+    problems = _staleness.get()
+    if problems is not None:
+        change = "was edited" if defined is not None else "is no longer defined"
+        problems.append(f"task {fullname} {change}")
+    return _shipped_task(fullname, task_hash, options, version, func, overrides)
+
+
+def _restore_call(state: tuple, args: tuple, kwargs: dict) -> TaskExpression:
+    """Unpickle a task call: it calls whatever the task's name denotes now, as a workflow
+    refers to tasks by name; only a name that is no longer defined makes it stale."""
+    fullname, _, _, _, _, overrides = state
+    defined = _registry.get(fullname)
+    if defined is not None:
+        return TaskExpression(defined.options(**overrides) if overrides else defined, args, kwargs)
+    problems = _staleness.get()
+    if problems is not None:
+        problems.append(f"task {fullname} is no longer defined")
+    return TaskExpression(_shipped_task(*state), args, kwargs)
+
+
+def _shipped_task(
+    fullname: str,
+    task_hash: str,
+    options: dict,
+    version: str | None,
+    func: Callable,
+    overrides: dict | None,
+) -> Task:
+    shipped = _shipped.get((fullname, task_hash))
+    if shipped is None:
+        namespace, _, name = fullname.rpartition(".")
+        base = {key: value for key, value in options.items() if key not in (overrides or {})}
+        shipped = Task(func, name, namespace, version, base, task_hash=task_hash)
+        _shipped[(fullname, task_hash)] = shipped
+    return shipped.options(**overrides) if overrides else shipped
 
 
 class PartialTask:
