@@ -11,9 +11,9 @@ import textwrap
 import pytest
 from kredun import Scheduler, task
 from kredun.errors import PlanError
-from kredun.plan import decode_plan, dumps_plan, encode_plan, loads_plan
+from kredun.plan import decode_plan, dumps_plan, loads_plan
 from kredun.refs import CompositeRef, ValueRef, resolve
-from kredun.serialize import ship
+from kredun.submit import encode_submission
 from kredun.valuestore import open_value_store
 
 from tests.support.worker_executor import TYPE, WorkerProcessExecutor
@@ -56,7 +56,7 @@ def stores(tmp_path):
 
 
 def plan_of(expr, value_store_uri):
-    return encode_plan(expr, open_value_store(value_store_uri).put, ship)
+    return encode_submission(expr, open_value_store(value_store_uri).put)
 
 
 def operator_like_run(plan, database, value_store, cache=True):
@@ -209,3 +209,44 @@ def test_laptop_scheduler_with_remote_workers(stores):
     scheduler.close()
     assert result == {"sum": 10, "q": 3, "big": [*big, 1]}
     assert "plans.add4" in WorkerProcessExecutor.launched
+
+
+EDITED_FLOW = """
+from kredun import task
+
+kredun_namespace = "plans_edit"
+
+
+@task()
+def step(x):
+    return x + 1
+
+
+@task()
+def parent(x):
+    return step(x)
+"""
+
+
+def test_resubmitted_plan_replays_old_fragments_with_current_code(stores, tmp_path):
+    import importlib
+
+    database, value_store = stores
+    (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        flow = importlib.import_module("plans_edit_flow")
+        first = operator_like_run(plan_of(flow.parent(1), value_store), database, value_store)
+        assert resolved(first, database, value_store) == 2
+
+        # The child is edited, the parent is not: a resubmission replays the parent's cached
+        # fragment, whose call of `step` now means the new code.
+        (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW.replace("x + 1", "x + 100"))
+        flow = importlib.reload(flow)
+        WorkerProcessExecutor.launched.clear()
+        second = operator_like_run(plan_of(flow.parent(1), value_store), database, value_store)
+        assert resolved(second, database, value_store) == 101
+        assert WorkerProcessExecutor.launched == ["plans_edit.step"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("plans_edit_flow", None)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import graph
 from .errors import ExecutorError, SerializationError
 from .hashing import encode, hash_bytes
-from .plan import assemble_reference, decode_plan, loads_plan
+from .plan import TaskRef, assemble_reference, current_tasks, decode_plan, loads_plan
 from .provenance.records import CallRecord
 from .refs import ValueRef
 from .serialize import dumps, loads
@@ -81,9 +81,12 @@ class ReferencedValues:
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
+        self.current_tasks: dict[str, TaskRef] = {}
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
-        return decode_plan(expr, owner)
+        if owner is None:  # the submitted plan: its registry is the current code
+            self.current_tasks = current_tasks(expr)
+        return decode_plan(expr, owner, self.current_tasks)
 
     def assemble(self, node: graph.Node) -> Any:
         return assemble_reference(node)

@@ -21,7 +21,7 @@ one forward pass.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,11 +182,17 @@ class _Encoder:
 
 
 def encode_plan(
-    expr: Any, store_blob: StoreBlob, task_code: Callable[[Any], bytes] | None = None
+    expr: Any,
+    store_blob: StoreBlob,
+    task_code: Callable[[Any], bytes] | None = None,
+    registry: Iterable[Any] = (),
 ) -> dict[str, Any]:
     """The plan of an expression. Values over INLINE_LIMIT go through `store_blob(hash,
-    bytes)`; `task_code(task)` serializes a task's code (None: workers import by name)."""
+    bytes)`; `task_code(task)` serializes a task's code (None: workers import by name).
+    `registry`: the current definitions of tasks, by which the scheduler resolves calls in
+    cached results (a call names its task; the name denotes the current code)."""
     encoder = _Encoder(store_blob, task_code)
+    current = {task.fullname: encoder.task_key(task) for task in registry}
 
     def add(node: dict[str, Any]) -> int:
         encoder.nodes.append(node)
@@ -197,12 +203,28 @@ def encode_plan(
         lambda value: add({"value": encoder.value_ref(value)}),
         lambda obj, kind, payload, children: add(encoder.node(kind, payload, children, obj)),
     )
-    return {
-        "version": PLAN_VERSION,
-        "tasks": encoder.tasks,
-        "nodes": encoder.nodes,
-        "root": root,
-    }
+    plan = {"version": PLAN_VERSION, "tasks": encoder.tasks, "nodes": encoder.nodes, "root": root}
+    if current:
+        plan["registry"] = current
+    return plan
+
+
+def current_tasks(plan: Any) -> dict[str, TaskRef]:
+    """A submitted plan's `registry`: the task each name denotes in the submitter's code."""
+    if not isinstance(plan, dict) or "registry" not in plan:
+        return {}
+    registry, tasks = plan["registry"], plan.get("tasks")
+    if not isinstance(registry, dict) or not isinstance(tasks, dict):
+        raise PlanError("a plan's 'registry' must map task names to keys of its 'tasks'")
+    current = {}
+    for name, key in registry.items():
+        if not isinstance(key, str) or key not in tasks:
+            raise PlanError(f"registry entry {name!r} names no task of the plan")
+        ref = _task_ref(key, tasks[key])
+        if ref.fullname != name:
+            raise PlanError(f"registry entry {name!r} names task {ref.fullname!r}")
+        current[name] = ref
+    return current
 
 
 # -- decoding (either side; never unpickles) --------------------------------------------------
@@ -230,9 +252,12 @@ def _task_ref(task_hash: str, data: Any) -> TaskRef:
     return TaskRef(data["name"], task_hash, str(data.get("module", "")), parameters, code, options)
 
 
-def decode_plan(plan: Any, owner: Any = None) -> tuple[graph.Node, list[graph.Node]]:
+def decode_plan(
+    plan: Any, owner: Any = None, current: dict[str, TaskRef] | None = None
+) -> tuple[graph.Node, list[graph.Node]]:
     """Scheduler nodes for a plan: (root, nodes ready to reduce). Raises PlanError, naming
-    the offending node, for anything malformed."""
+    the offending node, for anything malformed. A task that `current` defines differently
+    (a cached fragment made by older code) is called in its current definition."""
     from .builtins import simple_op_ref
 
     if not isinstance(plan, dict):
@@ -245,6 +270,8 @@ def decode_plan(plan: Any, owner: Any = None) -> tuple[graph.Node, list[graph.No
     if len(nodes_data) > MAX_PLAN_NODES:
         raise PlanError(f"plan has {len(nodes_data)} nodes; the limit is {MAX_PLAN_NODES}")
     tasks = {key: _task_ref(key, value) for key, value in tasks_data.items()}
+    if current:
+        tasks = {key: current.get(ref.fullname, ref) for key, ref in tasks.items()}
     nodes: list[graph.Node] = []
     ready: list[graph.Node] = []
 

@@ -19,12 +19,13 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from . import graph
 from .config import CONFIG_DIR, Config, config_from_dict, project_config
 from .errors import CancelledError, ConfigError, KredunError, ValueNotFoundError
 from .graph import contains_expression
@@ -32,6 +33,7 @@ from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
 from .serialize import local_code_by_value, preview, ship
+from .task import definitions_near
 
 if TYPE_CHECKING:
     import kubernetes.client
@@ -179,13 +181,26 @@ def default_job_image(config: Config) -> str | None:
     return os.environ.get("KREDUN_JOB_IMAGE") or config.sections.get("jobs", {}).get("image")
 
 
+def encode_submission(expr: Any, store_blob: Callable[[str, bytes], None]) -> dict[str, Any]:
+    """The plan the SDK submits: task code shipped, and the current definitions of the
+    workflow's tasks, so a cluster replaying old results calls today's code."""
+    called: list[Any] = []
+    graph.fold(
+        expr,
+        lambda value: None,
+        lambda obj, kind, payload, children: (
+            called.append(obj.task) if kind == graph.CALL else None
+        ),
+    )
+    # Values of local types must pickle by value too: the job image cannot import them.
+    with local_code_by_value():
+        return encode_plan(expr, store_blob, ship, definitions_near(called))
+
+
 def upload_plan(expr: Any, value_store: ValueStore) -> tuple[str, bytes]:
     """Encode `expr` as a plan, writing task code and large values to `value_store`, then
     the plan itself. Returns the plan's hash and its JSON bytes."""
-    # Values of local types must pickle by value too: the job image cannot import them.
-    with local_code_by_value():
-        plan = encode_plan(expr, value_store.put, ship)
-    data = dumps_plan(plan)
+    data = dumps_plan(encode_submission(expr, value_store.put))
     plan_hash = hash_bytes(data)
     value_store.put(plan_hash, data)
     return plan_hash, data

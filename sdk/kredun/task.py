@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextvars
 import inspect
 import marshal
+import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, overload
 
@@ -37,6 +38,24 @@ def current_definition(task: Task) -> Task:
     if defined is None or defined is task or defined.hash == task.hash:
         return task
     return defined.options(**task._overrides) if task._overrides else defined
+
+
+def definitions_near(tasks: Iterable[Any]) -> list[Task]:
+    """The current definitions of the tasks in the modules that define `tasks`, and in the
+    modules their globals take tasks from: the code a cluster resolves task names against
+    when it replays results cached by earlier code."""
+    modules = {_module_of(task) for task in tasks if isinstance(task, Task)}
+    for name in list(modules):
+        namespace = vars(sys.modules[name]) if name in sys.modules else {}
+        modules.update(_module_of(value) for value in namespace.values() if isinstance(value, Task))
+    return [
+        task for task in _registry.values()
+        if _module_of(task) in modules and task.namespace != "kredun"
+    ]  # fmt: skip
+
+
+def _module_of(task: Task) -> str:
+    return getattr(task.func, "__module__", "") or ""
 
 
 @contextmanager
