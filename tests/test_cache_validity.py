@@ -219,3 +219,26 @@ def test_a_call_built_before_a_redefinition_runs_the_current_code(restored_regis
     expr = _define("x + 1")(5)
     _define("x + 2")
     assert Scheduler().run(expr) == 7
+
+
+def test_a_task_value_redefined_in_this_process_is_not_replayed(restored_registry):
+    from kredun import Scheduler, task
+
+    @task(namespace="cv_unit")
+    def apply_to(fn, x):
+        return fn.func(x)  # uses the task value itself, not a call by name
+
+    @task(namespace="cv_unit")
+    def higher_order(x):
+        return apply_to(get_step(), x)
+
+    def get_step():
+        from kredun import get_task
+
+        return get_task("cv_unit.step")
+
+    scheduler = Scheduler()
+    _define("x + 1")
+    assert scheduler.run(higher_order(1)) == 2
+    _define("x + 2")
+    assert scheduler.run(higher_order(1)) == 3

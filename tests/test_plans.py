@@ -225,6 +225,16 @@ def step(x):
 @task()
 def parent(x):
     return step(x)
+
+
+@task()
+def apply(fn, x):
+    return fn(x)
+
+
+@task()
+def higher(x):
+    return apply(step, x)
 """
 
 
@@ -247,6 +257,31 @@ def test_resubmitted_plan_replays_old_fragments_with_current_code(stores, tmp_pa
         second = operator_like_run(plan_of(flow.parent(1), value_store), database, value_store)
         assert resolved(second, database, value_store) == 101
         assert WorkerProcessExecutor.launched == ["plans_edit.step"]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("plans_edit_flow", None)
+
+
+def test_resubmitted_plan_does_not_replay_an_edited_task_value(stores, tmp_path):
+    import importlib
+
+    database, value_store = stores
+    (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        flow = importlib.import_module("plans_edit_flow")
+        first = operator_like_run(plan_of(flow.higher(1), value_store), database, value_store)
+        assert resolved(first, database, value_store) == 2
+
+        # `higher`'s cached fragment passes the old `step` as a value: it is stale.
+        (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW.replace("x + 1", "x + 100"))
+        flow = importlib.reload(flow)
+        WorkerProcessExecutor.launched.clear()
+        second = operator_like_run(plan_of(flow.higher(1), value_store), database, value_store)
+        assert resolved(second, database, value_store) == 101
+        assert sorted(WorkerProcessExecutor.launched) == [
+            "plans_edit.apply", "plans_edit.higher", "plans_edit.step"
+        ]  # fmt: skip
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("plans_edit_flow", None)

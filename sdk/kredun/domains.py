@@ -12,11 +12,18 @@ from typing import TYPE_CHECKING, Any
 from . import graph
 from .errors import ExecutorError, SerializationError
 from .hashing import encode, hash_bytes
-from .plan import TaskRef, assemble_reference, current_tasks, decode_plan, loads_plan
+from .plan import (
+    TaskRef,
+    assemble_reference,
+    current_tasks,
+    decode_plan,
+    loads_plan,
+    stale_task_values,
+)
 from .provenance.records import CallRecord
 from .refs import ValueRef
 from .serialize import dumps, loads
-from .task import checking_staleness
+from .task import checking_staleness, collecting_task_values
 
 if TYPE_CHECKING:
     from .executors import JobOutcome
@@ -44,15 +51,20 @@ class TrustedValues:
     def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
         """The result and, when it can be cached, its serialized bytes."""
         value = outcome.value
-        if not graph.contains_expression(value):
-            value_hash, data = encode(value)
-            return ("value", value, value_hash), data
-        try:
-            data = dumps(value)
-        except SerializationError:
-            # A returned graph too deep to pickle is evaluated, just not cached.
-            return ("expression", value, None), None
-        return ("expression", value, hash_bytes(data)), data
+        with collecting_task_values() as task_values:
+            if not graph.contains_expression(value):
+                value_hash, data = encode(value)
+                result: Result = ("value", value, value_hash)
+            else:
+                try:
+                    data = dumps(value)
+                except SerializationError:
+                    # A returned graph too deep to pickle is evaluated, just not cached.
+                    return ("expression", value, None), None
+                result = ("expression", value, hash_bytes(data))
+        if task_values:
+            self.scheduler._result_task_values[outcome.job.eval_hash] = task_values
+        return result, data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results that the current code would still compute: one that holds a task
@@ -101,10 +113,22 @@ class ReferencedValues:
         return self._result(call), None
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
+        """Cached results the submitted code still computes: a fragment holding a task
+        value that the submission defines differently is a miss."""
         results = {}
         for call in calls:
-            if call.result_kind in ("value", "plan"):
-                results[call.eval_hash] = self._result(call)
+            if call.result_kind not in ("value", "plan"):
+                continue
+            result = self._result(call)
+            if call.result_kind == "plan":
+                stale = stale_task_values(result[1], self.current_tasks)
+                if stale:
+                    self.scheduler.logger.info(
+                        "Miss   cached result %s is no longer valid: task %s was edited",
+                        call.eval_hash[:8], ", ".join(sorted(set(stale))),
+                    )  # fmt: skip
+                    continue
+            results[call.eval_hash] = result
         return results
 
     def _result(self, call: CallRecord) -> Result:

@@ -31,6 +31,7 @@ from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode
 from .refs import CompositeRef, ValueRef, ref_from_json
+from .task import changed_tasks, collecting_task_values
 
 PLAN_VERSION = 1
 INLINE_LIMIT = 4096  # bytes of a serialized value kept inside the plan itself
@@ -128,6 +129,15 @@ class _Encoder:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.nodes: list[dict[str, Any]] = []
 
+    def value_node(self, value: Any) -> dict[str, Any]:
+        with collecting_task_values() as task_values:
+            node = {"value": self.value_ref(value)}
+        if task_values:
+            # The scheduler cannot look inside the value: it learns here which task
+            # definitions the value holds, to tell when a cached fragment went stale.
+            node["tasks"] = task_values
+        return node
+
     def value_ref(self, value: Any) -> dict[str, Any]:
         value_hash, data = encode(value)
         if len(data) <= INLINE_LIMIT:
@@ -200,13 +210,23 @@ def encode_plan(
 
     root = graph.fold(
         expr,
-        lambda value: add({"value": encoder.value_ref(value)}),
+        lambda value: add(encoder.value_node(value)),
         lambda obj, kind, payload, children: add(encoder.node(kind, payload, children, obj)),
     )
     plan = {"version": PLAN_VERSION, "tasks": encoder.tasks, "nodes": encoder.nodes, "root": root}
     if current:
         plan["registry"] = current
     return plan
+
+
+def stale_task_values(plan: dict[str, Any], current: dict[str, TaskRef]) -> list[str]:
+    """Tasks that values of a (cached) plan hold but that `current` defines differently."""
+    stale: list[str] = []
+    for spec in plan.get("nodes", ()):
+        task_values = spec.get("tasks") if isinstance(spec, dict) else None
+        if isinstance(task_values, dict):
+            stale.extend(changed_tasks(task_values, current))
+    return stale
 
 
 def current_tasks(plan: Any) -> dict[str, TaskRef]:

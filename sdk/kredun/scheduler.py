@@ -40,7 +40,7 @@ from .provenance.records import (
 )
 from .serialize import loads, preview, type_name
 from .subrun import is_subrun_call, with_parent_config
-from .task import Task, current_definition
+from .task import Task, changed_tasks, current_definition
 from .valuestore import ValueStore, open_value_store, store_value
 
 FLUSH_INTERVAL = 0.5  # seconds between provenance writes during a run
@@ -99,6 +99,9 @@ class Scheduler:
             "sqlite://",
             "sqlite:///:memory:",
         )
+        # Task values held by results in _results (name -> hash), for the results that
+        # hold any: such a result is replayed only while those definitions are unchanged.
+        self._result_task_values: dict[str, dict[str, str]] = {}
         self._recorded_tasks: set[str] = set()
         self._recorded_values: set[str] = set()
 
@@ -314,11 +317,22 @@ class _ExecutionRun:
         if running is not None:
             running.nodes.append(node)  # identical call in flight: share its result
             return
-        known = self.scheduler._results.get(eval_hash)
+        known = self._known_result(eval_hash)
         if known is not None:
             self._replay(node, eval_hash, args_hash, *known)
             return
         self.to_check.append((node, eval_hash, args_hash))
+
+    def _known_result(self, eval_hash: str) -> tuple[str, Any, str] | None:
+        """A result this scheduler already has, unless it holds a task value whose
+        definition changed since (a task redefined in this process)."""
+        known = self.scheduler._results.get(eval_hash)
+        task_values = self.scheduler._result_task_values.get(eval_hash)
+        if known is not None and task_values and changed_tasks(task_values):
+            del self.scheduler._results[eval_hash]
+            del self.scheduler._result_task_values[eval_hash]
+            return None
+        return known
 
     def _check_cache(self) -> None:
         """Look the batch of ready calls up in the provenance store in one query."""
@@ -329,7 +343,7 @@ class _ExecutionRun:
             found = self.scheduler.store.lookup_calls({eval_hash for _, eval_hash, _ in batch})
             loaded = self.values.load_results(found.values())
         for node, eval_hash, args_hash in batch:
-            known = self.scheduler._results.get(eval_hash)
+            known = self._known_result(eval_hash)
             running = self.in_flight.get(eval_hash)
             if running is not None:
                 running.nodes.append(node)

@@ -26,6 +26,12 @@ _staleness: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
 )
 
 
+# While a value is pickled for the cache: the task values in it, name -> hash.
+_pickled_tasks: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "kredun_pickled_tasks", default=None
+)
+
+
 def get_task(fullname: str) -> Task | None:
     """The most recently defined task with this full name."""
     return _registry.get(fullname)
@@ -56,6 +62,28 @@ def definitions_near(tasks: Iterable[Any]) -> list[Task]:
 
 def _module_of(task: Task) -> str:
     return getattr(task.func, "__module__", "") or ""
+
+
+@contextmanager
+def collecting_task_values() -> Iterator[dict[str, str]]:
+    """Note every task value pickled while the block runs (name -> hash): a result holding
+    one is what the current code computes only while that task is defined the same way."""
+    found: dict[str, str] = {}
+    token = _pickled_tasks.set(found)
+    try:
+        yield found
+    finally:
+        _pickled_tasks.reset(token)
+
+
+def changed_tasks(task_values: dict[str, str], current: dict[str, Any] | None = None) -> list[str]:
+    """Which of these task values (name -> hash) are defined differently now, by this
+    process's definitions or by `current` (name -> task) where given."""
+    definitions = _registry if current is None else current
+    return [
+        name for name, task_hash in task_values.items()
+        if name in definitions and definitions[name].hash != task_hash
+    ]  # fmt: skip
 
 
 @contextmanager
@@ -198,6 +226,9 @@ class Task:
         return (self.fullname, self.hash, self._options, self.version, self.func, self._overrides)
 
     def __reduce__(self):
+        found = _pickled_tasks.get()
+        if found is not None:
+            found[self.fullname] = self.hash
         # The code travels too: a job's process may not define the task. Where the task is
         # defined, the definition wins (see _restore_task).
         return (_restore_task, self._state())
