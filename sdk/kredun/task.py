@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 import marshal
+import re
 import textwrap
 from collections.abc import Callable
 from typing import Any, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
+from .errors import TaskNameError
 from .expression import TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
+from .options import check_task_options
 
 _registry: dict[str, Task] = {}
 
@@ -39,6 +42,23 @@ def _source_of(func: Callable) -> str:
     return "".join(lines[start:])
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z_0-9.]*")
+
+
+def _check_names(name: str, namespace: str) -> None:
+    """Names appear in dotted full names, the CLI and Pod labels: keep them identifiers."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise TaskNameError(
+            f"task name {name!r} must use only letters, digits and '_', not starting with a digit"
+        )
+    if namespace and (not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace)):
+        raise TaskNameError(
+            f"task namespace {namespace!r} must use only letters, digits, '_' and '.', "
+            "starting with a letter or '_'"
+        )
+
+
 class Task:
     """A function wrapped so that calling it returns a lazy TaskExpression."""
 
@@ -57,9 +77,11 @@ class Task:
         self.name = name or func.__name__
         self.namespace = namespace if namespace is not None else _namespace_of(func)
         self.fullname = f"{self.namespace}.{self.name}" if self.namespace else self.name
+        _check_names(self.name, self.namespace)
         self.version = version
         self.source = source if source is not None else _source_of(func)
         self._options = dict(options or {})
+        check_task_options(self._options, f"task {self.fullname}")
         self.hash = task_hash or self._compute_hash()
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
