@@ -1,7 +1,14 @@
 """kredun: redun's programming model — lazy task expressions, graph reduction, content-hash
 caching and SQL provenance — running on a laptop or as a Kubernetes operator."""
 
-from .expression import Expression, QuotedExpression, SimpleExpression, TaskExpression
+from .expression import (
+    Expression,
+    QuotedExpression,
+    SimpleExpression,
+    TaskExpression,
+    ValueExpression,
+    quote,
+)
 from .scheduler import Scheduler
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
@@ -18,7 +25,9 @@ __all__ = [
     "SimpleExpression",
     "Task",
     "TaskExpression",
+    "ValueExpression",
     "get_task",
+    "quote",
     "submit",
     "subrun",
     "task",

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .expression import SIMPLE_OPERATIONS, Expression, SimpleExpression, TaskExpression
+from .expression import (
+    SIMPLE_OPERATIONS,
+    Expression,
+    SimpleExpression,
+    TaskExpression,
+    ValueExpression,
+)
 from .hashing import combine_container_hash, hash_value, is_namedtuple
 
 T = TypeVar("T")
@@ -22,6 +28,7 @@ CALL = "call"  # a task call; children: positional then keyword arguments
 OP = "op"  # a SimpleExpression; children: its arguments
 LIST, TUPLE, SET, DICT, NAMEDTUPLE = "list", "tuple", "set", "dict", "namedtuple"
 FORWARD = "forward"  # takes the value of its one child (a job's returned expression)
+LIFTED = "lifted"  # the value of a ValueExpression: resolved from the start
 
 # Values that can never hold an expression: containers of only these need no graph nodes.
 _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
@@ -110,10 +117,12 @@ def fold(
     root: Any,
     leaf: Callable[[Any], T],
     branch: Callable[[Any, str, Any, list[T]], T],
+    lift: Callable[[Any], T] | None = None,
 ) -> T:
     """Fold an expression bottom-up without recursion: `leaf(value)` for values, and
     `branch(obj, kind, payload, folded_children)` for calls, operations and containers
-    holding expressions. The same object (e.g. one call used twice) is folded once."""
+    holding expressions. The same object (e.g. one call used twice) is folded once.
+    A ValueExpression folds as its value, through `lift` when given (else `leaf`)."""
     memo: dict[int, T] = {}
     folded: list[T] = []  # post-order results
     stack: list[tuple[Any, tuple | None]] = [(root, None)]
@@ -125,7 +134,10 @@ def fold(
                 continue
             found = shape(obj)
             if found is None:
-                folded.append(leaf(obj))
+                if type(obj) is ValueExpression:
+                    folded.append((lift or leaf)(obj.value))
+                else:
+                    folded.append(leaf(obj))
                 continue
             stack.append((obj, found))
             stack.extend((child, None) for child in reversed(found[2]))
@@ -159,8 +171,16 @@ def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
             ready.append(node)
         return node
 
-    root_node = fold(root, lambda value: Node(VALUE, value), branch)
+    root_node = fold(root, lambda value: Node(VALUE, value), branch, _lifted)
     return root_node, ready
+
+
+def _lifted(value: Any) -> Node:
+    # Resolved like a value, but not VALUE: a container holding a ValueExpression must be
+    # assembled from its children's values, not kept as the object written.
+    node = Node(VALUE, value)
+    node.kind = LIFTED
+    return node
 
 
 def assemble(node: Node) -> Any:

@@ -275,7 +275,7 @@ class _ExecutionRun:
                     if node.kind == graph.CALL:
                         self._prepare_call(node)
                     else:
-                        self._resolve(node, self.values.assemble(node))
+                        self._settle(node, self.values.assemble(node))
                 except Exception as error:
                     self._fail(error, None, self._describe(node))
             if self.failure is not None:
@@ -284,6 +284,22 @@ class _ExecutionRun:
                 return
             if self.to_check:
                 self._check_cache()
+
+    def _settle(self, node: Node, value: Any) -> None:
+        """Resolve an assembled node. An operation whose value holds expressions (calling a
+        task or partial that a task returned) evaluates them, as a job's result would."""
+        if node.kind != graph.OP or not graph.contains_expression(value):
+            self._resolve(node, value)
+            return
+        sub_root, ready = self.values.build(value, node.owner)
+        self.ready.extend(ready)
+        node.kind = graph.FORWARD
+        node.children = [sub_root]
+        if sub_root.resolved:
+            self._resolve(node, sub_root.value)
+        else:
+            node.waiting = 1
+            sub_root.parents.append(node)
 
     # -- calls ----------------------------------------------------------------------------
 
