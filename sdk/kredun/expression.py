@@ -46,8 +46,9 @@ class Expression:
 
     def __iter__(self):
         raise TypeError(
-            "an expression's value is not known until the scheduler runs it; "
-            "index it (expr[0]) or return it from a task instead of iterating"
+            "an expression's value is not known until the scheduler runs it; index it "
+            "(expr[0]), or give its task nout=N or a '-> tuple[int, str]' return annotation "
+            "so its calls unpack"
         )
 
     def __bool__(self) -> bool:
@@ -119,6 +120,12 @@ class TaskExpression(Expression):
     @property
     def task_name(self) -> str:
         return self.task.fullname
+
+    def __iter__(self):
+        length = getattr(self.task, "nout", None)
+        if not length:
+            return super().__iter__()
+        return (self[i] for i in range(length))
 
     def __repr__(self) -> str:
         return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"

@@ -6,6 +6,7 @@ import inspect
 import marshal
 import re
 import textwrap
+import typing
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -59,6 +60,28 @@ def _check_names(name: str, namespace: str) -> None:
         )
 
 
+def _return_annotation(func: Callable) -> Any:
+    annotation = getattr(func, "__annotations__", {}).get("return")
+    if isinstance(annotation, str):  # `from __future__ import annotations`
+        try:
+            annotation = typing.get_type_hints(func).get("return")
+        except Exception:  # a name not defined (yet): the length stays unknown
+            return None
+    return annotation
+
+
+def _tuple_length(annotation: Any) -> int | None:
+    if typing.get_origin(annotation) is tuple:
+        arguments = typing.get_args(annotation)
+        if Ellipsis in arguments or annotation is typing.Tuple:  # noqa: UP006 -- bare Tuple
+            return None
+        return len(arguments)
+    if isinstance(annotation, type) and issubclass(annotation, tuple):
+        fields = getattr(annotation, "_fields", None)  # a NamedTuple
+        return len(fields) if fields else None
+    return None
+
+
 class Task:
     """A function wrapped so that calling it returns a lazy TaskExpression."""
 
@@ -97,6 +120,14 @@ class Task:
         code = getattr(self.func, "__code__", None)
         compiled = marshal.dumps(code) if code is not None else b""
         return hash_parts("task", [self.fullname, "code", hash_value(compiled)])
+
+    @property
+    def nout(self) -> int | None:
+        """How many items a call's result unpacks into (`a, b = split(x)`): the `nout` option,
+        else the length of a `-> tuple[int, str]` or NamedTuple return annotation."""
+        if "nout" in self._options:
+            return self._options["nout"]
+        return _tuple_length(_return_annotation(self.func))
 
     @property
     def signature(self) -> inspect.Signature:
