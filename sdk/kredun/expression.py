@@ -161,6 +161,32 @@ class SimpleExpression(Expression):
         )
 
 
+class SchedulerExpression(Expression):
+    """A call of a scheduler task. Its arguments are evaluated only as its handler asks."""
+
+    __slots__ = ("args", "kwargs", "task")
+
+    def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
+
+    @property
+    def task_name(self) -> str:
+        return self.task.fullname
+
+    def __repr__(self) -> str:
+        return f"SchedulerExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
+
+    def __reduce__(self):
+        return (SchedulerExpression, (self.task, self.args, self.kwargs))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts(
+            "expr:scheduler", [self.task.hash, hash_value(self.args), hash_value(self.kwargs)]
+        )
+
+
 class ValueExpression(Expression):
     """A concrete value lifted into an expression; it evaluates to the value as it is."""
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .expression import (
     SIMPLE_OPERATIONS,
     Expression,
+    SchedulerExpression,
     SimpleExpression,
     TaskExpression,
     ValueExpression,
@@ -29,6 +30,8 @@ OP = "op"  # a SimpleExpression; children: its arguments
 LIST, TUPLE, SET, DICT, NAMEDTUPLE = "list", "tuple", "set", "dict", "namedtuple"
 FORWARD = "forward"  # takes the value of its one child (a job's returned expression)
 LIFTED = "lifted"  # the value of a ValueExpression: resolved from the start
+CONTROL = "control"  # a scheduler task's call (cond, catch, ...): its handler decides
+CONTINUE = "continue"  # runs a scheduler task's continuation with its one child's value
 
 # Values that can never hold an expression: containers of only these need no graph nodes.
 _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
@@ -36,7 +39,8 @@ _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
 
 class Node:
     __slots__ = (
-        "children", "hash", "kind", "owner", "parents", "payload", "resolved", "value", "waiting"
+        "children", "failed", "hash", "kind", "owner", "parents", "payload", "resolved", "value",
+        "waiting",
     )  # fmt: skip
 
     def __init__(self, kind: str, payload: Any = None, children: list[Node] | None = None):
@@ -49,6 +53,7 @@ class Node:
         self.resolved = kind == VALUE
         self.value = payload if kind == VALUE else None
         self.hash: str | None = None
+        self.failed = False
 
     def value_hash(self) -> str:
         """The content hash of the resolved value, computed once."""
@@ -87,6 +92,8 @@ def shape(obj: Any) -> tuple[str, Any, list[Any]] | None:
         return CALL, obj, [*obj.args, *obj.kwargs.values()]
     if isinstance(obj, SimpleExpression):
         return OP, obj, [*obj.args, *obj.kwargs.values()]
+    if isinstance(obj, SchedulerExpression):
+        return CONTROL, obj, []  # a scheduler task evaluates its arguments itself
     if kind is list or kind is tuple or kind is set:
         if all(type(item) in _ATOMIC for item in obj):
             return None
@@ -159,7 +166,7 @@ def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
     ready: list[Node] = []
 
     def branch(obj: Any, kind: str, payload: Any, children: list[Node]) -> Node:
-        if kind not in (CALL, OP) and all(child.kind == VALUE for child in children):
+        if kind not in (CALL, OP, CONTROL) and all(child.kind == VALUE for child in children):
             return Node(VALUE, obj)  # a container with nothing left to evaluate
         node = Node(kind, payload, children)
         node.owner = owner
