@@ -561,9 +561,15 @@ def test_stores_jobs_cannot_reach(
     assert top_level_jobs(aws) == []
 
 
-def test_bad_options_fail_the_job_not_the_scheduler(aws: MotoBatch, database: str) -> None:
-    with pytest.raises(ConfigError, match="unknown option\\(s\\) vcpu ") as raised:
+def test_bad_options_are_refused_when_the_config_is_read(aws: MotoBatch, database: str) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key executors\.batch\.vcpu \(valid: type, "):
         run(make_config(database, vcpu=2), add(1, 2))
+    assert top_level_jobs(aws) == []
+
+
+def test_bad_job_settings_fail_the_job_not_the_scheduler(aws: MotoBatch, database: str) -> None:
+    with pytest.raises(ConfigError, match="memory '4GB' is not MiB") as raised:
+        run(make_config(database, memory="4GB"), add(1, 2))
     assert_recorded_failure(database, raised.value)
 
 

@@ -174,12 +174,29 @@ def test_named_executor_from_config_file(workdir):
     assert done.stdout.strip().startswith("'pid=")
 
 
-def test_bad_config_file_is_a_clear_error(workdir):
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[executors.x]\nmax_workers = 2\n", "[executors.x] needs a 'type'"),
+        (
+            '[executors.x]\ntype = "local"\nmax_worker = 2\n',
+            "unknown key executors.x.max_worker (valid: type, max_workers)",
+        ),
+        (
+            '[executors.default]\ntype = "proces"\n',
+            "executors.default.type = 'proces' is not an executor type (valid: local, process",
+        ),
+        ('[databse]\nuri = "sqlite://"\n', "unknown section databse (valid: database,"),
+    ],
+)
+def test_bad_config_file_is_a_clear_error(workdir, toml, message):
     (workdir / ".kredun").mkdir()
-    (workdir / ".kredun" / "kredun.toml").write_text("[executors.x]\nmax_workers = 2\n")
+    (workdir / ".kredun" / "kredun.toml").write_text(toml)
     done = kredun(workdir, "run", "wf.py", "main")
     assert done.returncode == 2
-    assert "executor 'x' needs a 'type'" in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "kredun.toml" in lines[0]  # the file is named
 
 
 def test_process_executor_from_command_line(workdir):

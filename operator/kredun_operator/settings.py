@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from kredun.config import Config, apply_environment
+from kredun.config import Config, apply_environment, check_executor_config
+from kredun.errors import ConfigError
 
 from .errors import SettingsError
 
@@ -158,6 +159,10 @@ def _executors(reader: _Reader, data: dict[str, Any]) -> dict[str, dict[str, Any
                 f"{reader.origin}: [executors.{name}] type {kind!r} would run workflow code "
                 "inside the operator; jobs run in Pods (or AWS Batch)"
             )
+        try:
+            check_executor_config(name, options, reader.origin)
+        except ConfigError as error:
+            raise SettingsError(str(error)) from None
     return executors
 
 

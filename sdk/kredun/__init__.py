@@ -1,7 +1,16 @@
 """kredun: redun's programming model — lazy task expressions, graph reduction, content-hash
 caching and SQL provenance — running on a laptop or as a Kubernetes operator."""
 
-from .expression import Expression, QuotedExpression, SimpleExpression, TaskExpression
+from .control import SchedulerTask, catch, catch_all, cond, throw
+from .expression import (
+    Expression,
+    QuotedExpression,
+    SchedulerExpression,
+    SimpleExpression,
+    TaskExpression,
+    ValueExpression,
+    quote,
+)
 from .scheduler import Scheduler
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
@@ -15,11 +24,19 @@ __all__ = [
     "PartialTask",
     "QuotedExpression",
     "Scheduler",
+    "SchedulerExpression",
+    "SchedulerTask",
     "SimpleExpression",
     "Task",
     "TaskExpression",
+    "ValueExpression",
+    "catch",
+    "catch_all",
+    "cond",
     "get_task",
+    "quote",
     "submit",
     "subrun",
     "task",
+    "throw",
 ]

@@ -35,7 +35,13 @@ DEFAULT_EXECUTORS: dict[str, dict[str, Any]] = {
     "local": {"type": "local"},
     "process": {"type": "process"},
 }
-KNOWN_SECTIONS = {"database", "value_store", "executors", "jobs", "operator"}
+# Each section's keys; `executors` holds one table per executor, checked by its type.
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "database": ("uri",),
+    "value_store": ("uri",),
+    "jobs": ("image",),  # the image `kredun submit` names (the operator has its own file)
+}
+KNOWN_SECTIONS = (*SECTION_KEYS, "executors")
 
 
 @dataclass
@@ -54,21 +60,50 @@ class Config:
         return merged[name]
 
 
+def _unknown(origin: str, where: str, names: set[str], valid: tuple[str, ...]) -> ConfigError:
+    what = "section" if where == "" else "key"
+    listed = ", ".join(sorted(names))
+    return ConfigError(f"{origin}: unknown {what} {where}{listed} (valid: {', '.join(valid)})")
+
+
+def check_executor_config(name: str, options: Any, origin: str) -> None:
+    """An executor's table: a known `type` and only the keys that type reads."""
+    from .executors import EXECUTOR_TYPES, executor_config_keys
+
+    where = f"executors.{name}"
+    if not isinstance(options, dict) or "type" not in options:
+        raise ConfigError(f"{origin}: [{where}] needs a 'type' ({', '.join(EXECUTOR_TYPES)})")
+    kind = options["type"]
+    if kind not in EXECUTOR_TYPES:
+        raise ConfigError(f"{origin}: {where}.type = {kind!r} is not an executor type "
+                          f"(valid: {', '.join(EXECUTOR_TYPES)})")  # fmt: skip
+    keys = executor_config_keys(kind)
+    if keys is not None:
+        unknown = set(options) - {"type", *keys}
+        if unknown:
+            raise _unknown(origin, f"{where}.", unknown, ("type", *keys))
+
+
 def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
-    unknown = set(data) - KNOWN_SECTIONS
+    unknown = set(data) - set(KNOWN_SECTIONS)
     if unknown:
-        raise ConfigError(f"{origin}: unknown section(s) {', '.join(sorted(unknown))}")
+        raise _unknown(origin, "", unknown, KNOWN_SECTIONS)
+    for section, keys in SECTION_KEYS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: [{section}] must be a table")
+        if set(table) - set(keys):
+            raise _unknown(origin, f"{section}.", set(table) - set(keys), keys)
     executors = data.get("executors", {})
     if not isinstance(executors, dict):
         raise ConfigError(f"{origin}: [executors] must be a table of named executors")
     for name, options in executors.items():
-        if not isinstance(options, dict) or "type" not in options:
-            raise ConfigError(f"{origin}: executor {name!r} needs a 'type'")
+        check_executor_config(name, options, origin)
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
         executors=dict(executors),
-        sections={key: value for key, value in data.items() if key in ("jobs", "operator")},
+        sections={key: value for key, value in data.items() if key == "jobs"},
     )
 
 

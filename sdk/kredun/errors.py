@@ -43,3 +43,11 @@ class ExecutorError(KredunError):
 
 class CancelledError(KredunError):
     """The execution was cancelled."""
+
+
+class TaskOptionError(KredunError, TypeError):
+    """A task option nobody reads (a typo), or a value it cannot take."""
+
+
+class TaskNameError(KredunError, ValueError):
+    """A task name or namespace that is not a dotted Python identifier."""

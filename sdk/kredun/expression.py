@@ -22,7 +22,16 @@ class Expression:
     # Identity semantics: __eq__ is lazy, so hashing by content would be meaningless.
     __hash__ = object.__hash__
 
-    def __getitem__(self, key: Any) -> SimpleExpression:
+    def __getitem__(self, key: Any) -> SimpleExpression | list[SimpleExpression]:
+        if isinstance(key, slice):
+            # As redun: a slice of a lazy sequence is a list of lazy items, so its length
+            # must be known where it is written.
+            if key.stop is None or (key.start or 0) < 0 or key.stop < 0:
+                raise TypeError(
+                    "a slice of an expression needs a non-negative start and an explicit stop "
+                    "(expr[0:3]); its length is not known until the scheduler runs it"
+                )
+            return [self[i] for i in range(key.start or 0, key.stop, key.step or 1)]
         return SimpleExpression("getitem", (self, key), {})
 
     def __getattr__(self, name: str) -> SimpleExpression:
@@ -37,8 +46,15 @@ class Expression:
 
     def __iter__(self):
         raise TypeError(
-            "an expression's value is not known until the scheduler runs it; "
-            "index it (expr[0]) or return it from a task instead of iterating"
+            "an expression's value is not known until the scheduler runs it; index it "
+            "(expr[0]), or give its task nout=N or a '-> tuple[int, str]' return annotation "
+            "so its calls unpack"
+        )
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "an expression has no truth value until the scheduler runs it: use "
+            "cond(pred, then, otherwise) for a lazy if, or test the value inside a task"
         )
 
     def __kredun_hash__(self) -> str:
@@ -105,6 +121,12 @@ class TaskExpression(Expression):
     def task_name(self) -> str:
         return self.task.fullname
 
+    def __iter__(self):
+        length = getattr(self.task, "nout", None)
+        if not length:
+            return super().__iter__()
+        return (self[i] for i in range(length))
+
     def __repr__(self) -> str:
         return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
 
@@ -141,6 +163,52 @@ class SimpleExpression(Expression):
         )
 
 
+class SchedulerExpression(Expression):
+    """A call of a scheduler task. Its arguments are evaluated only as its handler asks."""
+
+    __slots__ = ("args", "kwargs", "task")
+
+    def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "kwargs", kwargs)
+
+    @property
+    def task_name(self) -> str:
+        return self.task.fullname
+
+    def __repr__(self) -> str:
+        return f"SchedulerExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
+
+    def __reduce__(self):
+        return (SchedulerExpression, (self.task, self.args, self.kwargs))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts(
+            "expr:scheduler", [self.task.hash, hash_value(self.args), hash_value(self.kwargs)]
+        )
+
+
+class ValueExpression(Expression):
+    """A concrete value lifted into an expression; it evaluates to the value as it is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        if isinstance(value, Expression):
+            raise TypeError(f"ValueExpression takes a concrete value, not {value!r}")
+        object.__setattr__(self, "value", value)
+
+    def __repr__(self) -> str:
+        return f"ValueExpression({self.value!r})"
+
+    def __reduce__(self):
+        return (ValueExpression, (self.value,))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts("expr:value", [hash_value(self.value)])
+
+
 class QuotedExpression:
     """An expression carried as a plain value, so the scheduler does not evaluate it.
 
@@ -155,8 +223,17 @@ class QuotedExpression:
     def __repr__(self) -> str:
         return f"QuotedExpression({self.expr!r})"
 
+    def eval(self) -> Any:
+        """The quoted expression itself, e.g. to return it from a task for evaluation."""
+        return self.expr
+
     def __reduce__(self):
         return (QuotedExpression, (self.expr,))
 
     def __kredun_hash__(self) -> str:
         return hash_parts("quoted", [hash_value(self.expr)])
+
+
+def quote(expr: Any) -> QuotedExpression:
+    """Wrap `expr` so the scheduler passes it along unevaluated (`.eval()` unwraps it)."""
+    return QuotedExpression(expr)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .expression import SIMPLE_OPERATIONS, Expression, SimpleExpression, TaskExpression
+from .expression import (
+    SIMPLE_OPERATIONS,
+    Expression,
+    SchedulerExpression,
+    SimpleExpression,
+    TaskExpression,
+    ValueExpression,
+)
 from .hashing import combine_container_hash, hash_value, is_namedtuple
 
 T = TypeVar("T")
@@ -22,6 +29,9 @@ CALL = "call"  # a task call; children: positional then keyword arguments
 OP = "op"  # a SimpleExpression; children: its arguments
 LIST, TUPLE, SET, DICT, NAMEDTUPLE = "list", "tuple", "set", "dict", "namedtuple"
 FORWARD = "forward"  # takes the value of its one child (a job's returned expression)
+LIFTED = "lifted"  # the value of a ValueExpression: resolved from the start
+CONTROL = "control"  # a scheduler task's call (cond, catch, ...): its handler decides
+CONTINUE = "continue"  # runs a scheduler task's continuation with its one child's value
 
 # Values that can never hold an expression: containers of only these need no graph nodes.
 _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
@@ -29,7 +39,8 @@ _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
 
 class Node:
     __slots__ = (
-        "children", "hash", "kind", "owner", "parents", "payload", "resolved", "value", "waiting"
+        "children", "failed", "hash", "kind", "owner", "parents", "payload", "resolved", "value",
+        "waiting",
     )  # fmt: skip
 
     def __init__(self, kind: str, payload: Any = None, children: list[Node] | None = None):
@@ -42,6 +53,7 @@ class Node:
         self.resolved = kind == VALUE
         self.value = payload if kind == VALUE else None
         self.hash: str | None = None
+        self.failed = False
 
     def value_hash(self) -> str:
         """The content hash of the resolved value, computed once."""
@@ -80,6 +92,8 @@ def shape(obj: Any) -> tuple[str, Any, list[Any]] | None:
         return CALL, obj, [*obj.args, *obj.kwargs.values()]
     if isinstance(obj, SimpleExpression):
         return OP, obj, [*obj.args, *obj.kwargs.values()]
+    if isinstance(obj, SchedulerExpression):
+        return CONTROL, obj, []  # a scheduler task evaluates its arguments itself
     if kind is list or kind is tuple or kind is set:
         if all(type(item) in _ATOMIC for item in obj):
             return None
@@ -110,10 +124,12 @@ def fold(
     root: Any,
     leaf: Callable[[Any], T],
     branch: Callable[[Any, str, Any, list[T]], T],
+    lift: Callable[[Any], T] | None = None,
 ) -> T:
     """Fold an expression bottom-up without recursion: `leaf(value)` for values, and
     `branch(obj, kind, payload, folded_children)` for calls, operations and containers
-    holding expressions. The same object (e.g. one call used twice) is folded once."""
+    holding expressions. The same object (e.g. one call used twice) is folded once.
+    A ValueExpression folds as its value, through `lift` when given (else `leaf`)."""
     memo: dict[int, T] = {}
     folded: list[T] = []  # post-order results
     stack: list[tuple[Any, tuple | None]] = [(root, None)]
@@ -125,7 +141,10 @@ def fold(
                 continue
             found = shape(obj)
             if found is None:
-                folded.append(leaf(obj))
+                if type(obj) is ValueExpression:
+                    folded.append((lift or leaf)(obj.value))
+                else:
+                    folded.append(leaf(obj))
                 continue
             stack.append((obj, found))
             stack.extend((child, None) for child in reversed(found[2]))
@@ -147,7 +166,7 @@ def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
     ready: list[Node] = []
 
     def branch(obj: Any, kind: str, payload: Any, children: list[Node]) -> Node:
-        if kind not in (CALL, OP) and all(child.kind == VALUE for child in children):
+        if kind not in (CALL, OP, CONTROL) and all(child.kind == VALUE for child in children):
             return Node(VALUE, obj)  # a container with nothing left to evaluate
         node = Node(kind, payload, children)
         node.owner = owner
@@ -159,8 +178,16 @@ def build(root: Any, owner: Any = None) -> tuple[Node, list[Node]]:
             ready.append(node)
         return node
 
-    root_node = fold(root, lambda value: Node(VALUE, value), branch)
+    root_node = fold(root, lambda value: Node(VALUE, value), branch, _lifted)
     return root_node, ready
+
+
+def _lifted(value: Any) -> Node:
+    # Resolved like a value, but not VALUE: a container holding a ValueExpression must be
+    # assembled from its children's values, not kept as the object written.
+    node = Node(VALUE, value)
+    node.kind = LIFTED
+    return node
 
 
 def assemble(node: Node) -> Any:

@@ -165,6 +165,11 @@ class _Encoder:
         return ValueRef(blob_hash)
 
     def node(self, kind: str, payload: Any, children: list[int], obj: Any) -> dict[str, Any]:
+        if kind == graph.CONTROL:
+            raise PlanError(
+                f"{obj.task.fullname}() cannot run on a cluster yet: the operator reduces "
+                "plans, and plans do not carry scheduler tasks (cond, catch, seq, map_, ...)"
+            )
         if kind == graph.CALL:
             expr: TaskExpression = obj
             split = len(expr.args)

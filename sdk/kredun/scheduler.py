@@ -28,7 +28,7 @@ from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
-from .hashing import hash_eval, hash_value
+from .hashing import hash_bytes, hash_eval, hash_value
 from .job import Job
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
@@ -38,11 +38,12 @@ from .provenance.records import (
     ProvenanceBatch,
     TaskRecord,
 )
-from .serialize import loads, preview, type_name
+from .serialize import dumps, loads, preview, type_name
 from .subrun import is_subrun_call, with_parent_config
 from .task import Task, changed_tasks, current_definition
 from .valuestore import ValueStore, open_value_store, store_value
 
+_CONTROL_KINDS = (graph.CONTROL, graph.CONTINUE)
 FLUSH_INTERVAL = 0.5  # seconds between provenance writes during a run
 FLUSH_ROWS = 20_000
 
@@ -239,6 +240,7 @@ class _ExecutionRun:
 
     def _reduce(self) -> Any:
         root, ready = self.values.build(self.expr, None)
+        self.root = root
         self.ready.extend(ready)
         while not root.resolved:
             self._reduce_ready()
@@ -279,16 +281,122 @@ class _ExecutionRun:
                 try:
                     if node.kind == graph.CALL:
                         self._prepare_call(node)
+                    elif node.kind in _CONTROL_KINDS:
+                        self._control(node)
                     else:
-                        self._resolve(node, self.values.assemble(node))
+                        self._settle(node, self.values.assemble(node))
                 except Exception as error:
-                    self._fail(error, None, self._describe(node))
+                    self._fail_nodes([node], error, None, self._describe(node))
             if self.failure is not None:
                 self.ready.clear()
                 self.to_check.clear()
                 return
             if self.to_check:
                 self._check_cache()
+
+    def _settle(self, node: Node, value: Any) -> None:
+        """Resolve an assembled node. An operation whose value holds expressions (calling a
+        task or partial that a task returned) evaluates them, as a job's result would."""
+        if node.kind != graph.OP or not graph.contains_expression(value):
+            self._resolve(node, value)
+        else:
+            self.become(node, value)
+
+    # -- failures and scheduler tasks (cond, catch, ...) ------------------------------------
+
+    def _fail_nodes(
+        self, nodes: list[Node], error: BaseException, traceback_text: str | None, where: str
+    ) -> None:
+        """A failure travels up the graph until a catch takes it or it reaches the root,
+        which fails the run. Nodes it passes never become ready: results that arrive for
+        them later are ignored."""
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            if node.failed or node.resolved:
+                continue
+            node.failed = True
+            node.waiting = sys.maxsize
+            if node is self.root:
+                self._fail(error, traceback_text, where)
+            elif node.kind == graph.CONTINUE:
+                target, _, on_error = node.payload
+                if on_error is None:
+                    stack.append(target)
+                else:
+                    self._call_handler(target, on_error, error, traceback_text, where)
+            else:
+                stack.extend(node.parents)
+                node.parents = []
+
+    def _control(self, node: Node) -> None:
+        if node.kind == graph.CONTROL:
+            expr = node.payload
+            node.kind = graph.FORWARD  # until its handler says what it becomes
+            expr.task.handler(self, node, *expr.args, **expr.kwargs)
+        else:
+            target, on_value, _ = node.payload
+            node.resolved = True
+            self._call_handler(target, on_value, node.children[0].value)
+
+    def _call_handler(self, target: Node, handler: Callable, *args: Any) -> None:
+        """Run a continuation; an exception in it fails the scheduler task's node."""
+        try:
+            handler(*args)
+        except Exception as error:
+            self._fail_nodes([target], error, None, self._describe(target))
+
+    # The API scheduler task handlers use (kredun.control.ControlRun).
+
+    @property
+    def caching(self) -> bool:
+        return self.cache
+
+    def evaluate(self, node: Node, expr: Any, on_value: Callable, on_error: Callable | None):
+        sub_root, ready = self.values.build(expr, node.owner)
+        self.ready.extend(ready)
+        continuation = Node(graph.CONTINUE, (node, on_value, on_error), [sub_root])
+        if sub_root.resolved:
+            self.ready.append(continuation)
+        else:
+            continuation.waiting = 1
+            sub_root.parents.append(continuation)
+
+    def become(self, node: Node, expr: Any) -> None:
+        sub_root, ready = self.values.build(expr, node.owner)
+        self.ready.extend(ready)
+        node.kind = graph.FORWARD
+        node.children = [sub_root]
+        if sub_root.resolved:
+            self._resolve(node, sub_root.value)
+        else:
+            node.waiting = 1
+            sub_root.parents.append(node)
+
+    def resolve(self, node: Node, value: Any) -> None:
+        self._resolve(node, value)
+
+    def fail(self, node: Node, error: BaseException, traceback: str | None, where: str) -> None:
+        self._fail_nodes([node], error, traceback, where)
+
+    def lookup(self, eval_hash: str) -> Any | None:
+        known = self.scheduler._results.get(eval_hash)
+        if known is None and not self.scheduler._results_are_complete:
+            found = self.scheduler.store.lookup_calls([eval_hash])
+            known = self.values.load_results(found.values()).get(eval_hash)
+        return known[1] if known is not None and known[0] == "expression" else None
+
+    def record_call(self, eval_hash: str, task: Any, args_hash: str, expr: Any) -> None:
+        try:
+            data = dumps(expr)
+        except SerializationError:
+            return  # evaluated, just not replayed
+        result_hash = hash_bytes(data)
+        self._record_task(task)
+        self._record_value(result_hash, expr, data)
+        self.pending.calls.append(CallRecord(eval_hash=eval_hash, task_hash=task.hash,
+            args_hash=args_hash, result_hash=result_hash, result_kind="expression"))  # fmt: skip
+        self.scheduler._results[eval_hash] = ("expression", expr, result_hash)
 
     # -- calls ----------------------------------------------------------------------------
 
@@ -485,7 +593,7 @@ class _ExecutionRun:
         self._count(job.task.fullname, RUNNING, FAILED)
         self.in_flight.pop(job.eval_hash, None)
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
-        self._fail(outcome.error, outcome.traceback, job.task.fullname)
+        self._fail_nodes(job.nodes, outcome.error, outcome.traceback, job.task.fullname)
 
     def _fail(self, error: BaseException, traceback_text: str | None, where: str) -> None:
         if self.failure is None:

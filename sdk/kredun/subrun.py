@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .config import config_from_dict
 from .expression import QuotedExpression, TaskExpression
 from .task import task
 
@@ -38,6 +39,7 @@ def subrun(
     `config` configures the nested scheduler (executors, database, value store), like the
     dict form of `.kredun/kredun.toml`; `options` are the job's task options (memory, ...).
     """
+    config_from_dict(config or {}, "subrun config")  # a typo fails here, not inside the job
     return _subrun.options(executor=executor, **options)(QuotedExpression(expr), config or {})
 
 

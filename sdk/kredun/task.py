@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextvars
 import inspect
 import marshal
+import re
 import sys
 import textwrap
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
+from .errors import TaskNameError
 from .expression import TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
+from .options import check_task_options
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
 _registry: dict[str, Task] = {}
@@ -118,6 +122,45 @@ def _source_of(func: Callable) -> str:
     return "".join(lines[start:])
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z_0-9.]*")
+
+
+def _check_names(name: str, namespace: str) -> None:
+    """Names appear in dotted full names, the CLI and Pod labels: keep them identifiers."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise TaskNameError(
+            f"task name {name!r} must use only letters, digits and '_', not starting with a digit"
+        )
+    if namespace and (not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace)):
+        raise TaskNameError(
+            f"task namespace {namespace!r} must use only letters, digits, '_' and '.', "
+            "starting with a letter or '_'"
+        )
+
+
+def _return_annotation(func: Callable) -> Any:
+    annotation = getattr(func, "__annotations__", {}).get("return")
+    if isinstance(annotation, str):  # `from __future__ import annotations`
+        try:
+            annotation = typing.get_type_hints(func).get("return")
+        except Exception:  # a name not defined (yet): the length stays unknown
+            return None
+    return annotation
+
+
+def _tuple_length(annotation: Any) -> int | None:
+    if typing.get_origin(annotation) is tuple:
+        arguments = typing.get_args(annotation)
+        if Ellipsis in arguments or annotation is typing.Tuple:  # noqa: UP006 -- bare Tuple
+            return None
+        return len(arguments)
+    if isinstance(annotation, type) and issubclass(annotation, tuple):
+        fields = getattr(annotation, "_fields", None)  # a NamedTuple
+        return len(fields) if fields else None
+    return None
+
+
 class Task:
     """A function wrapped so that calling it returns a lazy TaskExpression."""
 
@@ -136,9 +179,11 @@ class Task:
         self.name = name or func.__name__
         self.namespace = namespace if namespace is not None else _namespace_of(func)
         self.fullname = f"{self.namespace}.{self.name}" if self.namespace else self.name
+        _check_names(self.name, self.namespace)
         self.version = version
         self.source = source if source is not None else _source_of(func)
         self._options = dict(options or {})
+        check_task_options(self._options, f"task {self.fullname}")
         # Options set with `.options()` after decoration: they survive a redefinition.
         self._overrides: dict[str, Any] = {}
         self.hash = task_hash or self._compute_hash()
@@ -156,6 +201,14 @@ class Task:
         code = getattr(self.func, "__code__", None)
         compiled = marshal.dumps(code) if code is not None else b""
         return hash_parts("task", [self.fullname, "code", hash_value(compiled)])
+
+    @property
+    def nout(self) -> int | None:
+        """How many items a call's result unpacks into (`a, b = split(x)`): the `nout` option,
+        else the length of a `-> tuple[int, str]` or NamedTuple return annotation."""
+        if "nout" in self._options:
+            return self._options["nout"]
+        return _tuple_length(_return_annotation(self.func))
 
     @property
     def signature(self) -> inspect.Signature:

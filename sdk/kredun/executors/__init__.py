@@ -22,9 +22,39 @@ EXECUTOR_TYPES: dict[str, str] = {
 }
 
 
-def register_executor_type(kind: str, target: str) -> None:
-    """Make `type = kind` in an executor's configuration create `target` ("module:Class")."""
+# The configuration keys of each executor type, besides `type`. Batch's live with its parser.
+_CONFIG_KEYS: dict[str, tuple[str, ...] | None] = {
+    "local": ("max_workers",),
+    "process": ("max_workers", "start_method"),
+    "k8s": ("fallback", "fallback_after", "max_cpus", "max_memory", "max_gpus"),
+}
+
+
+def register_executor_type(
+    kind: str,
+    target: str,
+    *,
+    config_keys: tuple[str, ...] | None = None,
+    task_options: tuple[str, ...] = (),
+) -> None:
+    """Make `type = kind` in an executor's configuration create `target` ("module:Class").
+
+    `config_keys` lists the keys its configuration may have (None: not checked);
+    `task_options` the task options it reads, so `@task(...)` accepts them."""
+    from ..options import register_task_options
+
     EXECUTOR_TYPES[kind] = target
+    _CONFIG_KEYS[kind] = config_keys
+    register_task_options(kind, task_options)
+
+
+def executor_config_keys(kind: str) -> tuple[str, ...] | None:
+    """The keys an executor type's configuration may have besides `type` (None: any)."""
+    if kind == "batch":
+        from .batch_options import EXECUTOR_KEYS, JOB_KEYS
+
+        return tuple(key for key in (*JOB_KEYS, *EXECUTOR_KEYS) if key != "type")
+    return _CONFIG_KEYS.get(kind)
 
 
 def create_executor(name: str, options: dict[str, Any]) -> Executor:

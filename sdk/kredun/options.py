@@ -1,0 +1,125 @@
+"""The one registry of task options kredun knows, and the checks made where they are written.
+
+An option nobody reads is a silent bug (`retires=3` would never retry), so `@task(...)` and
+`task.options(...)` reject any name not listed here, naming the valid ones. Executors list
+the options they read from tasks; an executor type added with `register_executor_type` can
+list its own with `register_task_options`. `tests/test_options.py` checks that every option
+the engine, the executors and the operator read is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import TaskOptionError
+
+Check = Callable[[Any], str | None]  # a problem with the value, or None
+
+
+def _bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be True or False"
+
+
+def _name(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "must name an executor"
+
+
+def _count(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return None
+    return "must be a whole number >= 0"
+
+
+def _optional_count(value: Any) -> str | None:
+    return None if value is None else _count(value)
+
+
+def _check_valid(value: Any) -> str | None:
+    return (
+        None
+        if str(getattr(value, "value", value)) in ("full", "shallow")
+        else ("must be 'full' or 'shallow'")
+    )
+
+
+# Options every executor honours: name -> value check (None: any value).
+CORE_OPTIONS: dict[str, Check | None] = {
+    "cache": _bool,
+    "executor": _name,
+    "retries": _count,
+    "nout": _optional_count,
+    "check_valid": _check_valid,
+}
+# Read by the k8s executor (kredun_operator.podspec and .pods).
+K8S_TASK_OPTIONS = (
+    "cpus", "vcpus", "memory", "gpus", "image", "image_pull_policy", "service_account",
+    "node_selector", "tolerations", "timeout", "fallback", "fallback_after",
+)  # fmt: skip
+# redun options kredun does not implement: refused with a reason instead of ignored.
+UNSUPPORTED_OPTIONS: dict[str, str] = {
+    "limits": "resource limits are not implemented by kredun yet",
+    "script": "script tasks are not supported; call subprocess in the task body",
+    "tags": "tags are not recorded by kredun",
+    "config_args": "config_args are not supported; every argument is hashed",
+    "compat": "compat is not supported; use version=",
+    "hash_includes": "hash_includes is not implemented by kredun yet",
+    "cache_scope": "cache_scope is not implemented by kredun yet; use cache=True/False",
+}
+
+# Executor-specific options by the executor type that reads them.
+_EXECUTOR_OPTIONS: dict[str, tuple[str, ...]] = {"k8s": K8S_TASK_OPTIONS}
+_known: frozenset[str] | None = None
+
+
+def register_task_options(executor_type: str, names: Iterable[str]) -> None:
+    """Declare the task options an executor type reads, so `@task` accepts them."""
+    global _known
+    _EXECUTOR_OPTIONS[executor_type] = (*_EXECUTOR_OPTIONS.get(executor_type, ()), *names)
+    _known = None
+
+
+def _executor_options() -> dict[str, tuple[str, ...]]:
+    from .executors.batch_options import JOB_KEYS
+
+    return {**_EXECUTOR_OPTIONS, "batch": (*JOB_KEYS, *_EXECUTOR_OPTIONS.get("batch", ()))}
+
+
+def known_task_options() -> frozenset[str]:
+    global _known
+    if _known is None:
+        names = set(CORE_OPTIONS)
+        for options in _executor_options().values():
+            names.update(options)
+        _known = frozenset(names)
+    return _known
+
+
+def describe_known_options() -> str:
+    # Names starting with "_" are set by kredun's own helpers, not written by users.
+    groups = [", ".join(sorted(name for name in CORE_OPTIONS if not name.startswith("_")))]
+    for kind, names in sorted(_executor_options().items()):
+        extra = sorted(set(names) - set(CORE_OPTIONS))
+        if extra:
+            groups.append(f"{kind}: {', '.join(extra)}")
+        else:
+            groups.append(f"{kind}: (none beyond the above)")
+    return "; ".join(groups)
+
+
+def check_task_options(options: dict[str, Any], where: str) -> None:
+    """Raise TaskOptionError for an option no executor reads or a value that cannot work."""
+    if not options:
+        return
+    known = known_task_options()
+    for name, value in options.items():
+        if name in UNSUPPORTED_OPTIONS:
+            raise TaskOptionError(f"{where}: option {name!r}: {UNSUPPORTED_OPTIONS[name]}")
+        if name not in known:
+            raise TaskOptionError(
+                f"{where}: unknown option {name!r} (valid: {describe_known_options()})"
+            )
+        check = CORE_OPTIONS.get(name)
+        problem = check(value) if check is not None else None
+        if problem is not None:
+            raise TaskOptionError(f"{where}: option {name}={value!r} {problem}")

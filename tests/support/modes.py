@@ -1,0 +1,30 @@
+"""Run one expression the ways a user can: local threads, the `process` executor, and inside
+`subrun` (a nested scheduler in a process job). Tests parametrize over `MODES`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kredun import Scheduler, subrun
+
+MODES = ("threads", "process", "subrun")
+PROCESS = {"executors": {"default": {"type": "process", "max_workers": 2}}}
+
+
+def run_in(mode: str, expr: Any, **run_options: Any) -> Any:
+    """Evaluate `expr` in `mode` on a fresh in-memory scheduler and return its value."""
+    logging.getLogger("kredun").setLevel(logging.WARNING)
+    if mode == "threads":
+        scheduler = Scheduler()
+    elif mode == "process":
+        scheduler = Scheduler(config=PROCESS)
+    elif mode == "subrun":
+        scheduler = Scheduler()
+        expr = subrun(expr, executor="process", config={})
+    else:
+        raise ValueError(f"unknown mode {mode!r}")
+    try:
+        return scheduler.run(expr, **run_options)
+    finally:
+        scheduler.close()
