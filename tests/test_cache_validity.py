@@ -172,7 +172,7 @@ def test_a_task_value_from_an_older_definition_is_stale(restored_registry):
     import pickle
 
     from kredun.serialize import dumps
-    from kredun.task import checking_staleness
+    from kredun.validity import checking_staleness
 
     old = _define("x + 1")
     data = dumps(old)
@@ -190,7 +190,7 @@ def test_a_call_restores_to_the_current_definition(restored_registry):
     import pickle
 
     from kredun.serialize import dumps
-    from kredun.task import checking_staleness
+    from kredun.validity import checking_staleness
 
     data = dumps(_define("x + 1")(5))
     current = _define("x + 2")
@@ -204,7 +204,7 @@ def test_a_call_of_a_task_no_longer_defined_is_stale(restored_registry):
     import pickle
 
     from kredun.serialize import dumps
-    from kredun.task import checking_staleness
+    from kredun.validity import checking_staleness
 
     data = dumps(_define("x + 1")(5))
     del importlib.import_module("kredun.task")._registry["cv_unit.step"]

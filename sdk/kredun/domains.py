@@ -23,7 +23,8 @@ from .plan import (
 from .provenance.records import CallRecord
 from .refs import ValueRef
 from .serialize import dumps, loads
-from .task import checking_staleness, collecting_task_values
+from .task import collecting_task_values
+from .validity import checking_staleness
 
 if TYPE_CHECKING:
     from .executors import JobOutcome

@@ -18,16 +18,13 @@ from .errors import TaskNameError
 from .expression import TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options
+from .validity import report_stale
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
 _registry: dict[str, Task] = {}
 # Tasks rebuilt from shipped code that this process does not define (a job's process runs
 # the code it was sent), by (full name, hash).
 _shipped: dict[tuple[str, str], Task] = {}
-# While a cached result is loaded: reasons it may not be reused (None: not checking).
-_staleness: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "kredun_task_staleness", default=None
-)
 
 
 # While a value is pickled for the cache: the task values in it, name -> hash.
@@ -88,19 +85,6 @@ def changed_tasks(task_values: dict[str, str], current: dict[str, Any] | None = 
         name for name, task_hash in task_values.items()
         if name in definitions and definitions[name].hash != task_hash
     ]  # fmt: skip
-
-
-@contextmanager
-def checking_staleness() -> Iterator[list[str]]:
-    """Collect, while unpickling a cached result, every task value in it whose definition
-    changed or disappeared since it was cached: such a result is not what the current code
-    would compute."""
-    problems: list[str] = []
-    token = _staleness.set(problems)
-    try:
-        yield problems
-    finally:
-        _staleness.reset(token)
 
 
 def _namespace_of(func: Callable) -> str:
@@ -296,14 +280,12 @@ def _restore_task(
     overrides: dict | None = None,
 ) -> Task:
     """Unpickle a task value: this process's definition when it has the same hash; else the
-    shipped code, and a cached result holding it is stale (see checking_staleness)."""
+    shipped code, and a cached result holding it is stale (see kredun.validity)."""
     defined = _registry.get(fullname)
     if defined is not None and defined.hash == task_hash:
         return defined.options(**overrides) if overrides else defined
-    problems = _staleness.get()
-    if problems is not None:
-        change = "was edited" if defined is not None else "is no longer defined"
-        problems.append(f"task {fullname} {change}")
+    change = "was edited" if defined is not None else "is no longer defined"
+    report_stale(f"task {fullname} {change}")
     return _shipped_task(fullname, task_hash, options, version, func, overrides)
 
 
@@ -314,9 +296,7 @@ def _restore_call(state: tuple, args: tuple, kwargs: dict) -> TaskExpression:
     defined = _registry.get(fullname)
     if defined is not None:
         return TaskExpression(defined.options(**overrides) if overrides else defined, args, kwargs)
-    problems = _staleness.get()
-    if problems is not None:
-        problems.append(f"task {fullname} is no longer defined")
+    report_stale(f"task {fullname} is no longer defined")
     return TaskExpression(_shipped_task(*state), args, kwargs)
 
 
