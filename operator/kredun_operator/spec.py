@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kredun.builtins import call_by_name_ref
-from kredun.errors import ValueNotFoundError
+from kredun.errors import ResourceError, ValueNotFoundError
 from kredun.hashing import encode, hash_bytes
 from kredun.plan import PLAN_VERSION, loads_plan
 from kredun.refs import ValueRef
+from kredun.resources import Resources
 
 from .errors import SpecError
-from .podspec import cpu_quantity, memory_quantity
 
 INLINE_PLAN_LIMIT = 262_144  # characters of base64, as the CRD allows
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -160,17 +160,10 @@ def _check_pod_fields(spec: dict[str, Any]) -> None:
             raise SpecError("spec.env entries need a 'name' (and a string 'value')")
         if not isinstance(variable.get("value", ""), str):
             raise SpecError(f"spec.env {variable['name']}: 'value' must be a string")
-    resources = _optional(spec, "resources", dict) or {}
     try:
-        if "cpus" in resources:
-            cpu_quantity(resources["cpus"])
-        if "memory" in resources:
-            memory_quantity(resources["memory"])
-    except ValueError as error:
-        raise SpecError(f"spec.resources: {error}") from None
-    gpus = resources.get("gpus", 0)
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-        raise SpecError("spec.resources.gpus must be a whole number")
+        Resources.parse(_optional(spec, "resources", dict) or {}, "spec.resources.")
+    except ResourceError as error:
+        raise SpecError(str(error)) from None
 
 
 def build_plan(spec: ExecutionSpec, fetch_blob: Callable[[str], bytes]) -> dict[str, Any]:

@@ -43,3 +43,7 @@ class ExecutorError(KredunError):
 
 class CancelledError(KredunError):
     """The execution was cancelled."""
+
+
+class ResourceError(ConfigError):
+    """A `cpus`, `memory` or `gpus` option in a form kredun cannot read."""

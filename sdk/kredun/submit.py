@@ -31,6 +31,7 @@ from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
+from .resources import Resources
 from .serialize import local_code_by_value, preview
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ def _execution_manifest(
         "serviceAccountName": service_account,
         "nodeSelector": node_selector,
         "tolerations": tolerations,
-        "resources": resources,
+        "resources": None if resources is None else Resources.parse(resources).execution_spec(),
     }
     spec.update({key: value for key, value in optional.items() if value is not None})
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}

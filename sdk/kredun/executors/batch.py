@@ -11,9 +11,9 @@ Configuration (`.kredun/kredun.toml`, or the dict given to `Scheduler(config=...
     type = "batch"
     job_queue = "kredun"            # required: name or ARN of an ENABLED job queue
     image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/kredun:latest"   # required
-    vcpus = 1                       # per job (fractions allowed where Batch allows them)
-    memory = "2Gi"                  # MiB as a number, or "512Mi", "4Gi", "1.5Gi"
-    gpus = 0
+    cpus = 1                        # per job (or vcpus); rounded up to a quarter
+    memory = "2Gi"                  # GiB as a number, or a quantity: "512Mi", "4Gi", "1G"
+    gpus = 0                        # resources read as on every executor: kredun.resources
     role = "arn:aws:iam::123456789012:role/kredun-job"   # job role (jobRoleArn), optional
     retries = 0                     # Batch retryStrategy attempts = retries + 1 (at most 9)
     timeout = 3600                  # seconds per attempt (Batch's minimum is 60), optional
@@ -25,10 +25,11 @@ Configuration (`.kredun/kredun.toml`, or the dict given to `Scheduler(config=...
     log_group = "/aws/batch/job"    # where the job definitions' logs go
     environment = { TZ = "UTC" }    # extra variables for every job
 
-Tasks override the job options (`job_queue`, `image`, `vcpus`, `memory`, `gpus`, `role`,
-`retries`, `timeout`): `@task(executor="batch", vcpus=4, memory="16Gi")`, and so does
-`subrun(expr, executor="batch", vcpus=..., memory=..., config={...})`, whose nested
-scheduler then runs inside one Batch job.
+Tasks override the job options (`job_queue`, `image`, `cpus`/`vcpus`, `memory`, `gpus`,
+`role`, `retries`, `timeout`): `@task(executor="batch", cpus=4, memory="16Gi")`, and so does
+`subrun(expr, executor="batch", cpus=..., memory=..., config={...})`, whose nested
+scheduler then runs inside one Batch job. A job that falls back from Kubernetes asks for
+the cpus, memory and gpus its Pod asked for.
 
 How jobs run:
 
@@ -36,7 +37,7 @@ How jobs run:
   configuration (`environment` may override them, e.g. when jobs reach the database under
   another host name). Both must be reachable from Batch: an in-memory database or a
   `memory://` value store is refused before anything is submitted.
-* One job definition per shape (image, vcpus, memory, gpus, role), named
+* One job definition per shape (image, vCPUs, MiB of memory, gpus, role), named
   `<prefix>-def-<hash of the shape>`: an ACTIVE definition of that name is reused, else one
   is registered. Each submission sets the command: `kredun worker --spec-json SPEC`, or
   `--spec-hash HASH` when the spec is large (kept in the value store).
@@ -78,6 +79,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ExecutorError, KredunError
 from ..hashing import hash_bytes, hash_text
 from ..provenance.memory import MEMORY_URI
+from ..resources import Resources
 from ..s3store import S3ValueStore
 from .base import JobOutcome, ReportOutcome
 from .batch_api import (
@@ -182,16 +184,16 @@ class BatchExecutor(RemoteExecutor):
 
     # -- submission (scheduler thread) ----------------------------------------------------
 
-    def submit(self, job: Job, report: ReportOutcome) -> None:
+    def submit(self, job: Job, report: ReportOutcome, resources: Resources | None = None) -> None:
         try:
             self._setup()
-            super().submit(job, report)
+            super().submit(job, report, resources)
         except Exception as error:  # not submitted: the job fails, not the scheduler
             self._fail(job, report, error)
 
-    def launch(self, job: Job, spec_json: str, report: ReportOutcome) -> None:
+    def launch(self, job: Job, spec_json: str, report: ReportOutcome, resources: Resources) -> None:
         assert self.settings is not None
-        settings = self.settings.job_settings(job.task.option_values)
+        settings = self.settings.job_settings(job.task.option_values, resources)
         self._check_queue(settings.queue)
         definition = self.api.definition_arn(settings.shape)
         item = _Submission(job, spec_json, report, settings, definition)
