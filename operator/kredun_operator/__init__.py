@@ -6,6 +6,11 @@ runs every reducible node as one Pod. The operator never unpickles, imports or e
 anything a user supplied (see the trust boundary in ARCHITECTURE.md).
 """
 
+from kredun.executors import register_executor_type
+
+# The engine creates executors by type name; the SDK does not know this package.
+register_executor_type("k8s", "kredun_operator.pods:PodExecutor")
+
 GROUP = "kredun.dev"
 VERSION = "v1"
 PLURAL = "executions"

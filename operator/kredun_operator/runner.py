@@ -66,7 +66,7 @@ class ExecutionRunner:
     `spec.cancel` from it while running."""
 
     def __init__(
-        self, runtime: Runtime, body: Mapping[str, Any], on_exit: Callable[[], None]
+        self, runtime: Runtime, body: Mapping[str, Any], on_exit: Callable[[], object]
     ) -> None:
         meta = body["metadata"]
         self.runtime = runtime

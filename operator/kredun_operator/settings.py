@@ -98,8 +98,8 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         )
     operator = reader.table(data, "operator")
     return OperatorSettings(
-        database_uri=stores.database_uri,
-        value_store_uri=stores.value_store_uri,
+        database_uri=stores.require_database_uri(),
+        value_store_uri=stores.require_value_store_uri(),
         jobs=_job_defaults(reader, data, stores),
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
@@ -162,12 +162,12 @@ def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[di
     secret = reader.string(data, "jobs", "database_secret")
     if secret:
         key = reader.string(data, "jobs", "database_secret_key") or "uri"
-        database = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        database: dict[str, Any] = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
     else:
-        database = {"value": stores.database_uri}
-    env = [
+        database = {"value": stores.require_database_uri()}
+    env: list[dict[str, Any]] = [
         {"name": "KREDUN_DATABASE_URI", **database},
-        {"name": "KREDUN_VALUE_STORE", "value": stores.value_store_uri},
+        {"name": "KREDUN_VALUE_STORE", "value": stores.require_value_store_uri()},
     ]
     endpoint = reader.string(data, "value_store", "s3", "endpoint")
     if endpoint:

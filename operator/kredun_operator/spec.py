@@ -22,10 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kredun.builtins import call_by_name_ref
 from kredun.errors import ResourceError, ValueNotFoundError
 from kredun.hashing import encode, hash_bytes
-from kredun.plan import PLAN_VERSION, loads_plan
+from kredun.plan import PLAN_VERSION, call_by_name_ref, loads_plan
 from kredun.refs import ValueRef
 from kredun.resources import Resources
 
@@ -67,7 +66,9 @@ def parse_spec(spec: Any, default_image: str | None = None) -> ExecutionSpec:
             "spec.image is missing: name the container image that holds the workflow's code "
             "(or set [jobs] image in the operator's configuration)"
         )
-    task, args, kwargs, plan_hash, inline = None, [], {}, None, None
+    task, plan_hash, inline = None, None, None
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
     if "task" in spec:
         task = _optional(spec, "task", str) or ""
         if not TASK_NAME.match(task):

@@ -46,6 +46,20 @@ class Config:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
 
+    def require_database_uri(self) -> str:
+        """The database URI, for code that cannot run without one."""
+        if not self.database_uri:
+            raise ConfigError("no database configured: set [database] uri or $KREDUN_DATABASE_URI")
+        return self.database_uri
+
+    def require_value_store_uri(self) -> str:
+        """The value store URI, for code that cannot run without one."""
+        if not self.value_store_uri:
+            raise ConfigError(
+                "no value store configured: set [value_store] uri or $KREDUN_VALUE_STORE"
+            )
+        return self.value_store_uri
+
     def executor_options(self, name: str) -> dict[str, Any]:
         merged = {**DEFAULT_EXECUTORS, **self.executors}
         if name not in merged:

@@ -54,7 +54,7 @@ class TrustedValues:
         return ("expression", value, hash_bytes(data)), data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
-        results = {}
+        results: dict[str, Result] = {}
         for call in calls:
             try:
                 value = loads(self.scheduler.fetch_blob(call.result_hash))
@@ -88,7 +88,7 @@ class ReferencedValues:
         return self._result(call), None
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
-        results = {}
+        results: dict[str, Result] = {}
         for call in calls:
             if call.result_kind in ("value", "plan"):
                 results[call.eval_hash] = self._result(call)

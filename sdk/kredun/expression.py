@@ -6,7 +6,8 @@ Nothing here evaluates anything; the scheduler reduces expressions to values.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .hashing import hash_parts, hash_value
 
@@ -35,7 +36,7 @@ class Expression:
     def __call__(self, *args: Any, **kwargs: Any) -> SimpleExpression:
         return SimpleExpression("call", (self, args, kwargs), {})
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         raise TypeError(
             "an expression's value is not known until the scheduler runs it; "
             "index it (expr[0]) or return it from a task instead of iterating"
@@ -45,7 +46,11 @@ class Expression:
         raise NotImplementedError
 
 
-def _binary(name: str):
+def _binary(
+    name: str,
+) -> tuple[
+    Callable[[Expression, Any], SimpleExpression], Callable[[Expression, Any], SimpleExpression]
+]:
     def forward(self: Expression, other: Any) -> SimpleExpression:
         return SimpleExpression(name, (self, other), {})
 
@@ -95,6 +100,10 @@ class TaskExpression(Expression):
     """A call of a task on arguments, not yet evaluated."""
 
     __slots__ = ("args", "kwargs", "task")
+    # Declared, so that reading them is not mistaken for a lazy attribute (__getattr__).
+    task: Task
+    args: tuple
+    kwargs: dict
 
     def __init__(self, task: Task, args: tuple, kwargs: dict) -> None:
         object.__setattr__(self, "task", task)
@@ -108,7 +117,7 @@ class TaskExpression(Expression):
     def __repr__(self) -> str:
         return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (TaskExpression, (self.task, self.args, self.kwargs))
 
     def __kredun_hash__(self) -> str:
@@ -121,6 +130,9 @@ class SimpleExpression(Expression):
     """An operation (item/attribute access, a call, an operator) on lazy values."""
 
     __slots__ = ("args", "func_name", "kwargs")
+    func_name: str
+    args: tuple
+    kwargs: dict
 
     def __init__(self, func_name: str, args: tuple, kwargs: dict) -> None:
         object.__setattr__(self, "func_name", func_name)
@@ -130,7 +142,7 @@ class SimpleExpression(Expression):
     def __repr__(self) -> str:
         return f"SimpleExpression({self.func_name!r}, {self.args!r}, {self.kwargs!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (SimpleExpression, (self.func_name, self.args, self.kwargs))
 
     def __kredun_hash__(self) -> str:
@@ -153,7 +165,7 @@ class QuotedExpression:
     def __repr__(self) -> str:
         return f"QuotedExpression({self.expr!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (QuotedExpression, (self.expr,))
 
     def __kredun_hash__(self) -> str:

@@ -40,7 +40,7 @@ class Node:
         self.parents: list[Node] = []
         self.waiting = 0
         self.resolved = kind == VALUE
-        self.value = payload if kind == VALUE else None
+        self.value: Any = payload if kind == VALUE else None
         self.hash: str | None = None
 
     def value_hash(self) -> str:

@@ -23,12 +23,13 @@ from typing import Any
 
 from . import graph
 from .config import Config, config_from_dict
-from .domains import ReferencedValues, TrustedValues
+from .domains import ReferencedValues, Result, TrustedValues
 from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .graph import Node
 from .hashing import hash_eval, hash_value
 from .job import Job
+from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
@@ -86,11 +87,11 @@ class Scheduler:
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
         self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
-        self._store: Any = None
+        self._store: ProvenanceBackend | None = None
         self._values: ValueStore | None = None
         self._executors: dict[str, Executor] = {}
         # Results known to this scheduler, by eval hash: served without a database query.
-        self._results: dict[str, tuple[str, Any, str]] = {}
+        self._results: dict[str, Result] = {}
         # A private in-memory database holds only what _results already has.
         self._results_are_complete = self.config.database_uri in (
             MEMORY_URI,
@@ -101,9 +102,9 @@ class Scheduler:
         self._recorded_values: set[str] = set()
 
     @property
-    def store(self):
+    def store(self) -> ProvenanceBackend:
         if self._store is None:
-            store = open_provenance_store(self.config.database_uri)
+            store = open_provenance_store(self.config.require_database_uri())
             store.ensure_schema()
             self._store = store
         return self._store
@@ -111,7 +112,7 @@ class Scheduler:
     @property
     def value_store(self) -> ValueStore:
         if self._values is None:
-            self._values = open_value_store(self.config.value_store_uri)
+            self._values = open_value_store(self.config.require_value_store_uri())
         return self._values
 
     def executor(self, name: str) -> Executor:
@@ -384,8 +385,9 @@ class _ExecutionRun:
         executor.submit(job, self.outcomes.put)
 
     def _replay(
-        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any, result_hash: str
-    ) -> None:
+        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any,
+        result_hash: str | None,
+    ) -> None:  # fmt: skip
         job = self._new_job(node, eval_hash, args_hash, "CACHED")
         self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
         if self.verbose:
@@ -410,6 +412,7 @@ class _ExecutionRun:
             )))  # fmt: skip
             return
         if data is not None:
+            assert result_hash is not None  # serialized results always have their hash
             self._record_value(result_hash, value, data)
             self.pending.calls.append(
                 CallRecord(eval_hash=job.eval_hash, task_hash=job.task.hash,
@@ -441,6 +444,7 @@ class _ExecutionRun:
                 sub_root.parents.append(node)
 
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
+        assert outcome.error is not None
         retries = int(job.task.get_option("retries", 0) or 0)
         if job.attempt < retries and self.failure is None:
             job.attempt += 1
@@ -470,6 +474,7 @@ class _ExecutionRun:
 
     def _raise_failure(self) -> None:
         failure = self.failure
+        assert failure is not None
         error = failure.error
         # A task that ran in another process brings its traceback as text only.
         if failure.traceback and error.__traceback__ is None and hasattr(error, "add_note"):

@@ -340,7 +340,7 @@ def list_executions(
 
     api = kubernetes.client.CustomObjectsApi(_api_client(kubeconfig))
     with _api_errors("list executions", namespace):
-        listing = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        listing: Any = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
     items = listing.get("items") or []
     return sorted(items, key=lambda obj: obj["metadata"].get("creationTimestamp", ""))
 
@@ -394,7 +394,7 @@ def submit(
     from .valuestore import open_value_store
 
     client = _api_client(kubeconfig)  # a bad kubeconfig fails before anything is uploaded
-    plan_hash, plan = upload_plan(expr, open_value_store(resolved.value_store_uri))
+    plan_hash, plan = upload_plan(expr, open_value_store(resolved.require_value_store_uri()))
     manifest = _execution_manifest(
         expr,
         plan_hash,
@@ -410,7 +410,9 @@ def submit(
     )
     api = kubernetes.client.CustomObjectsApi(client)
     with _api_errors("create the execution", namespace, name):
-        created = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+        created: Any = api.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, manifest
+        )
     handle = ExecutionHandle(
         created["metadata"]["name"], namespace, config=resolved, api_client=client
     )
@@ -580,7 +582,7 @@ class ExecutionHandle:
         self.get()  # a missing Execution is an error, not an empty log
         core = kubernetes.client.CoreV1Api(self._api)
         with _api_errors("list the job pods", self.namespace):
-            pods = core.list_namespaced_pod(
+            pods: list[Any] = core.list_namespaced_pod(
                 self.namespace, label_selector=f"{LABEL_EXECUTION}={self.name}"
             ).items
         if job is not None:

@@ -140,7 +140,7 @@ class Task:
     def __kredun_hash__(self) -> str:
         return self.hash
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_restore_task, (self.fullname, self.hash, self._options, self.func, self.version))
 
 

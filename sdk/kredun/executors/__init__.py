@@ -13,12 +13,17 @@ __all__ = [
 ]  # fmt: skip
 
 
-# Executor types by name: "module:Class", imported only when a run uses them.
+# Executor types by name: "module:Class", imported only when a run uses them. The operator
+# adds its own ("k8s") when it is imported: the SDK never names operator code.
 EXECUTOR_TYPES: dict[str, str] = {
     "local": "kredun.executors.local:LocalExecutor",
     "process": "kredun.executors.process:ProcessExecutor",
-    "k8s": "kredun_operator.pods:PodExecutor",
     "batch": "kredun.executors.batch:BatchExecutor",
+}
+# Types that exist only where something registers them, and what to do instead here.
+_ELSEWHERE = {
+    "k8s": "the k8s executor runs inside the kredun operator; send workflows to the cluster "
+    "with kredun.submit() or an Execution resource",
 }
 
 
@@ -29,8 +34,10 @@ def register_executor_type(kind: str, target: str) -> None:
 
 def create_executor(name: str, options: dict[str, Any]) -> Executor:
     kind = options.get("type")
-    target = EXECUTOR_TYPES.get(kind)
+    target = EXECUTOR_TYPES.get(kind) if isinstance(kind, str) else None
     if target is None:
+        if kind in _ELSEWHERE:
+            raise ConfigError(f"executor {name!r}: {_ELSEWHERE[kind]}")
         known = ", ".join(sorted(EXECUTOR_TYPES))
         raise ConfigError(f"executor {name!r} has unknown type {kind!r} (known: {known})")
     module_name, _, class_name = target.partition(":")
@@ -38,4 +45,5 @@ def create_executor(name: str, options: dict[str, Any]) -> Executor:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ConfigError(f"executor type {kind!r} is not available: {error}") from None
-    return getattr(module, class_name)(name, options)
+    executor: Executor = getattr(module, class_name)(name, options)
+    return executor

@@ -166,8 +166,8 @@ class BatchExecutor(RemoteExecutor):
         # job (recorded with the reason) rather than the scheduler.
         self._setup_lock = threading.Lock()
         self._setup_error: KredunError | None = None
-        self.settings: ExecutorSettings | None = None
-        self.api: BatchApi | None = None
+        self._settings: ExecutorSettings | None = None
+        self._api: BatchApi | None = None
         self._environment: dict[str, str] = {}
         self._stores_tag = ""
         self._queues: dict[str, KredunError | None] = {}  # checked queues: None when fine
@@ -182,6 +182,18 @@ class BatchExecutor(RemoteExecutor):
         self._arrays: dict[str, _ArrayJob] = {}
         self._recoverable: dict[str, dict[str, str]] = {}  # queue -> eval hash -> Batch id
 
+    @property
+    def settings(self) -> ExecutorSettings:
+        if self._settings is None:
+            raise ExecutorError(f"AWS Batch executor {self.name!r} has not set up yet")
+        return self._settings
+
+    @property
+    def api(self) -> BatchApi:
+        if self._api is None:
+            raise ExecutorError(f"AWS Batch executor {self.name!r} has not set up yet")
+        return self._api
+
     # -- submission (scheduler thread) ----------------------------------------------------
 
     def submit(self, job: Job, report: ReportOutcome, resources: Resources | None = None) -> None:
@@ -192,7 +204,6 @@ class BatchExecutor(RemoteExecutor):
             self._fail(job, report, error)
 
     def launch(self, job: Job, spec_json: str, report: ReportOutcome, resources: Resources) -> None:
-        assert self.settings is not None
         settings = self.settings.job_settings(job.task.option_values, resources)
         self._check_queue(settings.queue)
         definition = self.api.definition_arn(settings.shape)
@@ -214,12 +225,12 @@ class BatchExecutor(RemoteExecutor):
         with self._setup_lock:
             if self._setup_error is not None:
                 raise self._setup_error
-            if self.api is not None:
+            if self._api is not None:
                 return
             try:
-                self.settings = ExecutorSettings.parse(self.name, self.options)
+                self._settings = ExecutorSettings.parse(self.name, self.options)
                 self._environment = self._job_environment()
-                self.api = BatchApi(self.settings)
+                self._api = BatchApi(self._settings)
                 store = self.scheduler.value_store
                 if isinstance(store, S3ValueStore):
                     check_bucket(store.client, store.bucket, store.uri)
@@ -231,8 +242,8 @@ class BatchExecutor(RemoteExecutor):
         """What every job gets: the scheduler's stores, then the `environment` option."""
         config = self.scheduler.config
         environment = {
-            "KREDUN_DATABASE_URI": config.database_uri,
-            "KREDUN_VALUE_STORE": config.value_store_uri,
+            "KREDUN_DATABASE_URI": config.require_database_uri(),
+            "KREDUN_VALUE_STORE": config.require_value_store_uri(),
             **self.settings.environment,
         }
         where = f"executor {self.name!r}"
@@ -506,9 +517,9 @@ class BatchExecutor(RemoteExecutor):
         if last_line:
             details.append(f"last log line: {last_line[:500]}")
         tried = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
-        error = BatchJobFailedError(f"AWS Batch job {job_id} ({task}) failed{tried}: "
-                                    + "; ".join(details))  # fmt: skip
-        self._fail(item.job, item.report, error, "\n".join(lines) or None, len(attempts))
+        failure = BatchJobFailedError(f"AWS Batch job {job_id} ({task}) failed{tried}: "
+                                      + "; ".join(details))  # fmt: skip
+        self._fail(item.job, item.report, failure, "\n".join(lines) or None, len(attempts))
 
     def _give_up(self, error: Exception) -> None:
         """Fail every job being waited for: AWS Batch cannot be asked about them."""
