@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from . import GROUP, PLURAL, VERSION
+from kredun.resource import GROUP, PLURAL, VERSION
+
 from .errors import KubeApiError, SettingsError
 
 JSON = "application/json"

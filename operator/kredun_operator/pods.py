@@ -28,12 +28,13 @@ from kredun.executors import JobOutcome, ReportOutcome
 from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes
 from kredun.job import Job
+from kredun.resource import execution_selector
 from kredun.resources import Resources
 
 from .context import ExecutionContext, Runtime
 from .errors import KubeApiError, PodFailedError
 from .kube import pods_path
-from .podspec import CONTAINER, execution_selector, job_pod, pod_name
+from .podspec import CONTAINER, job_pod, pod_name
 from .podwatch import MISSING
 
 logger = logging.getLogger(__name__)

@@ -14,22 +14,26 @@ from typing import Any
 
 from kredun.errors import ExecutorError
 from kredun.hashing import hash_text
+from kredun.resource import (
+    ANNOTATION_JOB,
+    ANNOTATION_TASK,
+    API_VERSION,
+    JOB_COMPONENT,
+    KIND,
+    LABEL_COMPONENT,
+    LABEL_EVAL_HASH,
+    LABEL_EXECUTION,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    LABEL_TASK,
+    MANAGED_BY,
+    label_value,
+)
 from kredun.resources import Resources
 
-from . import API_VERSION, KIND
 from .settings import JobDefaults
 
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_EXECUTION = "kredun.dev/execution"
-LABEL_TASK = "kredun.dev/task"
-LABEL_EVAL_HASH = "kredun.dev/eval-hash"
-ANNOTATION_TASK = "kredun.dev/task"
-ANNOTATION_JOB = "kredun.dev/job-id"
 CONTAINER = "job"
-JOB_POD_SELECTOR = f"{LABEL_MANAGED_BY}=kredun,{LABEL_COMPONENT}=job"
-
 _NAME_BASE_LIMIT = 40  # + "-" + 12 hash digits + "-r<attempt>" stays within 63
 
 
@@ -86,16 +90,6 @@ def pod_name(execution: str, eval_hash: str, attempt: int = 0) -> str:
         base = f"{short}-{hash_text(execution)[:6]}" if short else hash_text(execution)[:6]
     name = f"{base}-{eval_hash[:12]}"
     return name if attempt == 0 else f"{name}-r{attempt}"
-
-
-def label_value(text: str) -> str:
-    """`text` as a label value: at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63].strip("_.-")
-
-
-def execution_selector(execution: str) -> str:
-    """The label selector of one Execution's job Pods."""
-    return f"{JOB_POD_SELECTOR},{LABEL_EXECUTION}={label_value(execution)}"
 
 
 def job_pod(
@@ -156,9 +150,9 @@ def job_pod(
             "name": name,
             "namespace": template.namespace,
             "labels": {
-                LABEL_NAME: "kredun",
-                LABEL_MANAGED_BY: "kredun",
-                LABEL_COMPONENT: "job",
+                LABEL_NAME: MANAGED_BY,
+                LABEL_MANAGED_BY: MANAGED_BY,
+                LABEL_COMPONENT: JOB_COMPONENT,
                 LABEL_EXECUTION: label_value(template.execution),
                 LABEL_TASK: label_value(task_name),
                 LABEL_EVAL_HASH: eval_hash,

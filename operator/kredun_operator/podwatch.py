@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kredun.resource import JOB_POD_SELECTOR
+
 from .errors import KubeApiError
 from .kube import KubeClient, pods_path
-from .podspec import JOB_POD_SELECTOR
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from . import graph
 from .config import Config, config_from_dict
@@ -66,6 +66,12 @@ def _now() -> datetime:
 
 
 Progress = Callable[[dict[str, list[int]]], None]
+
+
+class StopToken(Protocol):
+    """Asks a run to stop: a `threading.Event` is one. Checked once per scheduler tick."""
+
+    def is_set(self) -> bool: ...
 
 
 class Scheduler:
@@ -131,12 +137,16 @@ class Scheduler:
         progress: Progress | None = None,
         execution_id: str | None = None,
         values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
+        stop: StopToken | None = None,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
         `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
-        operator does; `execution_id` lets a resumed execution keep its identity."""
+        operator does; `execution_id` lets a resumed execution keep its identity. Once
+        `stop` is set (from any thread), the run ends within a tick: running jobs are shut
+        down and CancelledError is raised."""
         run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
+        run.stop = stop
         return run.run()
 
     def close(self) -> None:
@@ -198,6 +208,7 @@ class _ExecutionRun:
         self.running = 0
         self.counts: dict[str, list[int]] = {}
         self.failure: _Failure | None = None
+        self.stop: StopToken | None = None
         self.verbose = self.logger.isEnabledFor(logging.INFO)
         # Provenance not yet written.
         self.dirty_jobs: dict[str, JobRecord] = {}
@@ -237,6 +248,8 @@ class _ExecutionRun:
         root, ready = self.values.build(self.expr, None)
         self.ready.extend(ready)
         while not root.resolved:
+            if self.stop is not None and self.stop.is_set():
+                raise CancelledError(f"execution {self.record.args} stopped")
             self._reduce_ready()
             if root.resolved:
                 break

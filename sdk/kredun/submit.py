@@ -31,6 +31,23 @@ from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
+from .resource import (
+    ANNOTATION_EXPRESSION,
+    API_VERSION,
+    CANCELLED,
+    FAILED,
+    GROUP,
+    KIND,
+    LABEL_EVAL_HASH,
+    LABEL_MANAGED_BY,
+    LABEL_TASK,
+    MANAGED_BY,
+    PLURAL,
+    TERMINAL_PHASES,
+    VERSION,
+    execution_selector,
+    label_value,
+)
 from .resources import Resources
 from .serialize import local_code_by_value, preview
 
@@ -39,21 +56,8 @@ if TYPE_CHECKING:
 
     from .valuestore import ValueStore
 
-GROUP = "kredun.dev"
-VERSION = "v1"
-PLURAL = "executions"
-KIND = "Execution"
-API_VERSION = f"{GROUP}/{VERSION}"
-
 PLAN_INLINE_LIMIT = 16 * 1024  # plans up to this many bytes also travel inside the Execution
-TERMINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
 WATCH_SECONDS = 300  # length of one watch request while waiting without a deadline
-
-LABEL_EXECUTION = "kredun.dev/execution"
-LABEL_TASK = "kredun.dev/task"
-LABEL_EVAL_HASH = "kredun.dev/eval-hash"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-ANNOTATION_EXPRESSION = "kredun.dev/expression"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_PREFIX_LIMIT = 40  # generateName adds 5 characters; Pod names add the eval hash
@@ -196,12 +200,6 @@ def upload_plan(expr: Any, value_store: ValueStore) -> tuple[str, bytes]:
 # -- the Execution object -------------------------------------------------------------------
 
 
-def _label_value(text: str) -> str:
-    """`text` as a valid label value (at most 63 characters, alphanumeric at both ends)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63]
-    return cleaned.strip("_.-")
-
-
 def _check_name(name: str) -> None:
     """Execution names become label values on job Pods: at most 63 characters."""
     if len(name) > 63 or not _DNS_LABEL.match(name):
@@ -234,12 +232,12 @@ def _execution_manifest(
 ) -> dict[str, Any]:
     """The Execution to create for a plan already in the value store."""
     metadata: dict[str, Any] = {
-        "labels": {LABEL_MANAGED_BY: "kredun"},
+        "labels": {LABEL_MANAGED_BY: MANAGED_BY},
         "annotations": {ANNOTATION_EXPRESSION: preview(expr, 500)},
     }
     task = getattr(expr, "task", None)
-    if task is not None and _label_value(task.fullname):
-        metadata["labels"][LABEL_TASK] = _label_value(task.fullname)
+    if task is not None and label_value(task.fullname):
+        metadata["labels"][LABEL_TASK] = label_value(task.fullname)
     if name is None:
         metadata["generateName"] = _name_prefix(expr)
     else:
@@ -538,9 +536,9 @@ class ExecutionHandle:
 
     def _outcome(self, status: dict[str, Any]) -> dict[str, Any]:
         phase = status["phase"]
-        if phase == "Failed":
+        if phase == FAILED:
             raise ExecutionFailedError(self.name, status)
-        if phase == "Cancelled":
+        if phase == CANCELLED:
             raise ExecutionCancelledError(f"execution {self.name} was cancelled")
         return status
 
@@ -583,7 +581,7 @@ class ExecutionHandle:
         core = kubernetes.client.CoreV1Api(self._api)
         with _api_errors("list the job pods", self.namespace):
             pods: list[Any] = core.list_namespaced_pod(
-                self.namespace, label_selector=f"{LABEL_EXECUTION}={self.name}"
+                self.namespace, label_selector=execution_selector(self.name)
             ).items
         if job is not None:
             pods = [pod for pod in pods if _pod_matches(pod, job)]
