@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from . import graph
 from .config import Config, config_from_dict
-from .domains import ReferencedValues, Result, TrustedValues
+from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
 from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .graph import Node
@@ -185,7 +185,7 @@ class _ExecutionRun:
         cache: bool,
         label: str | None,
         progress: Progress | None,
-        values: TrustedValues | ReferencedValues,
+        values: ValueDomain,
         execution_id: str | None,
     ) -> None:
         self.scheduler = scheduler

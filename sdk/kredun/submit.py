@@ -1,7 +1,7 @@
 """Submitting workflows to a cluster: `submit()` and the `ExecutionHandle` it returns.
 
 `submit()` builds the plan of an expression here, on the trusted side (see the trust boundary
-in ARCHITECTURE.md): task code and arguments are pickled into the value store the cluster
+in docs/architecture.md): task code and arguments are pickled into the value store the cluster
 shares, and the JSON plan goes there too, keyed by its hash. The `Execution` it then creates
 holds only that hash (and the plan itself when it is small); the operator reduces the plan
 without unpickling anything, and job Pods load the task code. Results come back the same way:
