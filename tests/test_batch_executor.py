@@ -30,9 +30,10 @@ from kredun.executors.batch import (
     UnreachableStoreError,
     array_chunks,
 )
-from kredun.executors.batch_options import ExecutorSettings, parse_memory
+from kredun.executors.batch_options import ExecutorSettings
 from kredun.hashing import encode
 from kredun.provenance.store import ProvenanceStore
+from kredun.resources import Resources
 from kredun.serialize import ship
 from kredun.workflow import load_workflow_file
 
@@ -539,7 +540,7 @@ def test_access_denied(aws: MotoBatch, database: str, tmp_path: Path) -> None:
 def test_job_definition_rejected(aws: MotoBatch, database: str) -> None:
     with pytest.raises(JobDefinitionError, match=r"job definition 'kredun-def-\w+' \(image "
                        r"kredun:test\) was rejected: .*memory") as raised:  # fmt: skip
-        run(make_config(database, memory=2), add(1, 2))
+        run(make_config(database, memory="2Mi"), add(1, 2))  # Batch wants at least 4 MiB
     assert_recorded_failure(database, raised.value)
     assert top_level_jobs(aws) == []
 
@@ -583,43 +584,41 @@ def test_array_chunks_respect_the_batch_limit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "mib"), [(512, 512), ("512", 512), ("512Mi", 512), ("4Gi", 4096), ("1.5Gi", 1536)]
-)
-def test_memory_sizes(value: Any, mib: int) -> None:
-    assert parse_memory(value, "here") == mib
-
-
-@pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"memory": "4GB"}, "memory '4GB' is not MiB"),
+        ({"memory": "4GB"}, "executor 'batch': memory must be a number of GiB"),
         ({"retries": 10}, "retries 10 is more than AWS Batch allows"),
         ({"image": None}, "option 'image' is required"),
         ({"job_name_prefix": "bad prefix"}, "job_name_prefix 'bad prefix'"),
-        ({"vcpus": "many"}, "vcpus must be a number"),
+        ({"vcpus": "many"}, "vcpus must be a number of cores"),
+        ({"cpus": 0}, "cpus must be a number of cores"),
     ],
 )
 def test_option_errors(options: dict[str, Any], message: str) -> None:
     base = {"type": "batch", "job_queue": QUEUE, "image": "kredun:test"}
     with pytest.raises(ConfigError, match=message):
-        ExecutorSettings.parse("batch", {**base, **options}).job_settings({})
+        ExecutorSettings.parse("batch", {**base, **options}).job_settings({}, Resources())
 
 
 def test_task_options_override_the_executor_options() -> None:
     settings = ExecutorSettings.parse(
         "batch", {"type": "batch", "job_queue": QUEUE, "image": "a", "memory": "1Gi"}
     )
-    job = settings.job_settings({"vcpus": 4, "memory": "8Gi", "image": "b", "cache": False})
+    options = {"vcpus": 4, "memory": "8Gi", "image": "b", "cache": False}
+    job = settings.job_settings(options, Resources.parse(options))
     assert (job.shape.vcpus, job.shape.memory, job.shape.image) == (4, 8192, "b")
     assert job.queue == QUEUE and job.retries == 0 and job.timeout is None
-    assert job.shape.definition_name("kredun") != settings.job_settings({}).shape.definition_name(
-        "kredun"
-    )
+    default = settings.job_settings({}, Resources())
+    assert (default.shape.vcpus, default.shape.memory) == (1, 1024)  # executor's, default cpus
+    assert job.shape.definition_name("kredun") != default.shape.definition_name("kredun")
+    # memory=4 is 4 GiB, as on Kubernetes (not 4 MiB); cpus is honoured like vcpus.
+    job = settings.job_settings({}, Resources.parse({"cpus": 2, "memory": 4}))
+    assert (job.shape.vcpus, job.shape.memory) == (2, 4096)
 
 
 def test_example_configuration_is_valid() -> None:
     config = load_config_file(REPO / "examples" / "batch.toml")
     settings = ExecutorSettings.parse("batch", config.executor_options("batch"))
-    job = settings.job_settings({})
-    assert (job.shape.memory, job.retries, job.timeout) == (2048, 1, 3600)
+    job = settings.job_settings({}, Resources())
+    assert (job.shape.vcpus, job.shape.memory, job.retries, job.timeout) == (1, 2048, 1, 3600)
     assert settings.environment == {"TZ": "UTC"}

@@ -446,3 +446,19 @@ def test_status_schema_accepts_operator_status() -> None:
     for bad in ({"phase": "Done"}, {"jobs": {"cached": "2"}}, {"conditions": [{"type": "X"}]}):
         broken = {**obj, "status": {**status, **bad}}
         assert list(object_validator().iter_errors(broken)), bad
+
+
+def test_the_crd_matches_the_resource_contract_both_sides_use() -> None:
+    """kredun.resource is what the SDK client and the operator both read; the CRD must say
+    the same."""
+    from kredun import resource
+
+    crd = load_crd()
+    assert crd["metadata"]["name"] == f"{resource.PLURAL}.{resource.GROUP}"
+    assert crd["spec"]["group"] == resource.GROUP
+    names = crd["spec"]["names"]
+    assert (names["kind"], names["plural"]) == (resource.KIND, resource.PLURAL)
+    assert [version["name"] for version in crd["spec"]["versions"]] == [resource.VERSION]
+    status = openapi_schema()["properties"]["status"]["properties"]
+    assert tuple(status["phase"]["enum"]) == resource.PHASES
+    assert set(resource.PHASES) > resource.TERMINAL_PHASES

@@ -65,6 +65,16 @@ def batch_jobs(aws: MotoBatch) -> list[dict[str, Any]]:
     return batch.describe_jobs(jobs=ids)["jobs"] if ids else []
 
 
+def batch_requirements(aws: MotoBatch, job: dict[str, Any]) -> dict[str, str]:
+    """The resources a Batch job's definition asks for: {"VCPU": "2", "MEMORY": MiB}."""
+    batch = aws.client("batch")
+    [definition] = batch.describe_job_definitions(jobDefinitions=[job["jobDefinition"]])[
+        "jobDefinitions"
+    ]
+    requirements = definition["containerProperties"]["resourceRequirements"]
+    return {item["type"]: item["value"] for item in requirements}
+
+
 def job_records(cluster: OperatorCluster, status: dict[str, Any]) -> dict[str, list[str]]:
     """task name -> executors of its jobs in the provenance store."""
     with ProvenanceStore(cluster.database) as store:
@@ -90,7 +100,9 @@ def task_pods(cluster: OperatorCluster, execution: str, task_name: str) -> list[
 def test_unschedulable_pod_falls_back_to_batch(small_cluster: OperatorCluster, aws) -> None:
     cluster = small_cluster
     big = flow.inc.options(executor="k8s", cpus=2, fallback="batch", fallback_after=1)
-    cluster.create("fallback", cluster.plan_spec(flow.add(big(1), 10)))
+    # Memory from the Execution's defaults: the Pod asked 3Gi, so must the Batch job.
+    spec = cluster.plan_spec(flow.add(big(1), 10), resources={"memory": "3Gi"})
+    cluster.create("fallback", spec)
     status = cluster.wait_for_phase("fallback", timeout=90)
     assert status["phase"] == "Succeeded", (status, cluster.log_text()[-4000:])
     assert status["result"]["preview"] == "12"
@@ -98,6 +110,7 @@ def test_unschedulable_pod_falls_back_to_batch(small_cluster: OperatorCluster, a
     [job] = batch_jobs(aws)
     assert job["status"] == "SUCCEEDED"
     assert job["container"]["command"][:2] == ["kredun", "worker"]
+    assert batch_requirements(aws, job) == {"VCPU": "2", "MEMORY": "3072"}
 
     [event] = wait_for(lambda: fallback_events(cluster, "fallback"), timeout=10)
     assert flow.inc.fullname in event["message"]
@@ -132,7 +145,10 @@ def test_request_over_the_cluster_maximum_goes_straight_to_batch(tmp_path: Path,
         ]
         assert len(created) == 1  # `add`'s
         assert not task_pods(cluster, "maximum", flow.inc.fullname)
-        assert [job["status"] for job in batch_jobs(aws)] == ["SUCCEEDED"]
+        [job] = batch_jobs(aws)
+        assert job["status"] == "SUCCEEDED"
+        # The Pod asked no memory (no defaults set), so Batch gives its own 2 GiB.
+        assert batch_requirements(aws, job) == {"VCPU": "4", "MEMORY": "2048"}
         [event] = wait_for(lambda: fallback_events(cluster, "maximum"), timeout=10)
         assert "cpus 4 > 1" in event["message"] and "'batch'" in event["message"]
         executors = job_records(cluster, status)
@@ -159,23 +175,18 @@ def test_without_a_fallback_the_pod_stays_pending(small_cluster: OperatorCluster
     assert batch_jobs(aws) == []
 
 
-def test_quantities_and_maximum_options() -> None:
-    from kredun.errors import ConfigError
-    from kredun_operator.pods import _maximum, _unschedulable
-    from kredun_operator.podspec import quantity_value, requested_resources
+def test_maximum_options_and_unschedulable_pods() -> None:
+    from fractions import Fraction
 
-    assert quantity_value("500m") == 0.5
-    assert quantity_value("2Gi") == 2 * 2**30
-    assert quantity_value("3") == 3
-    resources = {"requests": {"cpu": "1500m", "memory": "1Gi", "nvidia.com/gpu": "2"}}
-    assert requested_resources(resources) == {"cpus": 1.5, "memory": 2**30, "gpus": 2}
-    assert _maximum("k8s", {"max_cpus": 8, "max_memory": "64Gi", "max_gpus": 0}) == {
-        "cpus": 8,
-        "memory": 64 * 2**30,
-        "gpus": 0,
-    }
-    assert _maximum("k8s", {"max_memory": 2}) == {"memory": 2 * 2**30}  # GiB, as `memory`
-    with pytest.raises(ConfigError, match="max_gpus"):
+    from kredun.errors import ConfigError
+    from kredun.resources import GIB, Resources
+    from kredun_operator.pods import _maximum, _unschedulable
+
+    assert _maximum("k8s", {"max_cpus": 8, "max_memory": "64Gi", "max_gpus": 0}) == Resources(
+        Fraction(8), 64 * GIB, 0
+    )
+    assert _maximum("k8s", {"max_memory": 2}) == Resources(memory=2 * GIB)  # GiB, as `memory`
+    with pytest.raises(ConfigError, match="executor 'k8s': max_gpus must be a whole number"):
         _maximum("k8s", {"max_gpus": 1.5})
     pending = {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}

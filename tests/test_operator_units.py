@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections import namedtuple
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,14 @@ from kredun.hashing import encode, hash_bytes, hash_value
 from kredun.plan import decode_plan, dumps_plan
 from kredun.provenance.records import ValueRecord
 from kredun.refs import CompositeRef, ValueRef
+from kredun.resources import GIB, Resources
 from kredun_operator.errors import KubeApiError, SettingsError, SpecError
 from kredun_operator.main import peering_priority
 from kredun_operator.metrics import Metrics
 from kredun_operator.podspec import (
     PodTemplate,
-    container_resources,
     job_pod,
     label_value,
-    memory_quantity,
     pod_name,
     pod_template,
 )
@@ -85,38 +85,28 @@ def test_label_values() -> None:
     assert len(label_value("t" * 100)) == 63
 
 
-@pytest.mark.parametrize(
-    ("value", "quantity"),
-    [(4, "4Gi"), (0.5, "512Mi"), (1.5, "1536Mi"), ("512Mi", "512Mi"), ("1.5Gi", "1.5Gi")],
-)
-def test_memory_quantities(value, quantity) -> None:
-    assert memory_quantity(value) == quantity
-
-
-@pytest.mark.parametrize("value", ["4GB", "lots", -1, 0, True, None])
-def test_bad_memory_quantities(value) -> None:
-    with pytest.raises(ValueError, match="memory"):
-        memory_quantity(value)
-
-
 def _template(**overrides) -> PodTemplate:
     return PodTemplate(namespace="ns", execution="run", execution_uid="uid-1", image="img:1",
                        **overrides)  # fmt: skip
 
 
-def test_resources_from_task_options_over_defaults() -> None:
-    template = _template(cpus=1, memory="1Gi")
-    assert container_resources({}, template) == {
-        "requests": {"cpu": "1", "memory": "1Gi"},
-        "limits": {"memory": "1Gi"},
-    }
-    assert container_resources({"vcpus": 2, "memory": 8, "gpus": 1}, template) == {
+def test_job_pods_request_the_task_resources_over_the_defaults() -> None:
+    template = _template(resources=Resources(Fraction(1), GIB))
+
+    def requested(options: dict) -> dict:
+        resources = Resources.parse(options).over(template.resources)
+        pod = job_pod(template, name="p", task_name="t.f", eval_hash=EVAL_HASH, job_id="j",
+                      options=options, resources=resources, command=["true"])  # fmt: skip
+        return pod["spec"]["containers"][0]["resources"]
+
+    assert requested({}) == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+    assert requested({"vcpus": 2, "memory": 8, "gpus": 1}) == {
         "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": "1"},
         "limits": {"memory": "8Gi", "nvidia.com/gpu": "1"},
     }
-    assert container_resources({"cpus": 0.25}, _template()) == {"requests": {"cpu": "250m"}}
-    with pytest.raises(ValueError, match="gpus"):
-        container_resources({"gpus": 0.5}, template)
+    assert requested({"cpus": 0.25, "memory": "1.5Gi"})["requests"] == {
+        "cpu": "250m", "memory": "1536Mi"
+    }  # fmt: skip
 
 
 def test_job_pod_manifest() -> None:
@@ -132,7 +122,8 @@ def test_job_pod_manifest() -> None:
     )
     options = {"image": "custom:2", "timeout": 90, "node_selector": {"gpu": "yes"}}
     pod = job_pod(template, name="run-x", task_name="wf.My Task", eval_hash=EVAL_HASH,
-                  job_id="j1", options=options, command=["kredun", "worker"])  # fmt: skip
+                  job_id="j1", options=options, resources=Resources(),
+                  command=["kredun", "worker"])  # fmt: skip
     meta, spec = pod["metadata"], pod["spec"]
     assert meta["labels"] == {
         "app.kubernetes.io/name": "kredun",
@@ -163,13 +154,17 @@ def test_job_pod_manifest() -> None:
 
 
 def test_pod_template_merges_spec_over_defaults() -> None:
-    defaults = JobDefaults(image="default:1", cpus=1, memory="1Gi", node_selector={"a": "1"},
-                           env=({"name": "X", "value": "1"},))  # fmt: skip
+    defaults = JobDefaults(
+        image="default:1",
+        resources=Resources(Fraction(1), GIB),
+        node_selector={"a": "1"},
+        env=({"name": "X", "value": "1"},),
+    )
     spec = {"image": "mine:2", "resources": {"memory": "2Gi"}, "nodeSelector": {"b": "2"},
             "env": [{"name": "Y", "value": "2"}]}  # fmt: skip
     template = pod_template("ns", "run", "uid", spec, defaults)
     assert template.image == "mine:2"
-    assert (template.cpus, template.memory) == (1, "2Gi")
+    assert template.resources == Resources(Fraction(1), 2 * GIB)
     assert template.node_selector == {"a": "1", "b": "2"}
     assert [variable["name"] for variable in template.env] == ["X", "Y"]
 
@@ -376,8 +371,8 @@ def test_settings_from_the_helm_chart_config() -> None:
     }  # fmt: skip
     settings = settings_from_dict(data)
     jobs = settings.jobs
-    assert (jobs.image, jobs.service_account, jobs.cpus, jobs.memory) == (
-        "kredun:0.1.0", "jobs", 1.0, "1Gi"
+    assert (jobs.image, jobs.service_account, jobs.resources) == (
+        "kredun:0.1.0", "jobs", Resources(Fraction(1), GIB, 0)
     )  # fmt: skip
     env = {variable["name"]: variable for variable in jobs.env}
     assert env["KREDUN_DATABASE_URI"] == {
@@ -408,7 +403,8 @@ def test_settings_mount_a_pvc_value_store(monkeypatch) -> None:
         ({}, "needs a database its job Pods share"),
         ({"database": {"uri": "sqlite:////x.db"}}, "needs a value store"),
         ({**STORES, "jobs": {"image": 3}}, "jobs.image must be a string"),
-        ({**STORES, "jobs": {"resources": {"gpus": "1"}}}, "gpus must be an integer"),
+        ({**STORES, "jobs": {"resources": {"gpus": 0.5}}}, r"\[jobs.resources\] gpus must be a"),
+        ({**STORES, "jobs": {"resources": {"memory": "4GB"}}}, "memory must be a number of GiB"),
         ({**STORES, "operator": {"status_interval": 0}}, "positive number"),
         ({**STORES, "executors": {"x": {"type": "local"}}}, "inside the operator"),
         ({**STORES, "executors": {"x": {"job_queue": "q"}}}, "needs a 'type'"),

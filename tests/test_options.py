@@ -77,10 +77,10 @@ def test_options_given_at_call_time_are_checked_too() -> None:
 
 
 def test_a_registered_executor_type_declares_its_options(monkeypatch) -> None:
-    import kredun.executors as executors
+    import kredun.executor_types as catalogue
     import kredun.options as registry
 
-    for module, name in [(executors, "EXECUTOR_TYPES"), (executors, "_CONFIG_KEYS"),
+    for module, name in [(catalogue, "EXECUTOR_TYPES"), (catalogue, "CONFIG_KEYS"),
                          (registry, "_EXECUTOR_OPTIONS")]:  # fmt: skip
         monkeypatch.setattr(module, name, dict(getattr(module, name)))
     monkeypatch.setattr(registry, "_known", None)
@@ -103,9 +103,10 @@ def test_every_option_the_code_reads_is_registered() -> None:
     for path in [*(REPO / "sdk" / "kredun").rglob("*.py"),
                  *(REPO / "operator" / "kredun_operator").rglob("*.py")]:  # fmt: skip
         read.update(re.findall(r"get_option\(\s*\"(\w+)\"", path.read_text()))
-    # The Pod manifest reads the task's options directly.
-    podspec = (REPO / "operator" / "kredun_operator" / "podspec.py").read_text()
-    read.update(re.findall(r"\boptions\.get\(\"(\w+)\"", podspec))
+    # The Pod manifest and the resource parser read the task's options directly.
+    for path in [REPO / "operator" / "kredun_operator" / "podspec.py",
+                 REPO / "sdk" / "kredun" / "resources.py"]:  # fmt: skip
+        read.update(re.findall(r"\boptions\.get\(\"(\w+)\"", path.read_text()))
     assert {"cache", "executor", "retries", "memory", "fallback"} <= read
     assert read - known_task_options() == set()
 
@@ -117,8 +118,8 @@ def test_every_option_the_code_reads_is_registered() -> None:
         ('[database]\nurl = "x"\n', "unknown key database.url (valid: uri)"),
         (
             '[executors.default]\ntype = "proces"\n',
-            "executors.default.type = 'proces' is not an executor type (valid: local, process, "
-            "k8s, batch",
+            "executors.default.type = 'proces' is not an executor type (valid: batch, k8s, "
+            "local, process)",
         ),
         (
             '[executors.default]\ntype = "local"\nmax_worker = 2\n',

@@ -22,6 +22,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from kredun.errors import DatabaseURIError, StoreError
+from kredun.provenance.base import ProvenanceBackend
+from kredun.provenance.memory import MemoryProvenanceStore
 from kredun.provenance.records import (
     CallRecord,
     ExecutionRecord,
@@ -347,6 +349,15 @@ def test_a_constraint_violation_fails_cleanly(store: ProvenanceStore) -> None:
 
 
 def test_find_execution_by_prefix(store: ProvenanceStore) -> None:
+    check_find_execution(store)
+
+
+def test_the_memory_store_finds_executions_and_fails_alike() -> None:
+    check_find_execution(MemoryProvenanceStore())
+
+
+def check_find_execution(store: ProvenanceBackend) -> None:
+    """Both stores: the same answers, the same error classes and messages."""
     a = execution(id="abc1" + "0" * 28)
     b = execution(id="abc2" + "0" * 28, start_time=T0 + timedelta(minutes=1))
     c = execution(id="de" + "0" * 30, start_time=T0 + timedelta(minutes=2))

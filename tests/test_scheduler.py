@@ -9,7 +9,7 @@ import time
 
 import pytest
 from kredun import Scheduler, subrun, task
-from kredun.errors import ConfigError, SerializationError
+from kredun.errors import CancelledError, ConfigError, SerializationError
 from kredun.provenance.store import ProvenanceStore
 
 kredun_namespace = "sched_test"
@@ -323,3 +323,45 @@ def test_an_uncached_task_records_its_latest_result(tmp_path):
     scheduler.close()
     # A fresh scheduler replays the newest run, not the first one recorded.
     assert Scheduler(db_uri=uri).run(counter.options(cache=True)()) == 2
+
+
+@task(namespace="stoptest")
+def wait_for(gate: str, seconds: float) -> str:
+    GATES[gate].wait(seconds)
+    return gate
+
+
+@task(namespace="stoptest")
+def both(a: str, b: str) -> str:
+    return a + b
+
+
+GATES: dict[str, threading.Event] = {}
+
+
+def test_a_stop_token_ends_the_run_within_a_tick() -> None:
+    GATES["slow"] = threading.Event()
+    stop = threading.Event()
+    scheduler = Scheduler()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(CancelledError, match="stopped"):
+            scheduler.run(both(wait_for("slow", 30), "x"), stop=stop, label="stoppable")
+        assert time.monotonic() - started < 5  # not the 30 s the job would take
+        [record] = scheduler.store.recent_executions()
+        assert record.status == "CANCELLED"
+    finally:
+        GATES["slow"].set()
+        scheduler.close()
+
+
+def test_a_run_asked_to_stop_before_it_starts_runs_nothing() -> None:
+    GATES["never"] = threading.Event()
+    stop = threading.Event()
+    stop.set()
+    scheduler = Scheduler()
+    with pytest.raises(CancelledError):
+        scheduler.run(wait_for("never", 30), stop=stop)
+    assert scheduler.store.jobs_of(scheduler.store.recent_executions()[0].id) == []
+    scheduler.close()

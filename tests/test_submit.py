@@ -448,6 +448,7 @@ def job_pod(execution_name: str, name: str, task_name: str, eval_hash: str, outp
                 "kredun.dev/task": task_name,
                 "kredun.dev/eval-hash": eval_hash,
                 "app.kubernetes.io/managed-by": "kredun",
+                "app.kubernetes.io/component": "job",  # as the operator labels job Pods
             },
         },
         "spec": {

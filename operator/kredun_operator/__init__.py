@@ -3,13 +3,11 @@
 kopf watches Executions; for each one a daemon runs the engine's `Scheduler` over the
 Execution's JSON plan with `ReferencedValues`, and the `k8s` executor (`pods.PodExecutor`)
 runs every reducible node as one Pod. The operator never unpickles, imports or executes
-anything a user supplied (see the trust boundary in ARCHITECTURE.md).
+anything a user supplied (see the trust boundary in docs/architecture.md). The Execution
+resource's identity, phases and labels are the SDK's: `kredun.resource`.
 """
 
-GROUP = "kredun.dev"
-VERSION = "v1"
-PLURAL = "executions"
-KIND = "Execution"
-API_VERSION = f"{GROUP}/{VERSION}"
+from kredun.executors import register_executor_type
 
-TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})
+# The engine creates executors by type name; the SDK does not know this package.
+register_executor_type("k8s", "kredun_operator.pods:PodExecutor")

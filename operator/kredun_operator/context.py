@@ -109,6 +109,8 @@ class ExecutionContext:
         self.delivered: deque[float] = deque()
         self._stop: StopMode | None = None
         self._stopped = threading.Event()
+        # Set when the scheduler should end the run: its stop token (Scheduler.run(stop=)).
+        self.run_ended = threading.Event()
 
     @property
     def stop_mode(self) -> StopMode | None:
@@ -119,6 +121,8 @@ class ExecutionContext:
         if self._stop is None:
             self._stop = mode
         self._stopped.set()
+        if self.ends_run:
+            self.run_ended.set()
 
     def wait_for_stop(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds, waking early (True) when asked to stop."""

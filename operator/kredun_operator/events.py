@@ -12,7 +12,8 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
-from . import API_VERSION, KIND
+from kredun.resource import API_VERSION, KIND
+
 from .errors import KubeApiError
 from .kube import KubeClient, events_path
 

@@ -12,8 +12,8 @@ import asyncio
 from typing import Any
 
 import kopf
+from kredun.resource import GROUP, PLURAL, TERMINAL_PHASES, VERSION
 
-from . import GROUP, PLURAL, TERMINAL_PHASES, VERSION
 from .context import StopMode
 from .runner import ExecutionRunner
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from . import GROUP, PLURAL, VERSION
+from kredun.resource import GROUP, PLURAL, VERSION
+
 from .errors import KubeApiError, SettingsError
 
 JSON = "application/json"
@@ -36,11 +37,12 @@ class KubeClient:
         import kubernetes.config
 
         configuration = kubernetes.client.Configuration()
+        loaders: Any = kubernetes.config  # its loaders carry no annotations
         try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
+            loaders.load_incluster_config(client_configuration=configuration)
         except kubernetes.config.ConfigException:
             try:
-                kubernetes.config.load_kube_config(client_configuration=configuration)
+                loaders.load_kube_config(client_configuration=configuration)
             except (kubernetes.config.ConfigException, OSError) as error:
                 raise SettingsError(
                     f"no Kubernetes credentials: not in a Pod, and no usable kubeconfig "
@@ -104,9 +106,12 @@ class KubeClient:
         data = response.read()
         if response.status >= 400:
             raise self._failed(_api_error(response.status, data))
-        return data.decode("utf-8", errors="replace")
+        text: str = data.decode("utf-8", errors="replace")
+        return text
 
-    def watch(self, path: str, query: Mapping[str, str], timeout: float) -> Iterator[dict]:
+    def watch(
+        self, path: str, query: Mapping[str, str], timeout: float
+    ) -> Iterator[dict[str, Any]]:
         """Watch events (dicts with `type` and `object`) until the server ends the stream."""
         query = {**query, "watch": "true"}
         response = self._send("GET", path, query, None, JSON, (10.0, timeout))

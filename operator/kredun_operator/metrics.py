@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 
+from kredun.resource import PHASES
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
@@ -13,7 +14,6 @@ from prometheus_client.process_collector import ProcessCollector
 LATENCY_BUCKETS = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0
 )  # fmt: skip
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
 
 
 class Metrics:

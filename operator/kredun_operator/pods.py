@@ -10,8 +10,10 @@ Fallback: a job whose task option (or executor option) `fallback` names another 
 executor, e.g. `"batch"`, leaves Kubernetes for it when its Pod stays Unschedulable for
 `fallback_after` seconds (default 120), or at once, before any Pod is created, when its
 resource request exceeds the executor's `max_cpus`/`max_memory`/`max_gpus`. The Pod is
-deleted, the job is submitted to the fallback executor with the same report callback, its
-provenance record names the fallback executor, and a `JobFallback` Event says why.
+deleted, the job is submitted to the fallback executor with the same report callback and
+the resources its Pod asked for (task options over the Execution's and the operator's
+defaults, as `kredun.resources` reads them), its provenance record names the fallback
+executor, and a `JobFallback` Event says why.
 """
 
 from __future__ import annotations
@@ -22,25 +24,17 @@ import time
 from typing import Any
 
 from kredun.errors import ConfigError, ExecutorError, StoreError
-from kredun.executors import Executor, JobOutcome, ReportOutcome
+from kredun.executors import JobOutcome, ReportOutcome
 from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes
 from kredun.job import Job
+from kredun.resource import execution_selector
+from kredun.resources import Resources
 
 from .context import ExecutionContext, Runtime
 from .errors import KubeApiError, PodFailedError
 from .kube import pods_path
-from .podspec import (
-    CONTAINER,
-    container_resources,
-    cpu_quantity,
-    execution_selector,
-    job_pod,
-    memory_quantity,
-    pod_name,
-    quantity_value,
-    requested_resources,
-)
+from .podspec import CONTAINER, job_pod, pod_name
 from .podwatch import MISSING
 
 logger = logging.getLogger(__name__)
@@ -50,7 +44,7 @@ LOG_TAIL_LINES = 40
 # Waiting reasons of a container that will not start without someone changing something.
 STUCK_REASONS = ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 DEFAULT_FALLBACK_AFTER = 120.0  # seconds a Pod may stay Unschedulable before falling back
-MAXIMUM_OPTIONS = {"max_cpus": "cpus", "max_memory": "memory", "max_gpus": "gpus"}
+MAXIMUM_OPTIONS = ("max_cpus", "max_memory", "max_gpus")
 
 
 class PodExecutor(RemoteExecutor):
@@ -73,7 +67,7 @@ class PodExecutor(RemoteExecutor):
         self._jobs: set[PodJob] = set()
         self._lock = threading.Lock()
 
-    def fallback_of(self, job: Job) -> tuple[str, Executor, float] | None:
+    def fallback_of(self, job: Job) -> tuple[str, RemoteExecutor, float] | None:
         """(name, executor, seconds) of the job's fallback executor, if it has one. Called
         on the scheduler's thread, which alone may create executors."""
         name = job.task.get_option("fallback") or self.options.get("fallback")
@@ -82,17 +76,17 @@ class PodExecutor(RemoteExecutor):
         if not isinstance(name, str):
             raise ConfigError(f"task {job.task.fullname}: fallback must name an executor")
         executor = self.scheduler.executor(name)
-        if isinstance(executor, PodExecutor):
+        if isinstance(executor, PodExecutor) or not isinstance(executor, RemoteExecutor):
             raise ConfigError(
-                f"task {job.task.fullname}: fallback {name!r} runs Pods too; name another "
-                "executor, e.g. a [executors.batch] of type 'batch'"
+                f"task {job.task.fullname}: fallback {name!r} must run jobs outside the "
+                "cluster; name another executor, e.g. a [executors.batch] of type 'batch'"
             )
         after = job.task.get_option("fallback_after")
         if after is None:
             after = self.options.get("fallback_after", DEFAULT_FALLBACK_AFTER)
         return name, executor, _fallback_after(job.task.fullname, after)
 
-    def launch(self, job: Job, spec_json: str, report: ReportOutcome) -> None:
+    def launch(self, job: Job, spec_json: str, report: ReportOutcome, resources: Resources) -> None:
         context = self.context
         if context.stop_mode is not None:
             return  # the run is ending; nobody waits for this job any more
@@ -108,7 +102,8 @@ class PodExecutor(RemoteExecutor):
         except ConfigError as error:
             report(JobOutcome(job, error=error))
             return
-        pod_job = PodJob(self, job, spec_json, report, fallback)
+        resources = resources.over(context.template.resources)
+        pod_job = PodJob(self, job, spec_json, report, resources, fallback)
         with self._lock:
             self._jobs.add(pod_job)
         context.slots.start(pod_job.start)
@@ -136,25 +131,15 @@ def _fallback_after(where: str, value: Any) -> float:
     return float(value)
 
 
-def _maximum(name: str, options: dict[str, Any]) -> dict[str, float]:
-    """The executor's `max_*` options as numbers comparable with `requested_resources`."""
-    maximum: dict[str, float] = {}
-    for option, key in MAXIMUM_OPTIONS.items():
-        value = options.get(option)
-        if value is None:
-            continue
-        try:
-            if key == "cpus":
-                maximum[key] = quantity_value(cpu_quantity(value))
-            elif key == "memory":
-                maximum[key] = quantity_value(memory_quantity(value))
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"must be a whole number, not {value!r}")
-            else:
-                maximum[key] = float(value)
-        except ValueError as error:
-            raise ConfigError(f"executor {name!r}: {option}: {error}") from None
-    return maximum
+def _maximum(name: str, options: dict[str, Any]) -> Resources:
+    """The executor's `max_cpus`, `max_memory`, `max_gpus` options, read like `cpus`, ..."""
+    try:
+        return Resources.parse(
+            {option[4:]: options[option] for option in MAXIMUM_OPTIONS if option in options},
+            "max_",
+        )
+    except ConfigError as error:
+        raise ConfigError(f"executor {name!r}: {error}") from None
 
 
 def delete_running_pods(context: ExecutionContext) -> None:
@@ -195,10 +180,12 @@ class PodJob:
         job: Job,
         spec_json: str,
         report: ReportOutcome,
-        fallback: tuple[str, Executor, float] | None = None,
+        resources: Resources,
+        fallback: tuple[str, RemoteExecutor, float] | None = None,
     ) -> None:
         self.executor = executor
         self.fallback = fallback
+        self.resources = resources  # what the Pod asks for; a fallback asks the same
         self.context = executor.context
         self.job = job
         self.spec_json = spec_json
@@ -253,7 +240,7 @@ class PodJob:
     def _create(self) -> None:
         try:
             task = self.job.task
-            over = self._over_maximum()
+            over = ", ".join(self.resources.exceeding(self.executor.maximum))
             if over:
                 if self.fallback is not None:
                     if self._claim():
@@ -270,6 +257,7 @@ class PodJob:
                 eval_hash=self.job.eval_hash,
                 job_id=self.job.id,
                 options=task.option_values,
+                resources=self.resources,
                 command=self._command(),
             )
             pod = self._create_or_adopt(manifest)
@@ -290,23 +278,6 @@ class PodJob:
             _delete_pod(self.context, self.name)  # cancelled while we were creating it
             return
         self._on_event("ADDED", pod)
-
-    def _over_maximum(self) -> str:
-        """What the job requests beyond the executor's maximum, e.g. "gpus 2 > 1"; ""."""
-        maximum = self.executor.maximum
-        if not maximum:
-            return ""
-        try:
-            resources = container_resources(self.job.task.option_values, self.context.template)
-        except ValueError:
-            return ""  # job_pod reports it
-        requested = requested_resources(resources)
-        over = [
-            f"{key} {requested[key]:g} > {limit:g}"
-            for key, limit in maximum.items()
-            if requested.get(key, 0) > limit
-        ]
-        return ", ".join(over)
 
     def _create_or_adopt(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """The created Pod, or the one an earlier operator created; None if the run stops.
@@ -436,7 +407,7 @@ class PodJob:
         # Provenance: the scheduler rewrites the whole record when the outcome arrives
         # (the job store upserts every column), so the fallback's name reaches the store.
         self.job.record.executor = name
-        executor.submit(self.job, self.report)
+        executor.submit(self.job, self.report, self.resources)
 
     def _recheck(self) -> None:
         """After a re-list without our Pod: it is gone, or the list was older than it."""

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kredun.resource import JOB_POD_SELECTOR
+
 from .errors import KubeApiError
 from .kube import KubeClient, pods_path
-from .podspec import JOB_POD_SELECTOR
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class PodWatcher:
     def _dispatch(self, event_type: str, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}
         with self._lock:
-            listeners = list(self._listeners.get((meta.get("namespace"), meta.get("name")), ()))
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            listeners = list(self._listeners.get(key, ()))
         for listener in listeners:
             try:
                 listener(event_type, pod)
@@ -89,7 +91,7 @@ class PodWatcher:
             ]
         for namespace, name in missing:
             self._dispatch(MISSING, {"metadata": {"namespace": namespace, "name": name}})
-        return listing["metadata"]["resourceVersion"]
+        return str(listing["metadata"]["resourceVersion"])
 
     def _run(self, scope: str | None) -> None:
         version: str | None = None

@@ -30,6 +30,7 @@ from kredun.errors import (
 )
 from kredun.hashing import hash_bytes
 from kredun.refs import Ref
+from kredun.resource import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
 from kredun.scheduler import Scheduler
 
 from .context import ExecutionContext, Runtime, StopMode
@@ -66,7 +67,7 @@ class ExecutionRunner:
     `spec.cancel` from it while running."""
 
     def __init__(
-        self, runtime: Runtime, body: Mapping[str, Any], on_exit: Callable[[], None]
+        self, runtime: Runtime, body: Mapping[str, Any], on_exit: Callable[[], object]
     ) -> None:
         meta = body["metadata"]
         self.runtime = runtime
@@ -128,7 +129,7 @@ class ExecutionRunner:
         if spec.cancel:
             context.stop(StopMode.CANCEL)
         if not self.status.get("phase"):
-            self.status.update(phase="Pending")
+            self.status.update(phase=PENDING)
         self.status.update(executionId=self.execution_id)
         delay = 0.5
         while context.stop_mode is None:
@@ -155,7 +156,7 @@ class ExecutionRunner:
         try:
             scheduler.store  # noqa: B018 -- an unreachable database shows here, before any work
             plan = build_plan(spec, scheduler.fetch_blob)
-            self.status.update(phase="Running")
+            self.status.update(phase=RUNNING)
             if not self.status.get("startTime"):
                 self.status.update(startTime=now_timestamp())
             self.status.condition("StoreAvailable", True, "Reachable")
@@ -168,13 +169,15 @@ class ExecutionRunner:
                 label=f"{self.namespace}/{self.name}",
                 progress=self._progress,
                 execution_id=self.execution_id,
+                stop=context.run_ended,
             )
             self._succeeded(result, scheduler)
         finally:
             scheduler.close()
 
     def _progress(self, counts: dict[str, list[int]]) -> None:
-        """Called by the scheduler after every tick: status, metrics, and the stop check."""
+        """Called by the scheduler after every tick: status, metrics, and spec.cancel (which
+        sets the run's stop token)."""
         context = self._context
         assert context is not None
         metrics = self.runtime.metrics
@@ -189,8 +192,6 @@ class ExecutionRunner:
         self.status.flush()
         if context.stop_mode is None and (self.body.get("spec") or {}).get("cancel") is True:
             context.stop(StopMode.CANCEL)
-        if context.ends_run:
-            raise CancelledError(f"execution {self.namespace}/{self.name} stopped")
 
     # -- endings ------------------------------------------------------------------------------
 
@@ -210,7 +211,7 @@ class ExecutionRunner:
         jobs = self.status.get("jobs") or {}
         message = f"{jobs.get('done', 0)} jobs done, {jobs.get('cached', 0)} from the cache"
         self.status.update(
-            phase="Succeeded", completionTime=now_timestamp(), result=found, message=message
+            phase=SUCCEEDED, completionTime=now_timestamp(), result=found, message=message
         )
         self._write_final()
         self.events.normal("Succeeded", f"{message}; result: {preview}")
@@ -232,7 +233,7 @@ class ExecutionRunner:
         self._end_failed(message, failure)
 
     def _end_failed(self, message: str, failure: dict[str, str]) -> None:
-        self.status.update(phase="Failed", completionTime=now_timestamp(), message=message)
+        self.status.update(phase=FAILED, completionTime=now_timestamp(), message=message)
         if failure:
             self.status.update(failure=failure)
         self._write_final()
@@ -244,7 +245,7 @@ class ExecutionRunner:
             delete_running_pods(context)
         if context.stop_mode is StopMode.CANCEL:
             message = "cancelled (spec.cancel is true); running jobs were stopped"
-            self.status.update(phase="Cancelled", completionTime=now_timestamp(), message=message)
+            self.status.update(phase=CANCELLED, completionTime=now_timestamp(), message=message)
             self._write_final()
             self.events.normal("Cancelled", message)
 

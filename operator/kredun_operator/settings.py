@@ -10,7 +10,7 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [aws]             credentials_secret, access_key_id_key, secret_access_key_key
     [jobs]            image, service_account, image_pull_policy, image_pull_secrets,
                       tolerations, database_secret, database_secret_key
-    [jobs.resources]  cpus, memory, gpus
+    [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max   # seconds
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
@@ -27,7 +27,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kredun.config import Config, apply_environment, check_executor_config
-from kredun.errors import ConfigError
+from kredun.errors import ConfigError, ResourceError
+from kredun.resources import Resources
 
 from .errors import SettingsError
 
@@ -44,9 +45,7 @@ class JobDefaults:
     service_account: str | None = None
     image_pull_policy: str | None = None
     image_pull_secrets: tuple[str, ...] = ()
-    cpus: float | None = None
-    memory: str | None = None
-    gpus: int = 0
+    resources: Resources = field(default_factory=Resources)
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     # Every job container's environment (EnvVar objects) and volumes.
@@ -99,8 +98,8 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         )
     operator = reader.table(data, "operator")
     return OperatorSettings(
-        database_uri=stores.database_uri,
-        value_store_uri=stores.value_store_uri,
+        database_uri=stores.require_database_uri(),
+        value_store_uri=stores.require_value_store_uri(),
         jobs=_job_defaults(reader, data, stores),
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
@@ -119,27 +118,22 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
         mount_path = reader.string(data, "value_store", "pvc", "mount_path")
         volumes.append({"name": "kredun-values", "persistentVolumeClaim": {"claimName": claim}})
         mounts.append({"name": "kredun-values", "mountPath": mount_path or DEFAULT_MOUNT})
-    cpus = resources.get("cpus")
-    gpus = resources.get("gpus", 0)
-    if cpus is not None and not isinstance(cpus, int | float):
-        raise SettingsError(f"{reader.origin}: [jobs.resources] cpus must be a number")
-    if not isinstance(gpus, int):
-        raise SettingsError(f"{reader.origin}: [jobs.resources] gpus must be an integer")
+    try:
+        job_resources = Resources.parse(resources, "[jobs.resources] ")
+    except ResourceError as error:
+        raise SettingsError(f"{reader.origin}: {error}") from None
     tolerations = jobs.get("tolerations", [])
     if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
         raise SettingsError(f"{reader.origin}: [jobs] tolerations must be a list of tables")
     pull_secrets = jobs.get("image_pull_secrets", [])
     if not isinstance(pull_secrets, list) or not all(isinstance(s, str) for s in pull_secrets):
         raise SettingsError(f"{reader.origin}: [jobs] image_pull_secrets must list names")
-    memory = resources.get("memory")
     return JobDefaults(
         image=reader.string(data, "jobs", "image") or None,
         service_account=reader.string(data, "jobs", "service_account") or None,
         image_pull_policy=reader.string(data, "jobs", "image_pull_policy") or None,
         image_pull_secrets=tuple(pull_secrets),
-        cpus=float(cpus) if cpus else None,
-        memory=str(memory) if memory else None,
-        gpus=gpus,
+        resources=job_resources,
         node_selector=reader.strings(jobs, "node_selector"),
         tolerations=tuple(tolerations),
         env=tuple(env),
@@ -172,12 +166,12 @@ def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[di
     secret = reader.string(data, "jobs", "database_secret")
     if secret:
         key = reader.string(data, "jobs", "database_secret_key") or "uri"
-        database = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        database: dict[str, Any] = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
     else:
-        database = {"value": stores.database_uri}
-    env = [
+        database = {"value": stores.require_database_uri()}
+    env: list[dict[str, Any]] = [
         {"name": "KREDUN_DATABASE_URI", **database},
-        {"name": "KREDUN_VALUE_STORE", "value": stores.value_store_uri},
+        {"name": "KREDUN_VALUE_STORE", "value": stores.require_value_store_uri()},
     ]
     endpoint = reader.string(data, "value_store", "s3", "endpoint")
     if endpoint:

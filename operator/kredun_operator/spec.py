@@ -22,14 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kredun.builtins import call_by_name_ref
-from kredun.errors import ValueNotFoundError
+from kredun.errors import ResourceError, ValueNotFoundError
 from kredun.hashing import encode, hash_bytes
-from kredun.plan import PLAN_VERSION, loads_plan
+from kredun.plan import PLAN_VERSION, call_by_name_ref, loads_plan
 from kredun.refs import ValueRef
+from kredun.resources import Resources
 
 from .errors import SpecError
-from .podspec import cpu_quantity, memory_quantity
 
 INLINE_PLAN_LIMIT = 262_144  # characters of base64, as the CRD allows
 TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
@@ -67,7 +66,9 @@ def parse_spec(spec: Any, default_image: str | None = None) -> ExecutionSpec:
             "spec.image is missing: name the container image that holds the workflow's code "
             "(or set [jobs] image in the operator's configuration)"
         )
-    task, args, kwargs, plan_hash, inline = None, [], {}, None, None
+    task, plan_hash, inline = None, None, None
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
     if "task" in spec:
         task = _optional(spec, "task", str) or ""
         if not TASK_NAME.match(task):
@@ -160,17 +161,10 @@ def _check_pod_fields(spec: dict[str, Any]) -> None:
             raise SpecError("spec.env entries need a 'name' (and a string 'value')")
         if not isinstance(variable.get("value", ""), str):
             raise SpecError(f"spec.env {variable['name']}: 'value' must be a string")
-    resources = _optional(spec, "resources", dict) or {}
     try:
-        if "cpus" in resources:
-            cpu_quantity(resources["cpus"])
-        if "memory" in resources:
-            memory_quantity(resources["memory"])
-    except ValueError as error:
-        raise SpecError(f"spec.resources: {error}") from None
-    gpus = resources.get("gpus", 0)
-    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-        raise SpecError("spec.resources.gpus must be a whole number")
+        Resources.parse(_optional(spec, "resources", dict) or {}, "spec.resources.")
+    except ResourceError as error:
+        raise SpecError(str(error)) from None
 
 
 def build_plan(spec: ExecutionSpec, fetch_blob: Callable[[str], bytes]) -> dict[str, Any]:

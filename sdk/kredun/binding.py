@@ -56,8 +56,8 @@ def bind(parameters: list[Parameter], positional: list[Any], named: dict[str, An
     by_name = {p.name: p for p in parameters}
     var_keyword = next((p.name for p in parameters if p.kind == VAR_KEYWORD), None)
     for name, value in named.items():
-        parameter = by_name.get(name)
-        if parameter is None or parameter.kind in (POSITIONAL_ONLY, VAR_POSITIONAL, VAR_KEYWORD):
+        target = by_name.get(name)
+        if target is None or target.kind in (POSITIONAL_ONLY, VAR_POSITIONAL, VAR_KEYWORD):
             if var_keyword is None:
                 raise TypeError(f"got an unexpected keyword argument {name!r}")
             extra[name] = value

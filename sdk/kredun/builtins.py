@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from .expression import SIMPLE_OPERATIONS
@@ -26,20 +25,3 @@ def call_by_name(task_name: str, args: list, kwargs: dict) -> Any:
     from .workflow import import_task
 
     return import_task(task_name)(*args, **kwargs)
-
-
-@cache
-def simple_op_ref():
-    from .plan import TaskRef
-
-    return TaskRef(simple_op.fullname, simple_op.hash, __name__, simple_op.parameters)
-
-
-@cache
-def call_by_name_ref():
-    from .plan import TaskRef
-
-    return TaskRef(
-        call_by_name.fullname, call_by_name.hash, __name__, call_by_name.parameters,
-        None, {"cache": False},
-    )  # fmt: skip

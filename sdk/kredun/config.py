@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import executor_types
 from .errors import ConfigError
 
 CONFIG_DIR = ".kredun"
@@ -52,6 +53,28 @@ class Config:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
 
+    def require_database_uri(self) -> str:
+        """The database URI, for code that cannot run without one."""
+        if not self.database_uri:
+            raise ConfigError("no database configured: set [database] uri or $KREDUN_DATABASE_URI")
+        return self.database_uri
+
+    def require_value_store_uri(self) -> str:
+        """The value store URI, for code that cannot run without one."""
+        if not self.value_store_uri:
+            raise ConfigError(
+                "no value store configured: set [value_store] uri or $KREDUN_VALUE_STORE"
+            )
+        return self.value_store_uri
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stores and executors in the dict form `Scheduler(config=...)` takes."""
+        return {
+            "database": {"uri": self.database_uri},
+            "value_store": {"uri": self.value_store_uri},
+            "executors": dict(self.executors),
+        }
+
     def executor_options(self, name: str) -> dict[str, Any]:
         merged = {**DEFAULT_EXECUTORS, **self.executors}
         if name not in merged:
@@ -68,16 +91,15 @@ def _unknown(origin: str, where: str, names: set[str], valid: tuple[str, ...]) -
 
 def check_executor_config(name: str, options: Any, origin: str) -> None:
     """An executor's table: a known `type` and only the keys that type reads."""
-    from .executors import EXECUTOR_TYPES, executor_config_keys
-
     where = f"executors.{name}"
+    known_types = sorted(executor_types.EXECUTOR_TYPES)
     if not isinstance(options, dict) or "type" not in options:
-        raise ConfigError(f"{origin}: [{where}] needs a 'type' ({', '.join(EXECUTOR_TYPES)})")
+        raise ConfigError(f"{origin}: [{where}] needs a 'type' ({', '.join(known_types)})")
     kind = options["type"]
-    if kind not in EXECUTOR_TYPES:
+    if kind not in known_types:
         raise ConfigError(f"{origin}: {where}.type = {kind!r} is not an executor type "
-                          f"(valid: {', '.join(EXECUTOR_TYPES)})")  # fmt: skip
-    keys = executor_config_keys(kind)
+                          f"(valid: {', '.join(known_types)})")  # fmt: skip
+    keys = executor_types.executor_config_keys(kind)
     if keys is not None:
         unknown = set(options) - {"type", *keys}
         if unknown:

@@ -9,6 +9,7 @@ are `SchedulerExpression`s; the scheduler hands each one to its handler with a s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -68,7 +69,7 @@ class SchedulerTask:
     def __kredun_hash__(self) -> str:
         return self.hash
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (scheduler_task_named, (self.fullname,))
 
 
@@ -145,7 +146,7 @@ def _catch(run: ControlRun, node: Any, expr: Any, *handlers: Any) -> None:
     eval_hash = hash_eval(_catch.hash, args_hash) if args_hash else None
 
     def recovered(recovery: Any, value: Any) -> None:
-        if eval_hash is not None:
+        if eval_hash is not None and args_hash is not None:
             run.record_call(eval_hash, _catch, args_hash, recovery)
         run.resolve(node, value)
 
@@ -153,7 +154,7 @@ def _catch(run: ControlRun, node: Any, expr: Any, *handlers: Any) -> None:
         for error_class, recover in pairs:
             if isinstance(error, error_class):
                 recovery = recover(error)
-                run.evaluate(node, recovery, lambda value, r=recovery: recovered(r, value), None)
+                run.evaluate(node, recovery, functools.partial(recovered, recovery), None)
                 return
         run.fail(node, error, traceback, where)
 

@@ -7,7 +7,7 @@ graph, assembling containers, reading a finished job's result and replaying cach
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import graph
 from .errors import ExecutorError, SerializationError
@@ -33,6 +33,25 @@ if TYPE_CHECKING:
 # (kind, value, result hash); kind is "value", "expression" (a pickled expression) or
 # "plan" (a JSON plan fragment).
 Result = tuple[str, Any, str | None]
+
+
+class ValueDomain(Protocol):
+    """What the scheduler relies on in the values it reduces: Python objects in-process
+    (`TrustedValues`), references the operator must not unpickle (`ReferencedValues`)."""
+
+    records_results: bool  # whether the scheduler records job results (or workers do)
+
+    def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
+        """Graph nodes for an expression (or a plan): (root, nodes ready to reduce)."""
+
+    def assemble(self, node: graph.Node) -> Any:
+        """The value of a container node whose children are resolved."""
+
+    def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
+        """A finished job's result, and its bytes when the scheduler is to record them."""
+
+    def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
+        """Cached results by eval hash; a result that cannot be loaded is a cache miss."""
 
 
 class TrustedValues:
@@ -70,7 +89,7 @@ class TrustedValues:
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results that the current code would still compute: one that holds a task
         value whose definition changed (or a call of a task no longer defined) is a miss."""
-        results = {}
+        results: dict[str, Result] = {}
         for call in calls:
             try:
                 with checking_staleness() as problems:
@@ -116,7 +135,7 @@ class ReferencedValues:
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results the submitted code still computes: a fragment holding a task
         value that the submission defines differently is a miss."""
-        results = {}
+        results: dict[str, Result] = {}
         for call in calls:
             if call.result_kind not in ("value", "plan"):
                 continue

@@ -17,6 +17,14 @@ class StoreError(KredunError):
     """The provenance store or value store failed."""
 
 
+class NotFoundError(StoreError, LookupError):
+    """No provenance record matches the given id or prefix (every provenance store)."""
+
+
+class AmbiguousIdError(StoreError):
+    """An id prefix matches more than one provenance record (every provenance store)."""
+
+
 class ValueNotFoundError(StoreError):
     """A value hash is referenced but its bytes are in neither store."""
 
@@ -51,3 +59,7 @@ class TaskOptionError(KredunError, TypeError):
 
 class TaskNameError(KredunError, ValueError):
     """A task name or namespace that is not a dotted Python identifier."""
+
+
+class ResourceError(ConfigError):
+    """A `cpus`, `memory` or `gpus` option in a form kredun cannot read."""

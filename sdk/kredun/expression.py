@@ -6,7 +6,8 @@ Nothing here evaluates anything; the scheduler reduces expressions to values.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .hashing import hash_parts, hash_value
 
@@ -31,7 +32,8 @@ class Expression:
                     "a slice of an expression needs a non-negative start and an explicit stop "
                     "(expr[0:3]); its length is not known until the scheduler runs it"
                 )
-            return [self[i] for i in range(key.start or 0, key.stop, key.step or 1)]
+            start, stop, step = key.start or 0, key.stop, key.step or 1
+            return [SimpleExpression("getitem", (self, i), {}) for i in range(start, stop, step)]
         return SimpleExpression("getitem", (self, key), {})
 
     def __getattr__(self, name: str) -> SimpleExpression:
@@ -44,7 +46,7 @@ class Expression:
     def __call__(self, *args: Any, **kwargs: Any) -> SimpleExpression:
         return SimpleExpression("call", (self, args, kwargs), {})
 
-    def __iter__(self):
+    def __iter__(self) -> NoReturn:
         raise TypeError(
             "an expression's value is not known until the scheduler runs it; index it "
             "(expr[0]), or give its task nout=N or a '-> tuple[int, str]' return annotation "
@@ -61,7 +63,11 @@ class Expression:
         raise NotImplementedError
 
 
-def _binary(name: str):
+def _binary(
+    name: str,
+) -> tuple[
+    Callable[[Expression, Any], SimpleExpression], Callable[[Expression, Any], SimpleExpression]
+]:
     def forward(self: Expression, other: Any) -> SimpleExpression:
         return SimpleExpression(name, (self, other), {})
 
@@ -111,6 +117,10 @@ class TaskExpression(Expression):
     """A call of a task on arguments, not yet evaluated."""
 
     __slots__ = ("args", "kwargs", "task")
+    # Declared, so that reading them is not mistaken for a lazy attribute (__getattr__).
+    task: Task
+    args: tuple
+    kwargs: dict
 
     def __init__(self, task: Task, args: tuple, kwargs: dict) -> None:
         object.__setattr__(self, "task", task)
@@ -121,19 +131,17 @@ class TaskExpression(Expression):
     def task_name(self) -> str:
         return self.task.fullname
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[SimpleExpression]:  # type: ignore[override]
         length = getattr(self.task, "nout", None)
         if not length:
             return super().__iter__()
-        return (self[i] for i in range(length))
+        return (SimpleExpression("getitem", (self, i), {}) for i in range(length))
 
     def __repr__(self) -> str:
         return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
 
-    def __reduce__(self):
-        from .task import _restore_call
-
-        return (_restore_call, (self.task._state(), self.args, self.kwargs))
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.task.call_reduction(self.args, self.kwargs)
 
     def __kredun_hash__(self) -> str:
         return hash_parts(
@@ -145,6 +153,9 @@ class SimpleExpression(Expression):
     """An operation (item/attribute access, a call, an operator) on lazy values."""
 
     __slots__ = ("args", "func_name", "kwargs")
+    func_name: str
+    args: tuple
+    kwargs: dict
 
     def __init__(self, func_name: str, args: tuple, kwargs: dict) -> None:
         object.__setattr__(self, "func_name", func_name)
@@ -154,7 +165,7 @@ class SimpleExpression(Expression):
     def __repr__(self) -> str:
         return f"SimpleExpression({self.func_name!r}, {self.args!r}, {self.kwargs!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (SimpleExpression, (self.func_name, self.args, self.kwargs))
 
     def __kredun_hash__(self) -> str:
@@ -167,6 +178,9 @@ class SchedulerExpression(Expression):
     """A call of a scheduler task. Its arguments are evaluated only as its handler asks."""
 
     __slots__ = ("args", "kwargs", "task")
+    task: Any
+    args: tuple
+    kwargs: dict
 
     def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
         object.__setattr__(self, "task", task)
@@ -180,7 +194,7 @@ class SchedulerExpression(Expression):
     def __repr__(self) -> str:
         return f"SchedulerExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (SchedulerExpression, (self.task, self.args, self.kwargs))
 
     def __kredun_hash__(self) -> str:
@@ -202,7 +216,7 @@ class ValueExpression(Expression):
     def __repr__(self) -> str:
         return f"ValueExpression({self.value!r})"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (ValueExpression, (self.value,))
 
     def __kredun_hash__(self) -> str:
@@ -227,7 +241,7 @@ class QuotedExpression:
         """The quoted expression itself, e.g. to return it from a task for evaluation."""
         return self.expr
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (QuotedExpression, (self.expr,))
 
     def __kredun_hash__(self) -> str:

@@ -51,7 +51,7 @@ class Node:
         self.parents: list[Node] = []
         self.waiting = 0
         self.resolved = kind == VALUE
-        self.value = payload if kind == VALUE else None
+        self.value: Any = payload if kind == VALUE else None
         self.hash: str | None = None
         self.failed = False
 

@@ -80,9 +80,7 @@ def register_task_options(executor_type: str, names: Iterable[str]) -> None:
 
 
 def _executor_options() -> dict[str, tuple[str, ...]]:
-    from .executors.batch_options import JOB_KEYS
-
-    return {**_EXECUTOR_OPTIONS, "batch": (*JOB_KEYS, *_EXECUTOR_OPTIONS.get("batch", ()))}
+    return _EXECUTOR_OPTIONS
 
 
 def known_task_options() -> frozenset[str]:

@@ -23,10 +23,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from . import graph
 from .binding import PARAMETER_KINDS, Parameter, bind, hash_call_arguments
+from .builtins import call_by_name, simple_op
 from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode
@@ -283,7 +285,6 @@ def decode_plan(
     """Scheduler nodes for a plan: (root, nodes ready to reduce). Raises PlanError, naming
     the offending node, for anything malformed. A task that `current` defines differently
     (a cached fragment made by older code) is called in its current definition."""
-    from .builtins import simple_op_ref
 
     if not isinstance(plan, dict):
         raise PlanError("a plan must be a JSON object")
@@ -401,3 +402,18 @@ def loads_plan(data: bytes | str) -> dict[str, Any]:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise PlanError(f"plan is not valid JSON: {error}") from None
+
+
+# The built-in tasks as plan references: the operator names them without importing code.
+@cache
+def simple_op_ref() -> TaskRef:
+    return TaskRef(simple_op.fullname, simple_op.hash, simple_op.func.__module__,
+                   simple_op.parameters)  # fmt: skip
+
+
+@cache
+def call_by_name_ref() -> TaskRef:
+    return TaskRef(
+        call_by_name.fullname, call_by_name.hash, call_by_name.func.__module__,
+        call_by_name.parameters, None, {"cache": False},
+    )  # fmt: skip

@@ -116,4 +116,6 @@ def resolve(ref: Ref, fetch: Callable[[str], bytes]) -> Any:
         return set(items)
     if ref.kind == "dict":
         return dict(zip(items[0::2], items[1::2], strict=True))
+    if ref.type_ref is None:
+        raise PlanError(f"a {ref.kind} reference carries no type to rebuild it with")
     return resolve(ref.type_ref, fetch)(*items)  # namedtuple

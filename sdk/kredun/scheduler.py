@@ -19,17 +19,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from . import graph
 from .config import Config, config_from_dict
-from .domains import ReferencedValues, TrustedValues
+from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
 from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
 from .hashing import hash_bytes, hash_eval, hash_value
 from .job import Job
+from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
@@ -39,11 +40,12 @@ from .provenance.records import (
     TaskRecord,
 )
 from .serialize import dumps, loads, preview, type_name
-from .subrun import is_subrun_call, with_parent_config
 from .task import Task, changed_tasks, current_definition
 from .valuestore import ValueStore, open_value_store, store_value
 
 _CONTROL_KINDS = (graph.CONTROL, graph.CONTINUE)
+# subrun's task: its second argument configures the nested scheduler it starts.
+SUBRUN_TASK = "kredun.subrun"
 FLUSH_INTERVAL = 0.5  # seconds between provenance writes during a run
 FLUSH_ROWS = 20_000
 
@@ -70,6 +72,12 @@ def _now() -> datetime:
 Progress = Callable[[dict[str, list[int]]], None]
 
 
+class StopToken(Protocol):
+    """Asks a run to stop: a `threading.Event` is one. Checked once per scheduler tick."""
+
+    def is_set(self) -> bool: ...
+
+
 class Scheduler:
     """Evaluates expressions. `Scheduler()` keeps everything in memory; pass `db_uri` (or a
     config) to share the cache and provenance across runs and processes."""
@@ -89,11 +97,11 @@ class Scheduler:
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
         self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
-        self._store: Any = None
+        self._store: ProvenanceBackend | None = None
         self._values: ValueStore | None = None
         self._executors: dict[str, Executor] = {}
         # Results known to this scheduler, by eval hash: served without a database query.
-        self._results: dict[str, tuple[str, Any, str]] = {}
+        self._results: dict[str, Result] = {}
         # A private in-memory database holds only what _results already has.
         self._results_are_complete = self.config.database_uri in (
             MEMORY_URI,
@@ -107,9 +115,9 @@ class Scheduler:
         self._recorded_values: set[str] = set()
 
     @property
-    def store(self):
+    def store(self) -> ProvenanceBackend:
         if self._store is None:
-            store = open_provenance_store(self.config.database_uri)
+            store = open_provenance_store(self.config.require_database_uri())
             store.ensure_schema()
             self._store = store
         return self._store
@@ -117,7 +125,7 @@ class Scheduler:
     @property
     def value_store(self) -> ValueStore:
         if self._values is None:
-            self._values = open_value_store(self.config.value_store_uri)
+            self._values = open_value_store(self.config.require_value_store_uri())
         return self._values
 
     def executor(self, name: str) -> Executor:
@@ -136,12 +144,16 @@ class Scheduler:
         progress: Progress | None = None,
         execution_id: str | None = None,
         values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
+        stop: StopToken | None = None,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
         `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
-        operator does; `execution_id` lets a resumed execution keep its identity."""
+        operator does; `execution_id` lets a resumed execution keep its identity. Once
+        `stop` is set (from any thread), the run ends within a tick: running jobs are shut
+        down and CancelledError is raised."""
         run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
+        run.stop = stop
         return run.run()
 
     def close(self) -> None:
@@ -180,7 +192,7 @@ class _ExecutionRun:
         cache: bool,
         label: str | None,
         progress: Progress | None,
-        values: TrustedValues | ReferencedValues,
+        values: ValueDomain,
         execution_id: str | None,
     ) -> None:
         self.scheduler = scheduler
@@ -203,6 +215,7 @@ class _ExecutionRun:
         self.running = 0
         self.counts: dict[str, list[int]] = {}
         self.failure: _Failure | None = None
+        self.stop: StopToken | None = None
         self.verbose = self.logger.isEnabledFor(logging.INFO)
         # Provenance not yet written.
         self.dirty_jobs: dict[str, JobRecord] = {}
@@ -243,6 +256,8 @@ class _ExecutionRun:
         self.root = root
         self.ready.extend(ready)
         while not root.resolved:
+            if self.stop is not None and self.stop.is_set():
+                raise CancelledError(f"execution {self.record.args} stopped")
             self._reduce_ready()
             if root.resolved:
                 break
@@ -352,7 +367,9 @@ class _ExecutionRun:
     def caching(self) -> bool:
         return self.cache
 
-    def evaluate(self, node: Node, expr: Any, on_value: Callable, on_error: Callable | None):
+    def evaluate(
+        self, node: Node, expr: Any, on_value: Callable, on_error: Callable | None
+    ) -> None:
         sub_root, ready = self.values.build(expr, node.owner)
         self.ready.extend(ready)
         continuation = Node(graph.CONTINUE, (node, on_value, on_error), [sub_root])
@@ -431,7 +448,7 @@ class _ExecutionRun:
             return
         self.to_check.append((node, eval_hash, args_hash))
 
-    def _known_result(self, eval_hash: str) -> tuple[str, Any, str] | None:
+    def _known_result(self, eval_hash: str) -> Result | None:
         """A result this scheduler already has, unless it holds a task value whose
         definition changed since (a task redefined in this process)."""
         known = self.scheduler._results.get(eval_hash)
@@ -504,8 +521,10 @@ class _ExecutionRun:
 
     def _dispatch(self, node: Node, eval_hash: str, args_hash: str) -> None:
         job = self._new_job(node, eval_hash, args_hash, "RUNNING")
-        if is_subrun_call(job.task) and len(job.args) == 2 and not job.references:
-            job.args = with_parent_config(job.args, self.scheduler.config)
+        if job.task.fullname == SUBRUN_TASK and not job.references and job.args[1:] == [{}]:
+            # A subrun given no configuration runs on this scheduler's stores and executors,
+            # so its inner calls are cached and recorded where this run's are.
+            job.args = [job.args[0], self.scheduler.config.to_dict()]
         executor = self.scheduler.executor(job.executor_name)
         if self.verbose:
             self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)
@@ -515,8 +534,9 @@ class _ExecutionRun:
         executor.submit(job, self.outcomes.put)
 
     def _replay(
-        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any, result_hash: str
-    ) -> None:
+        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any,
+        result_hash: str | None,
+    ) -> None:  # fmt: skip
         job = self._new_job(node, eval_hash, args_hash, "CACHED")
         self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
         if self.verbose:
@@ -541,6 +561,7 @@ class _ExecutionRun:
             )))  # fmt: skip
             return
         if data is not None:
+            assert result_hash is not None  # serialized results always have their hash
             self._record_value(result_hash, value, data)
             self.pending.calls.append(
                 CallRecord(eval_hash=job.eval_hash, task_hash=job.task.hash,
@@ -572,6 +593,7 @@ class _ExecutionRun:
                 sub_root.parents.append(node)
 
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
+        assert outcome.error is not None
         retries = int(job.task.get_option("retries", 0) or 0)
         if job.attempt < retries and self.failure is None:
             job.attempt += 1
@@ -601,6 +623,7 @@ class _ExecutionRun:
 
     def _raise_failure(self) -> None:
         failure = self.failure
+        assert failure is not None
         error = failure.error
         # A task that ran in another process brings its traceback as text only.
         if failure.traceback and error.__traceback__ is None and hasattr(error, "add_note"):

@@ -124,7 +124,7 @@ def _restore_code(code_args: tuple, filename: str, lines: list[str] | None) -> A
 
 
 def _code_reducer() -> Any:
-    import cloudpickle.cloudpickle as internals
+    import cloudpickle.cloudpickle as internals  # type: ignore[import-untyped]
 
     def reduce_code(code: Any) -> tuple:
         # cloudpickle names shipped code "<dynamic-code>" (3.1.3 on); put the real file name

@@ -1,7 +1,7 @@
 """Submitting workflows to a cluster: `submit()` and the `ExecutionHandle` it returns.
 
 `submit()` builds the plan of an expression here, on the trusted side (see the trust boundary
-in ARCHITECTURE.md): task code and arguments are pickled into the value store the cluster
+in docs/architecture.md): task code and arguments are pickled into the value store the cluster
 shares, and the JSON plan goes there too, keyed by its hash. The `Execution` it then creates
 holds only that hash (and the plan itself when it is small); the operator reduces the plan
 without unpickling anything, and job Pods load the task code. Results come back the same way:
@@ -32,6 +32,24 @@ from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
+from .resource import (
+    ANNOTATION_EXPRESSION,
+    API_VERSION,
+    CANCELLED,
+    FAILED,
+    GROUP,
+    KIND,
+    LABEL_EVAL_HASH,
+    LABEL_MANAGED_BY,
+    LABEL_TASK,
+    MANAGED_BY,
+    PLURAL,
+    TERMINAL_PHASES,
+    VERSION,
+    execution_selector,
+    label_value,
+)
+from .resources import Resources
 from .serialize import local_code_by_value, preview, ship
 from .task import definitions_near
 
@@ -40,21 +58,8 @@ if TYPE_CHECKING:
 
     from .valuestore import ValueStore
 
-GROUP = "kredun.dev"
-VERSION = "v1"
-PLURAL = "executions"
-KIND = "Execution"
-API_VERSION = f"{GROUP}/{VERSION}"
-
 PLAN_INLINE_LIMIT = 16 * 1024  # plans up to this many bytes also travel inside the Execution
-TERMINAL_PHASES = ("Succeeded", "Failed", "Cancelled")
 WATCH_SECONDS = 300  # length of one watch request while waiting without a deadline
-
-LABEL_EXECUTION = "kredun.dev/execution"
-LABEL_TASK = "kredun.dev/task"
-LABEL_EVAL_HASH = "kredun.dev/eval-hash"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-ANNOTATION_EXPRESSION = "kredun.dev/expression"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_PREFIX_LIMIT = 40  # generateName adds 5 characters; Pod names add the eval hash
@@ -209,12 +214,6 @@ def upload_plan(expr: Any, value_store: ValueStore) -> tuple[str, bytes]:
 # -- the Execution object -------------------------------------------------------------------
 
 
-def _label_value(text: str) -> str:
-    """`text` as a valid label value (at most 63 characters, alphanumeric at both ends)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:63]
-    return cleaned.strip("_.-")
-
-
 def _check_name(name: str) -> None:
     """Execution names become label values on job Pods: at most 63 characters."""
     if len(name) > 63 or not _DNS_LABEL.match(name):
@@ -247,12 +246,12 @@ def _execution_manifest(
 ) -> dict[str, Any]:
     """The Execution to create for a plan already in the value store."""
     metadata: dict[str, Any] = {
-        "labels": {LABEL_MANAGED_BY: "kredun"},
+        "labels": {LABEL_MANAGED_BY: MANAGED_BY},
         "annotations": {ANNOTATION_EXPRESSION: preview(expr, 500)},
     }
     task = getattr(expr, "task", None)
-    if task is not None and _label_value(task.fullname):
-        metadata["labels"][LABEL_TASK] = _label_value(task.fullname)
+    if task is not None and label_value(task.fullname):
+        metadata["labels"][LABEL_TASK] = label_value(task.fullname)
     if name is None:
         metadata["generateName"] = _name_prefix(expr)
     else:
@@ -265,7 +264,7 @@ def _execution_manifest(
         "serviceAccountName": service_account,
         "nodeSelector": node_selector,
         "tolerations": tolerations,
-        "resources": resources,
+        "resources": None if resources is None else Resources.parse(resources).execution_spec(),
     }
     spec.update({key: value for key, value in optional.items() if value is not None})
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
@@ -353,7 +352,7 @@ def list_executions(
 
     api = kubernetes.client.CustomObjectsApi(_api_client(kubeconfig))
     with _api_errors("list executions", namespace):
-        listing = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        listing: Any = api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
     items = listing.get("items") or []
     return sorted(items, key=lambda obj: obj["metadata"].get("creationTimestamp", ""))
 
@@ -407,7 +406,7 @@ def submit(
     from .valuestore import open_value_store
 
     client = _api_client(kubeconfig)  # a bad kubeconfig fails before anything is uploaded
-    plan_hash, plan = upload_plan(expr, open_value_store(resolved.value_store_uri))
+    plan_hash, plan = upload_plan(expr, open_value_store(resolved.require_value_store_uri()))
     manifest = _execution_manifest(
         expr,
         plan_hash,
@@ -423,7 +422,9 @@ def submit(
     )
     api = kubernetes.client.CustomObjectsApi(client)
     with _api_errors("create the execution", namespace, name):
-        created = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+        created: Any = api.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, manifest
+        )
     handle = ExecutionHandle(
         created["metadata"]["name"], namespace, config=resolved, api_client=client
     )
@@ -549,9 +550,9 @@ class ExecutionHandle:
 
     def _outcome(self, status: dict[str, Any]) -> dict[str, Any]:
         phase = status["phase"]
-        if phase == "Failed":
+        if phase == FAILED:
             raise ExecutionFailedError(self.name, status)
-        if phase == "Cancelled":
+        if phase == CANCELLED:
             raise ExecutionCancelledError(f"execution {self.name} was cancelled")
         return status
 
@@ -593,8 +594,8 @@ class ExecutionHandle:
         self.get()  # a missing Execution is an error, not an empty log
         core = kubernetes.client.CoreV1Api(self._api)
         with _api_errors("list the job pods", self.namespace):
-            pods = core.list_namespaced_pod(
-                self.namespace, label_selector=f"{LABEL_EXECUTION}={self.name}"
+            pods: list[Any] = core.list_namespaced_pod(
+                self.namespace, label_selector=execution_selector(self.name)
             ).items
         if job is not None:
             pods = [pod for pod in pods if _pod_matches(pod, job)]

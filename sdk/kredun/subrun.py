@@ -7,20 +7,20 @@ executors, and the value returns to the parent as the job's result.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import config_from_dict
 from .expression import QuotedExpression, TaskExpression
+from .scheduler import SUBRUN_TASK
 from .task import task
 
-if TYPE_CHECKING:
-    from .config import Config
+_NAMESPACE, _, _NAME = SUBRUN_TASK.rpartition(".")
 
 
 # Never replayed across executions: the parent sees only the final value, not the calls that
 # made it, so it could not tell whether the code of any of them changed. The nested
 # scheduler caches each inner call itself, with full validity checks.
-@task(namespace="kredun", name="subrun", version="1", cache=False)
+@task(namespace=_NAMESPACE, name=_NAME, version="1", cache=False)
 def _subrun(quoted: QuotedExpression, config: dict[str, Any]) -> Any:
     from .scheduler import Scheduler
 
@@ -41,21 +41,3 @@ def subrun(
     """
     config_from_dict(config or {}, "subrun config")  # a typo fails here, not inside the job
     return _subrun.options(executor=executor, **options)(QuotedExpression(expr), config or {})
-
-
-def is_subrun_call(task: Any) -> bool:
-    return getattr(task, "fullname", None) == _subrun.fullname
-
-
-def with_parent_config(args: list[Any], parent: Config) -> list[Any]:
-    """A subrun given no configuration runs on its parent's database and value store, so
-    its inner calls are cached and recorded where the parent's are."""
-    quoted, config = args
-    if config:
-        return args
-    inherited = {
-        "database": {"uri": parent.database_uri},
-        "value_store": {"uri": parent.value_store_uri},
-        "executors": dict(parent.executors),
-    }
-    return [quoted, inherited]

@@ -259,10 +259,14 @@ class Task:
     def __kredun_hash__(self) -> str:
         return self.hash
 
-    def _state(self) -> tuple:
+    def _state(self) -> tuple[Any, ...]:
         return (self.fullname, self.hash, self._options, self.version, self.func, self._overrides)
 
-    def __reduce__(self):
+    def call_reduction(self, args: tuple, kwargs: dict) -> tuple[Any, ...]:
+        """How a call of this task pickles: by the task's name (see _restore_call)."""
+        return (_restore_call, (self._state(), args, kwargs))
+
+    def __reduce__(self) -> tuple[Any, ...]:
         found = _pickled_tasks.get()
         if found is not None:
             found[self.fullname] = self.hash

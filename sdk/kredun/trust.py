@@ -32,7 +32,7 @@ def forbid_unpickling() -> None:
     pickle.loads = _refuse
     pickle.load = _refuse
     pickle.Unpickler = _RefusingUnpickler  # type: ignore[misc,assignment]
-    cloudpickle = sys.modules.get("cloudpickle")
+    cloudpickle: Any = sys.modules.get("cloudpickle")
     if cloudpickle is not None:
         cloudpickle.loads = _refuse
         cloudpickle.load = _refuse

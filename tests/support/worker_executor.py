@@ -25,7 +25,7 @@ class WorkerProcessExecutor(RemoteExecutor):
 
     launched: list[str] = []  # job task names, across instances (tests reset it)
 
-    def launch(self, job: Any, spec_json: str, report: ReportOutcome) -> None:
+    def launch(self, job: Any, spec_json: str, report: ReportOutcome, resources: Any) -> None:
         # Like a Pod, the worker cannot import the test modules: it runs elsewhere, with
         # no checkout on its path, and gets task code only as shipped.
         env = {

@@ -226,7 +226,7 @@ def execution_table(executions: list[dict[str, Any]], now: datetime) -> str:
 
 def describe(execution: dict[str, Any]) -> str:
     """One Execution in detail."""
-    from ..submit import ANNOTATION_EXPRESSION
+    from ..resource import ANNOTATION_EXPRESSION
 
     metadata, spec = execution["metadata"], execution.get("spec") or {}
     status = execution.get("status") or {}

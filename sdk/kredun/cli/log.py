@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from datetime import datetime
 
 from ..config import project_config
 from ..provenance.records import ExecutionRecord, JobRecord
@@ -12,11 +13,11 @@ from ..provenance.store import ProvenanceStore
 
 def _open_store(args: argparse.Namespace) -> ProvenanceStore:
     config = project_config()
-    store = ProvenanceStore(args.database or config.database_uri)
+    store = ProvenanceStore(args.database or config.require_database_uri())
     return store
 
 
-def _duration(start, end) -> str:
+def _duration(start: datetime, end: datetime | None) -> str:
     return f"{(end - start).total_seconds():.2f}s" if start and end else "-"
 
 

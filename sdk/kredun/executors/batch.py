@@ -11,9 +11,9 @@ Configuration (`.kredun/kredun.toml`, or the dict given to `Scheduler(config=...
     type = "batch"
     job_queue = "kredun"            # required: name or ARN of an ENABLED job queue
     image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/kredun:latest"   # required
-    vcpus = 1                       # per job (fractions allowed where Batch allows them)
-    memory = "2Gi"                  # MiB as a number, or "512Mi", "4Gi", "1.5Gi"
-    gpus = 0
+    cpus = 1                        # per job (or vcpus); rounded up to a quarter
+    memory = "2Gi"                  # GiB as a number, or a quantity: "512Mi", "4Gi", "1G"
+    gpus = 0                        # resources read as on every executor: kredun.resources
     role = "arn:aws:iam::123456789012:role/kredun-job"   # job role (jobRoleArn), optional
     retries = 0                     # Batch retryStrategy attempts = retries + 1 (at most 9)
     timeout = 3600                  # seconds per attempt (Batch's minimum is 60), optional
@@ -25,10 +25,11 @@ Configuration (`.kredun/kredun.toml`, or the dict given to `Scheduler(config=...
     log_group = "/aws/batch/job"    # where the job definitions' logs go
     environment = { TZ = "UTC" }    # extra variables for every job
 
-Tasks override the job options (`job_queue`, `image`, `vcpus`, `memory`, `gpus`, `role`,
-`retries`, `timeout`): `@task(executor="batch", vcpus=4, memory="16Gi")`, and so does
-`subrun(expr, executor="batch", vcpus=..., memory=..., config={...})`, whose nested
-scheduler then runs inside one Batch job.
+Tasks override the job options (`job_queue`, `image`, `cpus`/`vcpus`, `memory`, `gpus`,
+`role`, `retries`, `timeout`): `@task(executor="batch", cpus=4, memory="16Gi")`, and so does
+`subrun(expr, executor="batch", cpus=..., memory=..., config={...})`, whose nested
+scheduler then runs inside one Batch job. A job that falls back from Kubernetes asks for
+the cpus, memory and gpus its Pod asked for.
 
 How jobs run:
 
@@ -36,7 +37,7 @@ How jobs run:
   configuration (`environment` may override them, e.g. when jobs reach the database under
   another host name). Both must be reachable from Batch: an in-memory database or a
   `memory://` value store is refused before anything is submitted.
-* One job definition per shape (image, vcpus, memory, gpus, role), named
+* One job definition per shape (image, vCPUs, MiB of memory, gpus, role), named
   `<prefix>-def-<hash of the shape>`: an ACTIVE definition of that name is reused, else one
   is registered. Each submission sets the command: `kredun worker --spec-json SPEC`, or
   `--spec-hash HASH` when the spec is large (kept in the value store).
@@ -78,6 +79,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import ExecutorError, KredunError
 from ..hashing import hash_bytes, hash_text
 from ..provenance.memory import MEMORY_URI
+from ..resources import Resources
 from ..s3store import S3ValueStore
 from .base import JobOutcome, ReportOutcome
 from .batch_api import (
@@ -164,8 +166,8 @@ class BatchExecutor(RemoteExecutor):
         # job (recorded with the reason) rather than the scheduler.
         self._setup_lock = threading.Lock()
         self._setup_error: KredunError | None = None
-        self.settings: ExecutorSettings | None = None
-        self.api: BatchApi | None = None
+        self._settings: ExecutorSettings | None = None
+        self._api: BatchApi | None = None
         self._environment: dict[str, str] = {}
         self._stores_tag = ""
         self._queues: dict[str, KredunError | None] = {}  # checked queues: None when fine
@@ -180,18 +182,29 @@ class BatchExecutor(RemoteExecutor):
         self._arrays: dict[str, _ArrayJob] = {}
         self._recoverable: dict[str, dict[str, str]] = {}  # queue -> eval hash -> Batch id
 
+    @property
+    def settings(self) -> ExecutorSettings:
+        if self._settings is None:
+            raise ExecutorError(f"AWS Batch executor {self.name!r} has not set up yet")
+        return self._settings
+
+    @property
+    def api(self) -> BatchApi:
+        if self._api is None:
+            raise ExecutorError(f"AWS Batch executor {self.name!r} has not set up yet")
+        return self._api
+
     # -- submission (scheduler thread) ----------------------------------------------------
 
-    def submit(self, job: Job, report: ReportOutcome) -> None:
+    def submit(self, job: Job, report: ReportOutcome, resources: Resources | None = None) -> None:
         try:
             self._setup()
-            super().submit(job, report)
+            super().submit(job, report, resources)
         except Exception as error:  # not submitted: the job fails, not the scheduler
             self._fail(job, report, error)
 
-    def launch(self, job: Job, spec_json: str, report: ReportOutcome) -> None:
-        assert self.settings is not None
-        settings = self.settings.job_settings(job.task.option_values)
+    def launch(self, job: Job, spec_json: str, report: ReportOutcome, resources: Resources) -> None:
+        settings = self.settings.job_settings(job.task.option_values, resources)
         self._check_queue(settings.queue)
         definition = self.api.definition_arn(settings.shape)
         item = _Submission(job, spec_json, report, settings, definition)
@@ -212,12 +225,12 @@ class BatchExecutor(RemoteExecutor):
         with self._setup_lock:
             if self._setup_error is not None:
                 raise self._setup_error
-            if self.api is not None:
+            if self._api is not None:
                 return
             try:
-                self.settings = ExecutorSettings.parse(self.name, self.options)
+                self._settings = ExecutorSettings.parse(self.name, self.options)
                 self._environment = self._job_environment()
-                self.api = BatchApi(self.settings)
+                self._api = BatchApi(self._settings)
                 store = self.scheduler.value_store
                 if isinstance(store, S3ValueStore):
                     check_bucket(store.client, store.bucket, store.uri)
@@ -229,8 +242,8 @@ class BatchExecutor(RemoteExecutor):
         """What every job gets: the scheduler's stores, then the `environment` option."""
         config = self.scheduler.config
         environment = {
-            "KREDUN_DATABASE_URI": config.database_uri,
-            "KREDUN_VALUE_STORE": config.value_store_uri,
+            "KREDUN_DATABASE_URI": config.require_database_uri(),
+            "KREDUN_VALUE_STORE": config.require_value_store_uri(),
             **self.settings.environment,
         }
         where = f"executor {self.name!r}"
@@ -504,9 +517,9 @@ class BatchExecutor(RemoteExecutor):
         if last_line:
             details.append(f"last log line: {last_line[:500]}")
         tried = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
-        error = BatchJobFailedError(f"AWS Batch job {job_id} ({task}) failed{tried}: "
-                                    + "; ".join(details))  # fmt: skip
-        self._fail(item.job, item.report, error, "\n".join(lines) or None, len(attempts))
+        failure = BatchJobFailedError(f"AWS Batch job {job_id} ({task}) failed{tried}: "
+                                      + "; ".join(details))  # fmt: skip
+        self._fail(item.job, item.report, failure, "\n".join(lines) or None, len(attempts))
 
     def _give_up(self, error: Exception) -> None:
         """Fail every job being waited for: AWS Batch cannot be asked about them."""

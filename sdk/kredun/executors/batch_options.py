@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from typing import Any
 
 from ..errors import ConfigError
+from ..resources import Resources
 
-# Options a task may override: `@task(executor="batch", vcpus=2, memory="8Gi")`.
-JOB_KEYS = ("job_queue", "image", "vcpus", "memory", "gpus", "role", "retries", "timeout")
+# Options a task may override: `@task(executor="batch", cpus=2, memory="8Gi")`.
+RESOURCE_KEYS = ("cpus", "vcpus", "memory", "gpus")  # read by kredun.resources
+JOB_KEYS = ("job_queue", "image", *RESOURCE_KEYS, "role", "retries", "timeout")
 EXECUTOR_KEYS = (
     "type", "job_name_prefix", "batch_window", "poll_interval", "region", "endpoint_url",
     "log_group", "environment",
 )  # fmt: skip
 MAX_RETRIES = 9  # Batch's retryStrategy allows 1-10 attempts
+DEFAULT_RESOURCES = Resources(cpus=Fraction(1), memory=2 * 2**30, gpus=0)
 DEFAULTS: dict[str, Any] = {
-    "vcpus": 1,
-    "memory": 2048,
-    "gpus": 0,
     "retries": 0,
     "job_name_prefix": "kredun",
     "batch_window": 0.3,
@@ -33,16 +33,6 @@ DEFAULTS: dict[str, Any] = {
 }
 # Batch job and job definition names: letters, digits, hyphens, underscores, up to 128.
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(Mi|Gi|Ti)?$")
-_MEMORY_UNITS = {None: 1, "Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}
-
-
-def parse_memory(value: Any, where: str) -> int:
-    """Memory in MiB, from a number of MiB or a string like "512Mi", "4Gi", "1.5Gi"."""
-    match = _MEMORY.match(str(value).strip())
-    if match is None:
-        raise ConfigError(f"{where}: memory {value!r} is not MiB or a size like '4Gi'")
-    return math.ceil(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
 
 
 def _number(value: Any, key: str, where: str, kind: type = int, minimum: float = 0) -> Any:
@@ -108,6 +98,7 @@ class ExecutorSettings:
     log_group: str
     environment: dict[str, str]
     job_defaults: dict[str, Any]
+    resources: Resources  # the executor's, over DEFAULT_RESOURCES
 
     @classmethod
     def parse(cls, name: str, options: dict[str, Any]) -> ExecutorSettings:
@@ -125,6 +116,10 @@ class ExecutorSettings:
         environment = merged.get("environment") or {}
         if not isinstance(environment, dict):
             raise ConfigError(f"{where}: environment must be a table of variables")
+        try:
+            resources = Resources.parse(options).over(DEFAULT_RESOURCES)
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
         return cls(
             name=name,
             prefix=prefix,
@@ -134,14 +129,22 @@ class ExecutorSettings:
             endpoint_url=merged.get("endpoint_url"),
             log_group=str(merged["log_group"]),
             environment={str(key): str(value) for key, value in environment.items()},
-            job_defaults={key: merged[key] for key in JOB_KEYS if key in merged},
+            job_defaults={
+                key: merged[key] for key in JOB_KEYS if key in merged and key not in RESOURCE_KEYS
+            },
+            resources=resources,
         )
 
-    def job_settings(self, task_options: dict[str, Any]) -> JobSettings:
-        """The executor's job options overridden by a task's own, checked."""
+    def job_settings(self, task_options: dict[str, Any], resources: Resources) -> JobSettings:
+        """The executor's job options overridden by a task's own, checked. `resources`:
+        what the job asks for (its task options', or what it asked the executor it fell
+        back from); the executor's resources fill in what it does not ask."""
         values = {**self.job_defaults,
                   **{k: v for k, v in task_options.items() if k in JOB_KEYS}}  # fmt: skip
         where = f"executor {self.name!r}"
+        asked = resources.over(self.resources)
+        vcpus, memory = asked.batch_vcpus, asked.batch_memory
+        assert vcpus is not None and memory is not None  # DEFAULT_RESOURCES has them all
         for required in ("job_queue", "image"):
             if not values.get(required):
                 raise ConfigError(f"{where}: option {required!r} is required")
@@ -154,9 +157,9 @@ class ExecutorSettings:
             queue=str(values["job_queue"]),
             shape=JobShape(
                 image=str(values["image"]),
-                vcpus=_number(values["vcpus"], "vcpus", where, float, 0.25),
-                memory=parse_memory(values["memory"], where),
-                gpus=_number(values["gpus"], "gpus", where),
+                vcpus=vcpus,
+                memory=memory,
+                gpus=asked.gpus or 0,
                 role=str(values["role"]) if values.get("role") else None,
             ),
             retries=retries,

@@ -57,8 +57,8 @@ class ProcessExecutor(Executor):
             return JobOutcome.failed(job, ExecutorError(f"process job failed: {error!r}"))
         if status == "ok":
             return JobOutcome(job, rest[0])
-        error, formatted = rest
-        return JobOutcome(job, error=error, traceback=formatted)
+        raised, formatted = rest
+        return JobOutcome(job, error=raised, traceback=formatted)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -13,10 +13,11 @@ import json
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExecutorError
+from ..errors import ExecutorError, ResourceError
 from ..hashing import hash_value
 from ..plan import INLINE_LIMIT, loads_plan
 from ..refs import CompositeRef, ValueRef
+from ..resources import Resources
 from ..serialize import ship
 from ..worker import job_spec, materialize_plan
 from .base import Executor, JobOutcome, ReportOutcome
@@ -33,13 +34,22 @@ class RemoteExecutor(Executor):
         self.scheduler = scheduler
         self._task_refs: dict[str, Any] = {}  # by task hash: shipped once per executor
 
-    def submit(self, job: Job, report: ReportOutcome) -> None:
+    def submit(self, job: Job, report: ReportOutcome, resources: Resources | None = None) -> None:
+        """`resources`: what the job asks for, when not its task options' (a job falling
+        back from another executor asks for what it asked there)."""
+        if resources is None:
+            try:
+                resources = Resources.parse(job.task.option_values)
+            except ResourceError as error:
+                report(JobOutcome(job, error=ResourceError(f"task {job.task.fullname}: {error}")))
+                return
         spec = job_spec(self._referenced(job), job.record.execution_id)
-        self.launch(job, json.dumps(spec, separators=(",", ":")), report)
+        self.launch(job, json.dumps(spec, separators=(",", ":")), report, resources)
 
     @abstractmethod
-    def launch(self, job: Job, spec_json: str, report: ReportOutcome) -> None:
-        """Start `kredun worker` for the spec; call `self.finished(...)` when it ends."""
+    def launch(self, job: Job, spec_json: str, report: ReportOutcome, resources: Resources) -> None:
+        """Start `kredun worker` for the spec, asking for `resources` (None fields: the
+        executor's defaults); call `self.finished(...)` when it ends."""
 
     def finished(self, job: Job, report: ReportOutcome, error: BaseException | None = None,
                  log_tail: str | None = None) -> None:  # fmt: skip

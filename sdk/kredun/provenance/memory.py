@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from ..errors import StoreError
+from ..errors import AmbiguousIdError, NotFoundError
+from .base import ProvenanceBackend
 from .records import (
     CallRecord,
     ExecutionRecord,
@@ -37,9 +38,10 @@ class MemoryProvenanceStore:
 
     def write(self, batch: ProvenanceBatch) -> None:
         with self._lock:
-            for table, records in ((self._tasks, batch.tasks), (self._values, batch.values)):
-                for record in records:
-                    table.setdefault(record.hash, record)
+            for task in batch.tasks:
+                self._tasks.setdefault(task.hash, task)
+            for value in batch.values:
+                self._values.setdefault(value.hash, value)
             self._calls.update((r.eval_hash, r) for r in batch.calls)
             # The scheduler's own record objects: it writes each again after changing it.
             self._executions.update((r.id, r) for r in batch.executions)
@@ -63,11 +65,18 @@ class MemoryProvenanceStore:
         return newest[:limit]
 
     def find_execution(self, id_prefix: str) -> ExecutionRecord:
-        matches = [r for i, r in self._executions.items() if i.startswith(id_prefix)]
-        if len(matches) != 1:
-            problem = "no execution id starts" if not matches else "several execution ids start"
-            raise StoreError(f"{problem} with {id_prefix!r}")
-        return matches[0]
+        """As the SQL store's: an exact id wins over longer ids it prefixes."""
+        if id_prefix in self._executions:
+            return self._executions[id_prefix]
+        matches = sorted(i for i in self._executions if i.startswith(id_prefix))
+        if not matches:
+            raise NotFoundError(f"no execution id starts with {id_prefix!r}")
+        if len(matches) > 1:
+            raise AmbiguousIdError(
+                f"execution id prefix {id_prefix!r} is ambiguous "
+                f"(matches {matches[0]}, {matches[1]}, ...); give more characters"
+            )
+        return self._executions[matches[0]]
 
     def jobs_of(self, execution_id: str) -> list[JobRecord]:
         jobs = [job for job in self._jobs.values() if job.execution_id == execution_id]
@@ -77,7 +86,7 @@ class MemoryProvenanceStore:
         pass
 
 
-def open_provenance_store(uri: str):
+def open_provenance_store(uri: str) -> ProvenanceBackend:
     """The store for a database URI: `memory://`, or SQLite/PostgreSQL through SQLAlchemy."""
     if uri == MEMORY_URI:
         return MemoryProvenanceStore()

@@ -43,7 +43,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from kredun.errors import DatabaseURIError, StoreError
+from kredun.errors import AmbiguousIdError, DatabaseURIError, NotFoundError, StoreError
 from kredun.provenance.bulk import TableWriter, prepare
 from kredun.provenance.records import (
     CallRecord,
@@ -87,14 +87,6 @@ PG_SCHEMA_LOCK_KEY = 0x6B726564756E
 _SQLITE_IMMEDIATE = "kredun_sqlite_immediate"
 # Longest database reason quoted in an error message.
 _REASON_LIMIT = 300
-
-
-class NotFoundError(StoreError, LookupError):
-    """No row matches the given id or prefix."""
-
-
-class AmbiguousIdError(StoreError):
-    """An id prefix matches more than one row."""
 
 
 def _columns(record_type: type) -> tuple[str, ...]:
@@ -512,7 +504,7 @@ class ProvenanceStore:
         """The task with this hash, or None."""
         with self._connect("reading a task") as connection:
             row = connection.execute(_SELECT_TASK, {"hash": task_hash}).first()
-        return None if row is None else TaskRecord(*row)
+        return None if row is None else TaskRecord(*_fields(row))
 
     def recent_executions(self, limit: int = 20) -> list[ExecutionRecord]:
         """The `limit` most recently started executions, newest first."""
@@ -520,7 +512,7 @@ class ProvenanceStore:
             execution_table.c.start_time.desc(), execution_table.c.id.desc()
         ).limit(limit)
         with self._connect("listing executions") as connection:
-            return [ExecutionRecord(*row) for row in connection.execute(statement)]
+            return [ExecutionRecord(*_fields(row)) for row in connection.execute(statement)]
 
     def find_execution(self, id_prefix: str) -> ExecutionRecord:
         """The execution whose id is, or uniquely starts with, `id_prefix`.
@@ -542,20 +534,21 @@ class ProvenanceStore:
                 f"execution id prefix {id_prefix!r} is ambiguous "
                 f"(matches {rows[0].id}, {rows[1].id}, ...); give more characters"
             )
-        return ExecutionRecord(*rows[0])
+        return ExecutionRecord(*_fields(rows[0]))
 
     def jobs_of(self, execution_id: str) -> list[JobRecord]:
         """The jobs of one execution, in the order they started."""
         with self._connect("listing jobs") as connection:
             result = connection.execute(_SELECT_JOBS_OF, {"execution_id": execution_id})
-            return [JobRecord(*row) for row in result]
+            return [JobRecord(*_fields(row)) for row in result]
 
     def job_counts(self, execution_id: str) -> dict[str, dict[str, int]]:
         """task name -> status -> number of jobs, for the status tables `kredun` prints."""
         counts: dict[str, dict[str, int]] = {}
         with self._connect("counting jobs") as connection:
             result = connection.execute(_SELECT_JOB_COUNTS, {"execution_id": execution_id})
-            for task_name, status, count in result:
+            for row in result:
+                task_name, status, count = _fields(row)
                 counts.setdefault(task_name, {})[status] = count
         return counts
 
@@ -578,3 +571,8 @@ class ProvenanceStore:
 
     def __repr__(self) -> str:
         return f"ProvenanceStore({self.display_uri!r})"
+
+
+def _fields(row: Any) -> tuple[Any, ...]:
+    """A row's columns, untyped: each SELECT lists its record's fields in order."""
+    return tuple(row)

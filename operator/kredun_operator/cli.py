@@ -1,7 +1,8 @@
 """`kredun operator`: run the Kubernetes operator that reduces Execution resources.
 
-A thin command line over kopf (the operator itself lives in the `kredun_operator` package,
-installed with `pip install 'kredun[k8s]'`). The Helm chart renders exactly these flags.
+A thin command line over kopf (the rest of the operator needs `pip install 'kredun[k8s]'`).
+The Helm chart renders exactly these flags. The SDK's `kredun` command knows no operator
+code: it finds this one through the `kredun.commands` entry point (pyproject.toml).
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import ConfigError
+from kredun.errors import ConfigError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def add_operator_parser(commands: argparse._SubParsersAction) -> None:
+def add_operator_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "operator",
         help="run the Kubernetes operator (kopf) that reduces Execution resources",
@@ -49,11 +50,12 @@ def add_operator_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", metavar="FILE", help="kredun.toml with job defaults")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="(default: info)")
+    parser.set_defaults(handler=operator_command)
 
 
 def operator_command(args: argparse.Namespace) -> int:
     try:
-        from kredun_operator.main import OperatorOptions, run_operator
+        from .main import OperatorOptions, run_operator
     except ImportError as error:
         raise ConfigError(
             f"the operator is not installed ({error}): pip install 'kredun[k8s]'"

@@ -1,0 +1,53 @@
+"""What the engine relies on in a provenance store, whichever one holds the records.
+
+`memory.MemoryProvenanceStore` (no database) and `store.ProvenanceStore` (SQLite,
+PostgreSQL) both satisfy `ProvenanceBackend`, and raise the same errors: `NotFoundError`
+and `AmbiguousIdError` from `kredun.errors` for ids, `StoreError` for everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from .records import (
+    CallRecord,
+    ExecutionRecord,
+    JobRecord,
+    ProvenanceBatch,
+    TaskRecord,
+    ValueRecord,
+)
+
+
+class ProvenanceBackend(Protocol):
+    display_uri: str  # for messages: the URI without its password
+
+    def ensure_schema(self) -> None:
+        """Create or migrate what the store needs before its first write."""
+
+    def write(self, batch: ProvenanceBatch) -> None:
+        """Record a batch at once (the scheduler writes one per tick); records already
+        there are replaced (jobs, executions, calls) or kept (tasks, values)."""
+
+    def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
+        """The cached calls among these eval hashes."""
+
+    def value_records(self, hashes: Iterable[str]) -> dict[str, ValueRecord]: ...
+
+    def value_data(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of values kept in the store itself (small ones), by hash."""
+
+    def get_task(self, task_hash: str) -> TaskRecord | None: ...
+
+    def recent_executions(self, limit: int = 20) -> list[ExecutionRecord]:
+        """Newest first."""
+
+    def find_execution(self, id_prefix: str) -> ExecutionRecord:
+        """The execution whose id is, or uniquely starts with, `id_prefix`; an exact id
+        wins. Raises NotFoundError or AmbiguousIdError."""
+
+    def jobs_of(self, execution_id: str) -> list[JobRecord]:
+        """One execution's jobs in the order they started."""
+
+    def close(self) -> None: ...
