@@ -36,6 +36,7 @@ TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 HASH = re.compile(r"^[0-9a-f]{40}$")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 EXECUTORS = ("k8s", "batch")
+RESERVED_ENV_PREFIX = "KREDUN_"
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,11 @@ def _check_pod_fields(spec: dict[str, Any]) -> None:
             raise SpecError("spec.env entries need a 'name' (and a string 'value')")
         if not isinstance(variable.get("value", ""), str):
             raise SpecError(f"spec.env {variable['name']}: 'value' must be a string")
+        if variable["name"].startswith(RESERVED_ENV_PREFIX):
+            raise SpecError(
+                f"spec.env {variable['name']}: variables named {RESERVED_ENV_PREFIX}* are set "
+                "by the operator (the stores and cache scope of the namespace)"
+            )
     resources = _optional(spec, "resources", dict) or {}
     try:
         if "cpus" in resources:

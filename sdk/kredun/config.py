@@ -16,6 +16,9 @@ File format (`.kredun/kredun.toml`)::
     [executors.process]
     type = "process"                        # separate processes; cloudpickle across
     max_workers = 4
+
+    [tenancy]                               # cache scopes: see kredun.tenancy
+    cache_scope = ""                        # $KREDUN_CACHE_SCOPE overrides
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .tenancy import Tenancy, check_scope, parse_tenancy
 
 CONFIG_DIR = ".kredun"
 CONFIG_FILE = "kredun.toml"
@@ -35,7 +39,7 @@ DEFAULT_EXECUTORS: dict[str, dict[str, Any]] = {
     "local": {"type": "local"},
     "process": {"type": "process"},
 }
-KNOWN_SECTIONS = {"database", "value_store", "executors", "jobs", "operator"}
+KNOWN_SECTIONS = {"database", "value_store", "executors", "jobs", "operator", "tenancy"}
 
 
 @dataclass
@@ -45,6 +49,9 @@ class Config:
     value_store_uri: str | None = None
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
+    # Which cached calls and values this configuration's runs see (kredun.tenancy).
+    cache_scope: str = ""
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
     def executor_options(self, name: str) -> dict[str, Any]:
         merged = {**DEFAULT_EXECUTORS, **self.executors}
@@ -64,11 +71,14 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
     for name, options in executors.items():
         if not isinstance(options, dict) or "type" not in options:
             raise ConfigError(f"{origin}: executor {name!r} needs a 'type'")
+    tenancy = parse_tenancy(data.get("tenancy"), origin)
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
         executors=dict(executors),
         sections={key: value for key, value in data.items() if key in ("jobs", "operator")},
+        cache_scope=tenancy.cache_scope,
+        tenancy=tenancy,
     )
 
 
@@ -97,4 +107,7 @@ def project_config(directory: Path | None = None) -> Config:
 def apply_environment(config: Config) -> Config:
     config.database_uri = os.environ.get("KREDUN_DATABASE_URI") or config.database_uri
     config.value_store_uri = os.environ.get("KREDUN_VALUE_STORE") or config.value_store_uri
+    scope = os.environ.get("KREDUN_CACHE_SCOPE")
+    if scope is not None:
+        config.cache_scope = check_scope(scope, "$KREDUN_CACHE_SCOPE")
     return config

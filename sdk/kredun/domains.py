@@ -10,12 +10,20 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import graph
-from .errors import ExecutorError, SerializationError
+from .errors import (
+    ExecutorError,
+    InvalidHashError,
+    LimitExceededError,
+    PlanError,
+    SerializationError,
+    ValueNotFoundError,
+)
 from .hashing import encode, hash_bytes
 from .plan import assemble_reference, decode_plan, loads_plan
 from .provenance.records import CallRecord
 from .refs import ValueRef
 from .serialize import dumps, loads
+from .valuestore import check_hash
 
 if TYPE_CHECKING:
     from .executors import JobOutcome
@@ -24,6 +32,25 @@ if TYPE_CHECKING:
 # (kind, value, result hash); kind is "value", "expression" (a pickled expression) or
 # "plan" (a JSON plan fragment).
 Result = tuple[str, Any, str | None]
+
+# The largest plan (or plan fragment a job returns) the operator reads. A plan is a few
+# hundred bytes per node: this allows about 100,000 nodes, and bounds what one Execution
+# can make the operator hold in memory.
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+def fetch_plan(scheduler: Scheduler, plan_hash: str) -> bytes:
+    """A plan's JSON bytes from the scheduler's stores, at most MAX_PLAN_BYTES of them;
+    InvalidHashError, LimitExceededError or ValueNotFoundError otherwise."""
+    check_hash(plan_hash)
+    data = scheduler.store.value_data([plan_hash]).get(plan_hash)
+    if data is None:
+        data = scheduler.value_store.get(plan_hash, max_bytes=MAX_PLAN_BYTES)
+    if len(data) > MAX_PLAN_BYTES:
+        raise LimitExceededError(
+            f"plan {plan_hash[:8]} is {len(data)} bytes, over the limit of {MAX_PLAN_BYTES}"
+        )
+    return data
 
 
 class TrustedValues:
@@ -90,13 +117,18 @@ class ReferencedValues:
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         results = {}
         for call in calls:
-            if call.result_kind in ("value", "plan"):
+            if call.result_kind not in ("value", "plan"):
+                continue
+            try:
                 results[call.eval_hash] = self._result(call)
+            except (InvalidHashError, LimitExceededError, PlanError, ValueNotFoundError):
+                continue  # an unusable row is a cache miss: the call runs again
         return results
 
     def _result(self, call: CallRecord) -> Result:
+        result_hash = check_hash(call.result_hash)
         if call.result_kind == "plan":
-            return "plan", loads_plan(self.scheduler.fetch_blob(call.result_hash)), call.result_hash
+            return "plan", loads_plan(fetch_plan(self.scheduler, result_hash)), result_hash
         if call.result_kind != "value":
             raise ExecutorError(f"result of kind {call.result_kind!r} cannot be used here")
-        return "value", ValueRef(call.result_hash), call.result_hash
+        return "value", ValueRef(result_hash), result_hash

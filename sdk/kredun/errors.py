@@ -43,3 +43,11 @@ class ExecutorError(KredunError):
 
 class CancelledError(KredunError):
     """The execution was cancelled."""
+
+
+class InvalidHashError(KredunError, ValueError):
+    """A value or plan hash is not 40 lowercase hex digits (no path or key is built from it)."""
+
+
+class LimitExceededError(KredunError):
+    """Input exceeds a size, depth or count limit; the message names the limit."""

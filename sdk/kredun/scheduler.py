@@ -103,7 +103,7 @@ class Scheduler:
     @property
     def store(self):
         if self._store is None:
-            store = open_provenance_store(self.config.database_uri)
+            store = open_provenance_store(self.config.database_uri, self.config.cache_scope)
             store.ensure_schema()
             self._store = store
         return self._store
@@ -111,7 +111,7 @@ class Scheduler:
     @property
     def value_store(self) -> ValueStore:
         if self._values is None:
-            self._values = open_value_store(self.config.value_store_uri)
+            self._values = open_value_store(self.config.value_store_uri, self.config.cache_scope)
         return self._values
 
     def executor(self, name: str) -> Executor:

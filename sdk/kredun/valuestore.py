@@ -4,23 +4,44 @@ inline in the provenance database (and, on clusters, for everything jobs exchang
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from .errors import ConfigError, ValueNotFoundError
+from .errors import ConfigError, InvalidHashError, LimitExceededError, ValueNotFoundError
 from .provenance.records import ValueRecord
+from .tenancy import scoped_store_uri
 
 INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
+_HASH = re.compile(r"^[0-9a-f]{40}$")
+
+
+def check_hash(value_hash: Any) -> str:
+    """`value_hash` if it is 40 lowercase hex digits. Hashes come from plans, job specs and
+    provenance rows, which a user may have written: nothing else may become a path or key."""
+    if isinstance(value_hash, str) and _HASH.match(value_hash):
+        return value_hash
+    raise InvalidHashError(f"{str(value_hash)[:80]!r} is not a value hash (40 hex digits)")
+
+
+def check_size(value_hash: str, size: int, max_bytes: int | None, uri: str) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise LimitExceededError(
+            f"value {value_hash[:8]} in {uri} is {size} bytes, over the limit of {max_bytes}"
+        )
 
 
 class ValueStore(Protocol):
     uri: str
 
     def put(self, value_hash: str, data: bytes) -> None: ...
-    def get(self, value_hash: str) -> bytes: ...
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        """The bytes; LimitExceededError rather than reading more than `max_bytes`."""
+        ...
+
     def exists(self, value_hash: str) -> bool: ...
 
 
@@ -32,13 +53,15 @@ class MemoryValueStore:
 
     def put(self, value_hash: str, data: bytes) -> None:
         with self._lock:
-            self._blobs[value_hash] = data
+            self._blobs[check_hash(value_hash)] = data
 
-    def get(self, value_hash: str) -> bytes:
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self._blobs[value_hash]
+            data = self._blobs[check_hash(value_hash)]
         except KeyError:
             raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
+        check_size(value_hash, len(data), max_bytes, self.uri)
+        return data
 
     def exists(self, value_hash: str) -> bool:
         return value_hash in self._blobs
@@ -52,6 +75,7 @@ class DirectoryValueStore:
         self.uri = f"file://{root}"
 
     def _path(self, value_hash: str) -> Path:
+        check_hash(value_hash)
         return self.root / value_hash[:2] / value_hash[2:]
 
     def put(self, value_hash: str, data: bytes) -> None:
@@ -65,18 +89,26 @@ class DirectoryValueStore:
             file.write(data)
         os.replace(temporary, path)
 
-    def get(self, value_hash: str) -> bytes:
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self._path(value_hash).read_bytes()
+            with self._path(value_hash).open("rb") as file:
+                if max_bytes is None:
+                    return file.read()
+                check_size(value_hash, os.fstat(file.fileno()).st_size, max_bytes, self.uri)
+                data = file.read(max_bytes + 1)  # the file may grow after fstat
         except FileNotFoundError:
             raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
+        check_size(value_hash, len(data), max_bytes, self.uri)
+        return data
 
     def exists(self, value_hash: str) -> bool:
         return self._path(value_hash).exists()
 
 
-def open_value_store(uri: str) -> ValueStore:
-    """`memory://`, `file:///abs/path` or `file://relative/path`, or `s3://bucket/prefix`."""
+def open_value_store(uri: str, scope: str = "") -> ValueStore:
+    """`memory://`, `file:///abs/path` or `file://relative/path`, or `s3://bucket/prefix`;
+    with a cache `scope`, the part of that store holding the scope's values."""
+    uri = scoped_store_uri(uri, scope)
     parsed = urlparse(uri)
     if parsed.scheme == "memory":
         return MemoryValueStore()
