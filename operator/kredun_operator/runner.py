@@ -35,6 +35,7 @@ from kredun.scheduler import Scheduler
 from .context import ExecutionContext, Runtime, StopMode
 from .errors import PodFailedError, SpecError
 from .events import EventRecorder
+from .limits import check_spec
 from .pods import delete_running_pods
 from .podspec import pod_template
 from .preview import result_preview
@@ -115,6 +116,7 @@ class ExecutionRunner:
     def _run(self) -> None:
         settings = self.runtime.settings
         try:
+            check_spec(self.body.get("spec"))
             spec = parse_spec(dict(self.body.get("spec") or {}), settings.jobs.image)
         except SpecError as error:
             self._end_failed(f"invalid spec: {error}", {})

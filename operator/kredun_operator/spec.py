@@ -194,7 +194,10 @@ def build_plan(spec: ExecutionSpec, fetch_blob: Callable[[str], bytes]) -> dict[
                 f"plan {spec.plan_hash[:8]} is not in the value store: store it there before "
                 "creating the Execution (kredun.submit() does), or inline it"
             ) from None
-    return loads_plan(data)
+    try:
+        return loads_plan(data)
+    except RecursionError:
+        raise SpecError(f"plan {spec.plan_hash[:8]} is nested too deeply to read") from None
 
 
 def task_call_plan(task: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -128,7 +128,11 @@ class ReferencedValues:
     def _result(self, call: CallRecord) -> Result:
         result_hash = check_hash(call.result_hash)
         if call.result_kind == "plan":
-            return "plan", loads_plan(fetch_plan(self.scheduler, result_hash)), result_hash
+            data = fetch_plan(self.scheduler, result_hash)
+            try:
+                return "plan", loads_plan(data), result_hash
+            except RecursionError:
+                raise PlanError(f"plan {result_hash[:8]} is nested too deeply to read") from None
         if call.result_kind != "value":
             raise ExecutorError(f"result of kind {call.result_kind!r} cannot be used here")
         return "value", ValueRef(result_hash), result_hash
