@@ -15,6 +15,7 @@ from typing import Any
 from . import API_VERSION, KIND
 from .errors import KubeApiError
 from .kube import KubeClient, events_path
+from .text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class EventRecorder:
             "involvedObject": self._involved,
             "type": kind,
             "reason": reason,
-            "message": message[:MESSAGE_LIMIT],
+            "message": one_line(message)[:MESSAGE_LIMIT],
             "count": 1,
             "firstTimestamp": now,
             "lastTimestamp": now,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from kredun.hashing import hash_text
 from kredun.trust import forbid_unpickling
 
+from .text import OneLineMessages
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PRIORITY_RANGE = 1_000_000
 
@@ -51,6 +53,8 @@ def configure_logging(level: str) -> None:
 
     kopf.configure(debug=level == "debug", quiet=level in ("warning", "error"))
     logging.getLogger().setLevel(level.upper())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OneLineMessages())
     if level != "debug":
         logging.getLogger("kopf.objects").addFilter(_DropRoutine())
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # probes, every few s
@@ -88,7 +92,7 @@ def run_operator(options: OperatorOptions) -> int:
     logging.getLogger(__name__).info(
         "kredun operator: unpickling is disabled; database %s, value store %s",
         mask_uri(settings.database_uri),
-        settings.value_store_uri,
+        mask_uri(settings.value_store_uri),
     )
     liveness = None
     if options.health_port is not None:

@@ -170,12 +170,26 @@ _SELECT_JOB_COUNTS = (
 )
 
 
+_SECRET_PARAMETER = re.compile(r"(?i)((?:^|[&;])[^=&;]*(?:pass|pwd|secret|token)[^=&;]*=)[^&;#]*")
+
+
 def mask_uri(uri: str) -> str:
     """The URI with any password replaced by `***`, safe to print and log.
 
-    Works on the raw string so that even URIs SQLAlchemy cannot parse are masked.
+    Works on the raw string so that even URIs SQLAlchemy cannot parse are masked: the
+    password of `scheme://user:pw@host`, `scheme://:pw@host` and `user:pw@host` (up to the
+    last `@` before the query, as a password may hold one), and query parameters such as
+    `?password=` or `&sslpassword=`. When in doubt it masks more, never less.
     """
-    return re.sub(r"(://[^/:@]+:)[^@]*@", r"\1***@", uri)
+    head, mark, query = uri.partition("?")
+    start = head.find("://")
+    start = start + 3 if start >= 0 else 0
+    at = head.rfind("@")
+    if at >= start:
+        user, colon, _ = head[start:at].partition(":")
+        if colon:
+            head = f"{head[:start]}{user}:***{head[at:]}"
+    return head + mark + _SECRET_PARAMETER.sub(r"\1***", query)
 
 
 def _one_line(message: str) -> str:
