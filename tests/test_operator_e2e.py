@@ -9,7 +9,7 @@ import itertools
 import json
 from pathlib import Path
 
-from kredun import Scheduler, subrun
+from kredun import subrun
 from kredun.hashing import hash_bytes
 from kredun.refs import ref_from_json, resolve
 
@@ -112,9 +112,8 @@ def test_plan_with_fanout_returned_expressions_and_getitem(operator_cluster) -> 
 
     # The result reference resolves, client-side, to the value itself.
     from kredun.refs import ref_from_json, resolve
-    from kredun.scheduler import Scheduler
 
-    scheduler = Scheduler(db_uri=cluster.database, value_store=cluster.value_store)
+    scheduler = cluster.scheduler()
     try:
         value = resolve(ref_from_json(status["result"]["ref"]), scheduler.fetch_blob)
     finally:
@@ -472,7 +471,7 @@ def test_seed_subrun_example_runs_each_group_in_one_pod(operator_cluster) -> Non
     cluster.create("seed", cluster.plan_spec(main(executor="k8s")))
     status = cluster.wait_for_phase("seed", timeout=180)
     assert status["phase"] == "Succeeded", status
-    fetch = Scheduler(db_uri=cluster.database, value_store=cluster.value_store).fetch_blob
+    fetch = cluster.scheduler().fetch_blob
     result = resolve(ref_from_json(status["result"]["ref"]), fetch)
     groups = result["results"]
     assert [[r["value"] for r in group["value"]] for group in groups] == [

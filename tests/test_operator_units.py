@@ -162,11 +162,13 @@ def test_pod_template_merges_spec_over_defaults() -> None:
     )
     spec = {"image": "mine:2", "resources": {"memory": "2Gi"}, "nodeSelector": {"b": "2"},
             "env": [{"name": "Y", "value": "2"}]}  # fmt: skip
-    template = pod_template("ns", "run", "uid", spec, defaults)
+    template = pod_template("ns", "run", "uid", spec, defaults, "ns/ns")
     assert template.image == "mine:2"
     assert template.resources == Resources(Fraction(1), 2 * GIB)
     assert template.node_selector == {"a": "1", "b": "2"}
-    assert [variable["name"] for variable in template.env] == ["X", "Y"]
+    assert [(v["name"], v["value"]) for v in template.env] == [
+        ("X", "1"), ("KREDUN_CACHE_SCOPE", "ns/ns"), ("Y", "2")
+    ]  # fmt: skip
 
 
 # -- specs and plans --------------------------------------------------------------------------

@@ -59,12 +59,14 @@ def plan_of(expr, value_store_uri):
     return encode_submission(expr, open_value_store(value_store_uri).put)
 
 
-def operator_like_run(plan, database, value_store, cache=True):
-    """What the operator does: reduce a plan over references, jobs in worker processes."""
+def operator_like_run(plan, database, value_store, cache=True, scope=""):
+    """What the operator does: reduce a plan over references, jobs in worker processes, all
+    in one cache scope."""
     config = {
         "database": {"uri": database},
         "value_store": {"uri": value_store},
         "executors": {"default": {"type": TYPE, "database": database, "value_store": value_store}},
+        "tenancy": {"cache_scope": scope},
     }
     from kredun.domains import ReferencedValues
 

@@ -56,6 +56,9 @@ pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[1]
 CRD = REPO / "crds" / "execution.yaml"
 IMAGE = "kredun:test"
+# The cache scope of Executions in the namespace the tests use (kredun.tenancy): where
+# the client puts plans and the operator's jobs put results.
+SCOPE = "ns/default"
 
 kredun_namespace = "submit"
 
@@ -133,9 +136,9 @@ def later(seconds: float, action, *args) -> threading.Timer:
 def record_result(stores: dict[str, Any], value: Any) -> str:
     """Store a result as a job Pod does: bytes by hash, plus the provenance row."""
     value_hash, data = encode(value)
-    values = open_value_store(stores["value_store"]["uri"])
+    values = open_value_store(stores["value_store"]["uri"], SCOPE)
     record = store_value(values, value_hash, data, type_name(value), preview(value))
-    store = ProvenanceStore(stores["database"]["uri"])
+    store = ProvenanceStore(stores["database"]["uri"], SCOPE)
     store.ensure_schema()
     store.write(ProvenanceBatch(values=[record]))
     store.close()
@@ -152,7 +155,7 @@ def succeeded(ref: dict[str, Any], preview_text: str) -> dict[str, Any]:
 
 
 def plan_bytes(stores: dict[str, Any], obj: dict[str, Any]) -> bytes:
-    values = open_value_store(stores["value_store"]["uri"])
+    values = open_value_store(stores["value_store"]["uri"], SCOPE)
     return values.get(obj["spec"]["plan"]["hash"])
 
 
@@ -215,7 +218,7 @@ def test_large_plans_and_values_stay_out_of_the_execution(crd, custom, stores, k
     plan = loads_plan(plan_bytes(stores, obj))
     refs = [node["value"] for node in plan["nodes"] if "value" in node]
     (big_hash,) = {ref["hash"] for ref in refs if "inline" not in ref}
-    values = open_value_store(stores["value_store"]["uri"])
+    values = open_value_store(stores["value_store"]["uri"], SCOPE)
     assert len(values.get(big_hash)) > INLINE_LIMIT
 
 
@@ -249,7 +252,8 @@ def test_task_code_runs_in_a_process_that_cannot_import_the_workflow(
     obj = execution(custom, submit(step(4), stores, kubeconfig).name)
     plan = loads_plan(plan_bytes(stores, obj))
     (entry,) = plan["tasks"].values()
-    code_path = tmp_path / "values" / entry["code"]["hash"][:2] / entry["code"]["hash"][2:]
+    code = entry["code"]["hash"]
+    code_path = tmp_path / "values" / SCOPE / code[:2] / code[2:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     child = subprocess.run(
@@ -312,7 +316,7 @@ def test_a_submitted_plan_runs_on_the_engine_and_its_result_comes_back(
     handle = submit(main(3), stores, kubeconfig)
     plan = loads_plan(plan_bytes(stores, execution(custom, handle.name)))
     database, values = stores["database"]["uri"], stores["value_store"]["uri"]
-    ref = operator_like_run(plan, database, values)
+    ref = operator_like_run(plan, database, values, scope=SCOPE)
     patch_status(custom, handle.name, succeeded(ref.to_json(), "{...}"))
     assert handle.result(timeout=10) == {"scaled": [0, 10, 20], "n": 3}
 
@@ -668,7 +672,7 @@ def test_result_reads_a_reference_the_operator_left_in_the_store(crd, custom, st
         record_result(stores, value)
     data = json.dumps(ref).encode()
     ref_hash = hash_bytes(data)
-    open_value_store(stores["value_store"]["uri"]).put(ref_hash, data)
+    open_value_store(stores["value_store"]["uri"], SCOPE).put(ref_hash, data)
     status = {"phase": "Succeeded", "result": {"preview": "[...]", "refHash": ref_hash}}
     patch_status(custom, handle.name, status)
     assert handle.result(timeout=10) == list(range(200))

@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 
 from kredun.config import Config
 from kredun.valuestore import ValueStore, open_value_store
@@ -50,9 +49,18 @@ class Runtime:
         pool = ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube-api")
         return cls(settings, kube, PodWatcher(kube, namespaces), metrics, pool)
 
-    @cached_property
-    def value_store(self) -> ValueStore:
-        return open_value_store(self.settings.value_store_uri)
+    def __post_init__(self) -> None:
+        self._value_stores: dict[str, ValueStore] = {}
+        self._value_stores_lock = threading.Lock()
+
+    def value_store(self, scope: str) -> ValueStore:
+        """The part of the value store that holds one cache scope's values."""
+        with self._value_stores_lock:
+            store = self._value_stores.get(scope)
+            if store is None:
+                store = open_value_store(self.settings.value_store_uri, scope)
+                self._value_stores[scope] = store
+            return store
 
 
 class JobSlots:
@@ -100,9 +108,12 @@ class ExecutionContext:
         template: PodTemplate,
         events: EventRecorder,
         max_parallel_jobs: int | None = None,
+        scope: str = "",
     ) -> None:
         self.runtime = runtime
         self.template = template
+        # The Execution's cache scope: its namespace's, or a shared group's (kredun.tenancy).
+        self.scope = scope
         self.events = events
         self.slots = JobSlots(max_parallel_jobs)
         # When job outcomes were handed to the scheduler, for its reaction-time metric.
@@ -156,4 +167,10 @@ class ExecutionContext:
             database_uri=settings.database_uri,
             value_store_uri=settings.value_store_uri,
             executors=executors,
+            cache_scope=self.scope,
         )
+
+    @property
+    def value_store(self) -> ValueStore:
+        """Where this Execution's values, plans and job specs are."""
+        return self.runtime.value_store(self.scope)

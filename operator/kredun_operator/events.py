@@ -16,6 +16,7 @@ from kredun.resource import API_VERSION, KIND
 
 from .errors import KubeApiError
 from .kube import KubeClient, events_path
+from .text import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class EventRecorder:
             "involvedObject": self._involved,
             "type": kind,
             "reason": reason,
-            "message": message[:MESSAGE_LIMIT],
+            "message": one_line(message)[:MESSAGE_LIMIT],
             "count": 1,
             "firstTimestamp": now,
             "lastTimestamp": now,

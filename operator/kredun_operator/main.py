@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
+import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kredun.hashing import hash_text
 from kredun.trust import forbid_unpickling
+
+from .text import OneLineMessages
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 PRIORITY_RANGE = 1_000_000
@@ -47,6 +53,8 @@ def configure_logging(level: str) -> None:
 
     kopf.configure(debug=level == "debug", quiet=level in ("warning", "error"))
     logging.getLogger().setLevel(level.upper())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OneLineMessages())
     if level != "debug":
         logging.getLogger("kopf.objects").addFilter(_DropRoutine())
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # probes, every few s
@@ -61,6 +69,9 @@ def configure_logging(level: str) -> None:
 def run_operator(options: OperatorOptions) -> int:
     # First of all: from here on, nothing in this process can unpickle (trust boundary).
     forbid_unpickling()
+    from .limits import configure_process
+
+    configure_process()  # before any thread starts: they get the deeper stacks
     configure_logging(options.log_level)
 
     import kopf
@@ -72,6 +83,7 @@ def run_operator(options: OperatorOptions) -> int:
     from .settings import load_settings
 
     settings = load_settings(options.config)
+    stopping = threading.Event()
     metrics = Metrics()
     if options.metrics_port is not None:
         metrics.serve(options.metrics_port)
@@ -80,12 +92,12 @@ def run_operator(options: OperatorOptions) -> int:
     logging.getLogger(__name__).info(
         "kredun operator: unpickling is disabled; database %s, value store %s",
         mask_uri(settings.database_uri),
-        settings.value_store_uri,
+        mask_uri(settings.value_store_uri),
     )
     liveness = None
     if options.health_port is not None:
         liveness = f"http://0.0.0.0:{options.health_port}/healthz"
-    kopf.run(
+    operator = kopf.operator(
         standalone=options.peering is None,
         peering_name=options.peering,
         priority=None if options.peering is None else peering_priority(),
@@ -94,6 +106,30 @@ def run_operator(options: OperatorOptions) -> int:
         liveness_endpoint=liveness,
         settings=handlers.kopf_settings(),
         memo=kopf.Memo(runtime=runtime),
+        stop_flag=stopping,
     )
+    run_in_deep_thread(lambda: asyncio.run(operator), stopping)
     runtime.pods.stop()
     return 0
+
+
+def run_in_deep_thread(main: Callable[[], None], stopping: threading.Event) -> None:
+    """Run `main` in a thread of its own until it returns; SIGTERM and SIGINT set
+    `stopping`. The main thread's stack is fixed when the process starts; threads get the
+    deeper ones `limits.configure_process` asks for, which kopf needs for deep objects."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            main()
+        except BaseException as error:
+            failure.append(error)
+
+    thread = threading.Thread(target=target, name="kopf")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    if failure:
+        raise failure[0]

@@ -232,7 +232,7 @@ class PodJob:
         data = self.spec_json.encode()
         spec_hash = hash_bytes(data)
         try:
-            self._runtime.value_store.put(spec_hash, data)
+            self.context.value_store.put(spec_hash, data)
         except OSError as error:
             raise StoreError(f"cannot store the job spec of {self.name}: {error}") from None
         return ["kredun", "worker", "--spec-hash", spec_hash]

@@ -58,9 +58,15 @@ class PodTemplate:
 
 
 def pod_template(
-    namespace: str, name: str, uid: str, spec: Mapping[str, Any], defaults: JobDefaults
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: Mapping[str, Any],
+    defaults: JobDefaults,
+    scope: str,
 ) -> PodTemplate:
-    """Merge a (validated) Execution spec over the operator's job defaults."""
+    """Merge a (validated) Execution spec over the operator's job defaults. Jobs record
+    their results in the Execution's cache `scope` (kredun.tenancy)."""
     resources = Resources.parse(spec.get("resources") or {}, "spec.resources.")
     return PodTemplate(
         namespace=namespace,
@@ -73,7 +79,11 @@ def pod_template(
         tolerations=[*defaults.tolerations, *(spec.get("tolerations") or [])],
         image_pull_secrets=defaults.image_pull_secrets,
         resources=resources.over(defaults.resources),
-        env=[*defaults.env, *(spec.get("env") or [])],
+        env=[
+            *defaults.env,
+            {"name": "KREDUN_CACHE_SCOPE", "value": scope},
+            *(spec.get("env") or []),
+        ],
         volumes=defaults.volumes,
         volume_mounts=defaults.volume_mounts,
     )

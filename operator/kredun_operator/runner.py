@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kredun.builtins import call_by_name
-from kredun.domains import ReferencedValues
+from kredun.domains import ReferencedValues, fetch_plan
 from kredun.errors import (
     CancelledError,
     DatabaseURIError,
@@ -36,6 +36,7 @@ from kredun.scheduler import Scheduler
 from .context import ExecutionContext, Runtime, StopMode
 from .errors import PodFailedError, SpecError
 from .events import EventRecorder
+from .limits import check_spec
 from .pods import delete_running_pods
 from .podspec import pod_template
 from .preview import result_preview
@@ -116,13 +117,17 @@ class ExecutionRunner:
     def _run(self) -> None:
         settings = self.runtime.settings
         try:
+            check_spec(self.body.get("spec"))
             spec = parse_spec(dict(self.body.get("spec") or {}), settings.jobs.image)
         except SpecError as error:
             self._end_failed(f"invalid spec: {error}", {})
             return
-        template = pod_template(self.namespace, self.name, self.uid, spec.fields, settings.jobs)
+        scope = settings.tenancy.scope_of(self.namespace)
+        template = pod_template(
+            self.namespace, self.name, self.uid, spec.fields, settings.jobs, scope
+        )
         context = self._context = ExecutionContext(
-            self.runtime, template, self.events, spec.max_parallel_jobs
+            self.runtime, template, self.events, spec.max_parallel_jobs, scope
         )
         if self._stop is not None:
             context.stop(self._stop)
@@ -155,7 +160,7 @@ class ExecutionRunner:
         self._cached_seen, self._executor = 0, spec.executor
         try:
             scheduler.store  # noqa: B018 -- an unreachable database shows here, before any work
-            plan = build_plan(spec, scheduler.fetch_blob)
+            plan = build_plan(spec, lambda plan_hash: fetch_plan(scheduler, plan_hash))
             self.status.update(phase=RUNNING)
             if not self.status.get("startTime"):
                 self.status.update(startTime=now_timestamp())
@@ -207,7 +212,9 @@ class ExecutionRunner:
         else:
             data = ref.encode()
             found["refHash"] = hash_bytes(data)
-            self.runtime.value_store.put(found["refHash"], data)
+            context = self._context
+            assert context is not None
+            context.value_store.put(found["refHash"], data)
         jobs = self.status.get("jobs") or {}
         message = f"{jobs.get('done', 0)} jobs done, {jobs.get('cached', 0)} from the cache"
         self.status.update(

@@ -13,6 +13,7 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max   # seconds
+    [tenancy.shared_cache]  group = ["namespace", ...]   # namespaces sharing one cache
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
     [executors.NAME]  type = "k8s", fallback = "batch", fallback_after = 120,
                       max_cpus, max_memory, max_gpus   # Pods, with a fallback executor
@@ -29,6 +30,7 @@ from urllib.parse import urlparse
 from kredun.config import Config, apply_environment, check_executor_config
 from kredun.errors import ConfigError, ResourceError
 from kredun.resources import Resources
+from kredun.tenancy import Tenancy, parse_tenancy
 
 from .errors import SettingsError
 
@@ -63,6 +65,8 @@ class OperatorSettings:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_interval: float = 1.0  # seconds between two status patches of one Execution
     store_retry_max: float = 30.0  # longest wait between retries while a store is down
+    # Each namespace is a cache scope of its own unless it shares one with a group.
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
 
 def load_settings(path: str | Path | None) -> OperatorSettings:
@@ -97,6 +101,15 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
             "(or [value_store] uri) to s3://bucket/prefix or a file:// path on a shared volume"
         )
     operator = reader.table(data, "operator")
+    try:
+        tenancy = parse_tenancy(data.get("tenancy"), reader.origin)
+    except ConfigError as error:
+        raise SettingsError(str(error)) from None
+    if tenancy.cache_scope:
+        raise SettingsError(
+            f"{reader.origin}: tenancy.cache_scope is for clients; the operator gives each "
+            "namespace its own scope (share one between namespaces with [tenancy.shared_cache])"
+        )
     return OperatorSettings(
         database_uri=stores.require_database_uri(),
         value_store_uri=stores.require_value_store_uri(),
@@ -104,6 +117,7 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
         store_retry_max=reader.number(operator, "store_retry_max", 30.0),
+        tenancy=tenancy,
     )
 
 

@@ -35,6 +35,7 @@ TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 HASH = re.compile(r"^[0-9a-f]{40}$")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 EXECUTORS = ("k8s", "batch")
+RESERVED_ENV_PREFIX = "KREDUN_"
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ def _check_pod_fields(spec: dict[str, Any]) -> None:
             raise SpecError("spec.env entries need a 'name' (and a string 'value')")
         if not isinstance(variable.get("value", ""), str):
             raise SpecError(f"spec.env {variable['name']}: 'value' must be a string")
+        if variable["name"].startswith(RESERVED_ENV_PREFIX):
+            raise SpecError(
+                f"spec.env {variable['name']}: variables named {RESERVED_ENV_PREFIX}* are set "
+                "by the operator (the stores and cache scope of the namespace)"
+            )
     try:
         Resources.parse(_optional(spec, "resources", dict) or {}, "spec.resources.")
     except ResourceError as error:
@@ -182,7 +188,10 @@ def build_plan(spec: ExecutionSpec, fetch_blob: Callable[[str], bytes]) -> dict[
                 f"plan {spec.plan_hash[:8]} is not in the value store: store it there before "
                 "creating the Execution (kredun.submit() does), or inline it"
             ) from None
-    return loads_plan(data)
+    try:
+        return loads_plan(data)
+    except RecursionError:
+        raise SpecError(f"plan {spec.plan_hash[:8]} is nested too deeply to read") from None
 
 
 def task_call_plan(task: str, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from kredun.scheduler import CACHED, DONE, FAILED, PENDING, RUNNING
 
 from .errors import KubeApiError
 from .kube import MERGE_PATCH, KubeClient, executions_path
+from .text import lines, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,22 @@ def tail(text: str, limit: int = TRACEBACK_LIMIT) -> str:
     return text if len(text) <= limit else "..." + text[-(limit - 3) :]
 
 
+# Status fields that hold many lines by nature (log tails); every other string is one line.
+MULTILINE_FIELDS = ("traceback",)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A status value with the control characters of its strings escaped: they may come
+    from plans and job output (see `text`)."""
+    if isinstance(value, str):
+        return lines(value) if key in MULTILINE_FIELDS else one_line(value)
+    if isinstance(value, dict):
+        return {name: _shown(name, item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_shown(key, item) for item in value]
+    return value
+
+
 class StatusWriter:
     """The status of one Execution, as this operator last wrote it and wants it."""
 
@@ -73,7 +90,7 @@ class StatusWriter:
         return self._wanted.get(key, self._written.get(key))
 
     def update(self, **fields: Any) -> None:
-        self._wanted.update(fields)
+        self._wanted.update({key: _shown(key, value) for key, value in fields.items()})
 
     def condition(self, kind: str, status: bool, reason: str, message: str = "") -> None:
         """Set a condition; its lastTransitionTime moves only when its status changes."""
@@ -84,7 +101,7 @@ class StatusWriter:
             "type": kind,
             "status": value,
             "reason": reason,
-            "message": message[:MESSAGE_LIMIT],
+            "message": one_line(message)[:MESSAGE_LIMIT],
             "lastTransitionTime": now_timestamp() if changed else old.get("lastTransitionTime"),
         }
         if new != old:

@@ -16,6 +16,9 @@ File format (`.kredun/kredun.toml`)::
     [executors.process]
     type = "process"                        # separate processes; cloudpickle across
     max_workers = 4
+
+    [tenancy]                               # cache scopes: see kredun.tenancy
+    cache_scope = ""                        # $KREDUN_CACHE_SCOPE overrides
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from . import executor_types
 from .errors import ConfigError
+from .tenancy import Tenancy, check_scope, parse_tenancy
 
 CONFIG_DIR = ".kredun"
 CONFIG_FILE = "kredun.toml"
@@ -36,13 +40,14 @@ DEFAULT_EXECUTORS: dict[str, dict[str, Any]] = {
     "local": {"type": "local"},
     "process": {"type": "process"},
 }
-# Each section's keys; `executors` holds one table per executor, checked by its type.
+# Each section's keys; `executors` holds one table per executor, checked by its type, and
+# `tenancy` is checked by kredun.tenancy.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "database": ("uri",),
     "value_store": ("uri",),
     "jobs": ("image",),  # the image `kredun submit` names (the operator has its own file)
 }
-KNOWN_SECTIONS = (*SECTION_KEYS, "executors")
+KNOWN_SECTIONS = (*SECTION_KEYS, "executors", "tenancy")
 
 
 @dataclass
@@ -52,6 +57,9 @@ class Config:
     value_store_uri: str | None = None
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
+    # Which cached calls and values this configuration's runs see (kredun.tenancy).
+    cache_scope: str = ""
+    tenancy: Tenancy = field(default_factory=Tenancy)
 
     def require_database_uri(self) -> str:
         """The database URI, for code that cannot run without one."""
@@ -92,7 +100,8 @@ def _unknown(origin: str, where: str, names: set[str], valid: tuple[str, ...]) -
 def check_executor_config(name: str, options: Any, origin: str) -> None:
     """An executor's table: a known `type` and only the keys that type reads."""
     where = f"executors.{name}"
-    known_types = sorted(executor_types.EXECUTOR_TYPES)
+    # Types registered elsewhere (the operator's k8s) are valid names in any configuration.
+    known_types = sorted({*executor_types.EXECUTOR_TYPES, *executor_types.ELSEWHERE})
     if not isinstance(options, dict) or "type" not in options:
         raise ConfigError(f"{origin}: [{where}] needs a 'type' ({', '.join(known_types)})")
     kind = options["type"]
@@ -121,11 +130,14 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         raise ConfigError(f"{origin}: [executors] must be a table of named executors")
     for name, options in executors.items():
         check_executor_config(name, options, origin)
+    tenancy = parse_tenancy(data.get("tenancy"), origin)
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
         executors=dict(executors),
         sections={key: value for key, value in data.items() if key == "jobs"},
+        cache_scope=tenancy.cache_scope,
+        tenancy=tenancy,
     )
 
 
@@ -154,4 +166,7 @@ def project_config(directory: Path | None = None) -> Config:
 def apply_environment(config: Config) -> Config:
     config.database_uri = os.environ.get("KREDUN_DATABASE_URI") or config.database_uri
     config.value_store_uri = os.environ.get("KREDUN_VALUE_STORE") or config.value_store_uri
+    scope = os.environ.get("KREDUN_CACHE_SCOPE")
+    if scope is not None:
+        config.cache_scope = check_scope(scope, "$KREDUN_CACHE_SCOPE")
     return config

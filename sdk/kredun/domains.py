@@ -10,7 +10,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import graph
-from .errors import ExecutorError, SerializationError
+from .errors import (
+    ExecutorError,
+    InvalidHashError,
+    LimitExceededError,
+    PlanError,
+    SerializationError,
+    ValueNotFoundError,
+)
 from .hashing import encode, hash_bytes
 from .plan import (
     TaskRef,
@@ -25,6 +32,7 @@ from .refs import ValueRef
 from .serialize import dumps, loads
 from .task import collecting_task_values
 from .validity import checking_staleness
+from .valuestore import check_hash
 
 if TYPE_CHECKING:
     from .executors import JobOutcome
@@ -33,6 +41,25 @@ if TYPE_CHECKING:
 # (kind, value, result hash); kind is "value", "expression" (a pickled expression) or
 # "plan" (a JSON plan fragment).
 Result = tuple[str, Any, str | None]
+
+# The largest plan (or plan fragment a job returns) the operator reads. A plan is a few
+# hundred bytes per node: this allows about 100,000 nodes, and bounds what one Execution
+# can make the operator hold in memory.
+MAX_PLAN_BYTES = 64 * 1024 * 1024
+
+
+def fetch_plan(scheduler: Scheduler, plan_hash: str) -> bytes:
+    """A plan's JSON bytes from the scheduler's stores, at most MAX_PLAN_BYTES of them;
+    InvalidHashError, LimitExceededError or ValueNotFoundError otherwise."""
+    check_hash(plan_hash)
+    data = scheduler.store.value_data([plan_hash]).get(plan_hash)
+    if data is None:
+        data = scheduler.value_store.get(plan_hash, max_bytes=MAX_PLAN_BYTES)
+    if len(data) > MAX_PLAN_BYTES:
+        raise LimitExceededError(
+            f"plan {plan_hash[:8]} is {len(data)} bytes, over the limit of {MAX_PLAN_BYTES}"
+        )
+    return data
 
 
 class ValueDomain(Protocol):
@@ -139,7 +166,10 @@ class ReferencedValues:
         for call in calls:
             if call.result_kind not in ("value", "plan"):
                 continue
-            result = self._result(call)
+            try:
+                result = self._result(call)
+            except (InvalidHashError, LimitExceededError, PlanError, ValueNotFoundError):
+                continue  # an unusable row is a cache miss: the call runs again
             if call.result_kind == "plan":
                 stale = stale_task_values(result[1], self.current_tasks)
                 if stale:
@@ -152,8 +182,13 @@ class ReferencedValues:
         return results
 
     def _result(self, call: CallRecord) -> Result:
+        result_hash = check_hash(call.result_hash)
         if call.result_kind == "plan":
-            return "plan", loads_plan(self.scheduler.fetch_blob(call.result_hash)), call.result_hash
+            data = fetch_plan(self.scheduler, result_hash)
+            try:
+                return "plan", loads_plan(data), result_hash
+            except RecursionError:
+                raise PlanError(f"plan {result_hash[:8]} is nested too deeply to read") from None
         if call.result_kind != "value":
             raise ExecutorError(f"result of kind {call.result_kind!r} cannot be used here")
-        return "value", ValueRef(call.result_hash), call.result_hash
+        return "value", ValueRef(result_hash), result_hash

@@ -63,3 +63,11 @@ class TaskNameError(KredunError, ValueError):
 
 class ResourceError(ConfigError):
     """A `cpus`, `memory` or `gpus` option in a form kredun cannot read."""
+
+
+class InvalidHashError(KredunError, ValueError):
+    """A value or plan hash is not 40 lowercase hex digits (no path or key is built from it)."""
+
+
+class LimitExceededError(KredunError):
+    """Input exceeds a size, depth or count limit; the message names the limit."""

@@ -9,6 +9,7 @@ same eval hashes. Only trusted code (SDK, workers) turns references back into va
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from .hashing import combine_container_hash
 from .serialize import loads
 
 CONTAINER_KINDS = ("list", "tuple", "set", "dict", "namedtuple")
+# Value stores build file paths and keys from hashes: only hex may get that far.
+_HASH = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +96,8 @@ def ref_from_json(data: Any, where: str = "value") -> Ref:
             str(data.get("type_name", "")),
         )
     value_hash = data.get("hash")
-    if not isinstance(value_hash, str) or len(value_hash) != 40:
-        raise PlanError(f"{where}: 'hash' must be 40 hex characters")
+    if not isinstance(value_hash, str) or not _HASH.match(value_hash):
+        raise PlanError(f"{where}: 'hash' must be 40 hex characters, lowercase")
     inline = data.get("inline")
     try:
         raw = base64.b64decode(inline, validate=True) if inline is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .bounds import check_hash, check_size
 from .errors import StoreError, ValueNotFoundError
 
 
@@ -34,6 +35,7 @@ class S3ValueStore:
         return self._client
 
     def _key(self, value_hash: str) -> str:
+        check_hash(value_hash)
         return f"{self.prefix}/{value_hash}" if self.prefix else value_hash
 
     def put(self, value_hash: str, data: bytes) -> None:
@@ -44,14 +46,24 @@ class S3ValueStore:
         except Exception as error:
             raise StoreError(f"cannot write to {self.uri}: {_describe(error)}") from None
 
-    def get(self, value_hash: str) -> bytes:
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        key = self._key(value_hash)
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(value_hash))
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
         except Exception as error:
             if _describe(error).startswith(("NoSuchKey", "404")):
                 raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
             raise StoreError(f"cannot read from {self.uri}: {_describe(error)}") from None
-        return response["Body"].read()
+        body = response["Body"]
+        try:
+            if max_bytes is None:
+                return body.read()
+            check_size(value_hash, int(response.get("ContentLength") or 0), max_bytes, self.uri)
+            data = body.read(max_bytes + 1)
+        finally:
+            body.close()
+        check_size(value_hash, len(data), max_bytes, self.uri)
+        return data
 
     def exists(self, value_hash: str) -> bool:
         try:

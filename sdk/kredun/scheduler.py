@@ -117,7 +117,9 @@ class Scheduler:
     @property
     def store(self) -> ProvenanceBackend:
         if self._store is None:
-            store = open_provenance_store(self.config.require_database_uri())
+            store = open_provenance_store(
+                self.config.require_database_uri(), self.config.cache_scope
+            )
             store.ensure_schema()
             self._store = store
         return self._store
@@ -125,7 +127,9 @@ class Scheduler:
     @property
     def value_store(self) -> ValueStore:
         if self._values is None:
-            self._values = open_value_store(self.config.require_value_store_uri())
+            self._values = open_value_store(
+                self.config.require_value_store_uri(), self.config.cache_scope
+            )
         return self._values
 
     def executor(self, name: str) -> Executor:

@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -179,6 +180,12 @@ def cluster_config(config: Config | dict[str, Any] | None = None) -> Config:
             "cannot read it: configure the S3 bucket or shared volume the cluster uses"
         )
     return resolved
+
+
+def namespace_config(config: Config, namespace: str) -> Config:
+    """`config` with the cache scope the operator gives Executions in `namespace`: the
+    namespace's own, or that of its group in `[tenancy.shared_cache]` (kredun.tenancy)."""
+    return replace(config, cache_scope=config.tenancy.scope_of(namespace))
 
 
 def default_job_image(config: Config) -> str | None:
@@ -406,7 +413,11 @@ def submit(
     from .valuestore import open_value_store
 
     client = _api_client(kubeconfig)  # a bad kubeconfig fails before anything is uploaded
-    plan_hash, plan = upload_plan(expr, open_value_store(resolved.require_value_store_uri()))
+    # The plan and task code go where the namespace's jobs read them.
+    scoped = namespace_config(resolved, namespace)
+    plan_hash, plan = upload_plan(
+        expr, open_value_store(scoped.require_value_store_uri(), scoped.cache_scope)
+    )
     manifest = _execution_manifest(
         expr,
         plan_hash,
@@ -563,7 +574,7 @@ class ExecutionHandle:
         found = status.get("result") or {}
         from .scheduler import Scheduler
 
-        scheduler = Scheduler(config=cluster_config(self._config))
+        scheduler = Scheduler(config=namespace_config(cluster_config(self._config), self.namespace))
         try:
             ref: Ref
             if found.get("ref") is not None:

@@ -10,17 +10,20 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from .bounds import INLINE_VALUE_LIMIT, check_hash, check_size
 from .errors import ConfigError, ValueNotFoundError
 from .provenance.records import ValueRecord
-
-INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
+from .tenancy import scoped_store_uri
 
 
 class ValueStore(Protocol):
     uri: str
 
     def put(self, value_hash: str, data: bytes) -> None: ...
-    def get(self, value_hash: str) -> bytes: ...
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        """The bytes; LimitExceededError rather than reading more than `max_bytes`."""
+        ...
+
     def exists(self, value_hash: str) -> bool: ...
 
 
@@ -32,13 +35,15 @@ class MemoryValueStore:
 
     def put(self, value_hash: str, data: bytes) -> None:
         with self._lock:
-            self._blobs[value_hash] = data
+            self._blobs[check_hash(value_hash)] = data
 
-    def get(self, value_hash: str) -> bytes:
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self._blobs[value_hash]
+            data = self._blobs[check_hash(value_hash)]
         except KeyError:
             raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
+        check_size(value_hash, len(data), max_bytes, self.uri)
+        return data
 
     def exists(self, value_hash: str) -> bool:
         return value_hash in self._blobs
@@ -52,6 +57,7 @@ class DirectoryValueStore:
         self.uri = f"file://{root}"
 
     def _path(self, value_hash: str) -> Path:
+        check_hash(value_hash)
         return self.root / value_hash[:2] / value_hash[2:]
 
     def put(self, value_hash: str, data: bytes) -> None:
@@ -65,18 +71,26 @@ class DirectoryValueStore:
             file.write(data)
         os.replace(temporary, path)
 
-    def get(self, value_hash: str) -> bytes:
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self._path(value_hash).read_bytes()
+            with self._path(value_hash).open("rb") as file:
+                if max_bytes is None:
+                    return file.read()
+                check_size(value_hash, os.fstat(file.fileno()).st_size, max_bytes, self.uri)
+                data = file.read(max_bytes + 1)  # the file may grow after fstat
         except FileNotFoundError:
             raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
+        check_size(value_hash, len(data), max_bytes, self.uri)
+        return data
 
     def exists(self, value_hash: str) -> bool:
         return self._path(value_hash).exists()
 
 
-def open_value_store(uri: str) -> ValueStore:
-    """`memory://`, `file:///abs/path` or `file://relative/path`, or `s3://bucket/prefix`."""
+def open_value_store(uri: str, scope: str = "") -> ValueStore:
+    """`memory://`, `file:///abs/path` or `file://relative/path`, or `s3://bucket/prefix`;
+    with a cache `scope`, the part of that store holding the scope's values."""
+    uri = scoped_store_uri(uri, scope)
     parsed = urlparse(uri)
     if parsed.scheme == "memory":
         return MemoryValueStore()

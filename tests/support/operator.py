@@ -90,7 +90,7 @@ class OperatorCluster:
         self._stack.callback(self._save_operator_requests)
         self.kubectl = Kubectl(self.kubeconfig, self.tmp_path / "kubectl-cache")
         self.kubectl("apply", "--validate=false", "-f", str(CRD_PATH))
-        self.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": self.namespace}})
+        self.add_namespace(self.namespace)
         self.kubelet = LocalKubelet(
             self.kubeconfig,
             logs_dir=logs,
@@ -224,37 +224,48 @@ class OperatorCluster:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
 
-    def executions_path(self, name: str = "") -> str:
-        path = f"/apis/kredun.dev/v1/namespaces/{self.namespace}/executions"
+    def add_namespace(self, namespace: str) -> None:
+        self.api_request("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})
+
+    def executions_path(self, name: str = "", namespace: str | None = None) -> str:
+        path = f"/apis/kredun.dev/v1/namespaces/{namespace or self.namespace}/executions"
         return f"{path}/{name}" if name else path
 
-    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, name: str, spec: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
         body = {
             "apiVersion": "kredun.dev/v1",
             "kind": "Execution",
-            "metadata": {"name": name, "namespace": self.namespace},
+            "metadata": {"name": name, "namespace": namespace or self.namespace},
             "spec": spec,
         }
-        return self.api_request("POST", self.executions_path(), body)
+        return self.api_request("POST", self.executions_path(namespace=namespace), body)
 
-    def execution(self, name: str) -> dict[str, Any] | None:
+    def execution(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         found = [
             obj
-            for obj in self.api.objects("executions", group="kredun.dev", namespace=self.namespace)
+            for obj in self.api.objects(
+                "executions", group="kredun.dev", namespace=namespace or self.namespace
+            )
             if obj["metadata"]["name"] == name
         ]
         return found[0] if found else None
 
-    def status(self, name: str) -> dict[str, Any]:
-        return (self.execution(name) or {}).get("status") or {}
+    def status(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return (self.execution(name, namespace) or {}).get("status") or {}
 
     def wait_for_phase(
-        self, name: str, phases: tuple[str, ...] = TERMINAL, timeout: float = 60
+        self,
+        name: str,
+        phases: tuple[str, ...] = TERMINAL,
+        timeout: float = 60,
+        namespace: str | None = None,
     ) -> dict[str, Any]:
         """The status once the Execution reaches one of `phases`."""
 
         def reached() -> dict[str, Any] | None:
-            status = self.status(name)
+            status = self.status(name, namespace)
             return status if status.get("phase") in phases else None
 
         try:
@@ -263,8 +274,8 @@ class OperatorCluster:
             print(self.log_text()[-6000:], file=sys.stderr)
             raise
 
-    def pods(self, execution: str | None = None) -> list[dict[str, Any]]:
-        pods = self.api.objects("pods", namespace=self.namespace)
+    def pods(self, execution: str | None = None, namespace: str | None = None) -> list[dict]:
+        pods = self.api.objects("pods", namespace=namespace or self.namespace)
         if execution is not None:
             pods = [
                 p for p in pods if p["metadata"]["labels"].get("kredun.dev/execution") == execution
@@ -287,12 +298,30 @@ class OperatorCluster:
 
     # -- plans --------------------------------------------------------------------------------
 
-    def plan_spec(self, expr: Any, *, inline: bool = True, **spec: Any) -> dict[str, Any]:
-        """An Execution spec for `expr`, its plan built as the SDK builds it."""
+    def scope(self, namespace: str | None = None) -> str:
+        """The cache scope of a namespace's Executions (the operator is not configured to
+        share caches unless a test says so)."""
+        return f"ns/{namespace or self.namespace}"
+
+    def scheduler(self, namespace: str | None = None) -> Any:
+        """A client-side scheduler on the stores of a namespace's Executions."""
+        from kredun.config import Config
+        from kredun.scheduler import Scheduler
+
+        return Scheduler(
+            config=Config(self.database, self.value_store, cache_scope=self.scope(namespace))
+        )
+
+    def plan_spec(
+        self, expr: Any, *, inline: bool = True, namespace: str | None = None, **spec: Any
+    ) -> dict[str, Any]:
+        """An Execution spec for `expr`, its plan built as the SDK builds it, for an
+        Execution in `namespace` (default: the test namespace)."""
         from kredun.submit import upload_plan
         from kredun.valuestore import open_value_store
 
-        plan_hash, data = upload_plan(expr, open_value_store(self.value_store))
+        store = open_value_store(self.value_store, self.scope(namespace))
+        plan_hash, data = upload_plan(expr, store)
         plan: dict[str, str] = {"hash": plan_hash}
         if inline:
             plan["inline"] = base64.b64encode(data).decode()

@@ -32,6 +32,7 @@ class WorkerProcessExecutor(RemoteExecutor):
             **{k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
             "KREDUN_DATABASE_URI": self.options["database"],
             "KREDUN_VALUE_STORE": self.options["value_store"],
+            "KREDUN_CACHE_SCOPE": self.scheduler.config.cache_scope,
         }
         WorkerProcessExecutor.launched.append(job.task.fullname)
         process = subprocess.Popen(

@@ -33,7 +33,7 @@ def worker_command(args: argparse.Namespace) -> int:
     else:
         from ..valuestore import open_value_store
 
-        store = open_value_store(config.require_value_store_uri())
+        store = open_value_store(config.require_value_store_uri(), config.cache_scope)
         spec = load_spec(store.get(args.spec_hash or args.spec_list_hash).decode())
         if args.spec_list_hash:
             spec = array_entry(spec, os.environ.get(ARRAY_INDEX_VARIABLE))

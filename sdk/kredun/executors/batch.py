@@ -244,6 +244,7 @@ class BatchExecutor(RemoteExecutor):
         environment = {
             "KREDUN_DATABASE_URI": config.require_database_uri(),
             "KREDUN_VALUE_STORE": config.require_value_store_uri(),
+            "KREDUN_CACHE_SCOPE": config.cache_scope,
             **self.settings.environment,
         }
         where = f"executor {self.name!r}"
@@ -258,6 +259,8 @@ class BatchExecutor(RemoteExecutor):
                 '[value_store] uri = "s3://bucket/prefix"'
             )
         stores = f"{environment['KREDUN_DATABASE_URI']}\n{environment['KREDUN_VALUE_STORE']}"
+        if config.cache_scope:  # another scope's jobs are not ours to re-attach to
+            stores += f"\n{config.cache_scope}"
         self._stores_tag = hash_text(stores)[:16]
         return environment
 

@@ -45,24 +45,27 @@ class TableWriter:
         self,
         table: Table,
         record_type: type,
-        key: str,
+        key: str | tuple[str, ...],
         dialect: Dialect,
         upsert: bool = False,
         fixed: tuple[str, ...] = (),
     ) -> None:
         self.table = table
-        self._key = attrgetter(key)
+        keys = (key,) if isinstance(key, str) else key
+        self._key = attrgetter(*keys)
         self._postgres = dialect.name == "postgresql"
         # Record fields are column names.
         columns = [f.name for f in fields(record_type)]
-        updated = [name for name in columns if name != key and name not in fixed] if upsert else []
+        updated = (
+            [name for name in columns if name not in keys and name not in fixed] if upsert else []
+        )
         if self._postgres:
             self.load_table_ddl: str | None = _load_table_ddl(table, columns)
             self._copy_sql = f"COPY {_load_table_name(table)} ({', '.join(columns)}) FROM STDIN"
-            self._sql = _postgres_insert(table, columns, key, updated, dialect)
+            self._sql = _postgres_insert(table, columns, keys, updated, dialect)
         else:
             self.load_table_ddl = None
-            columns, self._sql = _sqlite_insert(table, columns, key, updated, dialect)
+            columns, self._sql = _sqlite_insert(table, columns, keys, updated, dialect)
         self._values = attrgetter(*columns)
         self._converters: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(columns):
@@ -116,20 +119,20 @@ def prepare(connection: Connection, writers: list[TableWriter]) -> None:
     connection.info[_LOAD_TABLES_READY] = True
 
 
-def _on_conflict(insert: Any, key: str, updated: list[str]) -> Any:
+def _on_conflict(insert: Any, keys: tuple[str, ...], updated: list[str]) -> Any:
     if not updated:
-        return insert.on_conflict_do_nothing(index_elements=[key])
+        return insert.on_conflict_do_nothing(index_elements=list(keys))
     changed = {name: insert.excluded[name] for name in updated}
-    return insert.on_conflict_do_update(index_elements=[key], set_=changed)
+    return insert.on_conflict_do_update(index_elements=list(keys), set_=changed)
 
 
 def _sqlite_insert(
-    table: Table, columns: list[str], key: str, updated: list[str], dialect: Dialect
+    table: Table, columns: list[str], keys: tuple[str, ...], updated: list[str], dialect: Dialect
 ) -> tuple[list[str], str]:
     """The compiled `INSERT ... VALUES (?, ...) ON CONFLICT ...` and its parameter order."""
     from sqlalchemy.dialects.sqlite import insert
 
-    compiled = _on_conflict(insert(table), key, updated).compile(
+    compiled = _on_conflict(insert(table), keys, updated).compile(
         dialect=dialect, column_keys=columns
     )
     order = list(compiled.positiontup or ())
@@ -151,7 +154,7 @@ def _load_table_ddl(table: Table, columns: list[str]) -> str:
 
 
 def _postgres_insert(
-    table: Table, columns: list[str], key: str, updated: list[str], dialect: Dialect
+    table: Table, columns: list[str], keys: tuple[str, ...], updated: list[str], dialect: Dialect
 ) -> str:
     """The compiled `INSERT INTO t SELECT ... FROM t_load ORDER BY key ON CONFLICT ...`.
 
@@ -161,5 +164,6 @@ def _postgres_insert(
     from sqlalchemy.dialects.postgresql import insert
 
     load = table_clause(_load_table_name(table), *(column(name) for name in columns))
-    statement = insert(table).from_select(columns, select(*load.c).order_by(load.c[key]))
-    return str(_on_conflict(statement, key, updated).compile(dialect=dialect))
+    order = [load.c[key] for key in keys]
+    statement = insert(table).from_select(columns, select(*load.c).order_by(*order))
+    return str(_on_conflict(statement, keys, updated).compile(dialect=dialect))

@@ -86,10 +86,12 @@ class MemoryProvenanceStore:
         pass
 
 
-def open_provenance_store(uri: str) -> ProvenanceBackend:
-    """The store for a database URI: `memory://`, or SQLite/PostgreSQL through SQLAlchemy."""
+def open_provenance_store(uri: str, scope: str = "") -> ProvenanceBackend:
+    """The store for a database URI: `memory://`, or SQLite/PostgreSQL through SQLAlchemy.
+    `scope` is the cache scope of its calls and values; a memory store is private to one
+    scheduler, hence needs none."""
     if uri == MEMORY_URI:
         return MemoryProvenanceStore()
     from .store import ProvenanceStore  # imports SQLAlchemy: only when a database is used
 
-    return ProvenanceStore(uri)
+    return ProvenanceStore(uri, scope)

@@ -25,6 +25,7 @@ class ValueRecord:
     preview: str  # short repr, at most 200 characters
     size: int  # size of the serialized bytes
     data: bytes | None  # the serialized bytes when small enough to keep inline; else None
+    scope: str = ""  # the cache scope (kredun.tenancy); the store sets it when writing
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class CallRecord:
     args_hash: str
     result_hash: str
     result_kind: str  # "value": result_hash names a value; "plan": it names a plan fragment
+    scope: str = ""  # the cache scope (kredun.tenancy); the store sets it when writing
 
 
 @dataclass(slots=True)

@@ -32,11 +32,12 @@ from sqlalchemy import (
 # The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
 # database's alembic_version against it with one query, so alembic is only imported when the
 # schema actually needs creating or upgrading.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 # Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
 HASH_LENGTH = 64
 STATUS_LENGTH = 16
+SCOPE_LENGTH = 80  # "shared/" or "ns/" and a 63-character Kubernetes name
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -73,6 +74,12 @@ def _created() -> Column[datetime]:
     )
 
 
+def _scope() -> Column[str]:
+    """The cache scope a cached call or value belongs to (kredun.tenancy): lookups in one
+    scope never see another's rows. Part of the key: two scopes may hold the same hash."""
+    return Column("scope", String(SCOPE_LENGTH), primary_key=True, server_default="")
+
+
 metadata = MetaData()
 
 task_table = Table(
@@ -88,6 +95,7 @@ task_table = Table(
 value_table = Table(
     "kredun_value",
     metadata,
+    _scope(),
     Column("hash", String(HASH_LENGTH), primary_key=True),
     Column("type_name", Text, nullable=False),
     Column("preview", Text, nullable=False),
@@ -99,6 +107,7 @@ value_table = Table(
 call_table = Table(
     "kredun_call",
     metadata,
+    _scope(),
     Column("eval_hash", String(HASH_LENGTH), primary_key=True),
     Column("task_hash", String(HASH_LENGTH), nullable=False),
     Column("args_hash", String(HASH_LENGTH), nullable=False),

@@ -43,6 +43,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from kredun.bounds import INLINE_VALUE_LIMIT
 from kredun.errors import AmbiguousIdError, DatabaseURIError, NotFoundError, StoreError
 from kredun.provenance.bulk import TableWriter, prepare
 from kredun.provenance.records import (
@@ -62,6 +63,7 @@ from kredun.provenance.schema import (
     task_table,
     value_table,
 )
+from kredun.tenancy import check_scope
 
 __all__ = [
     "HEAD_REVISION",
@@ -107,7 +109,8 @@ def _select_records(table: Table, columns: tuple[str, ...]) -> Select[Any]:
 
 
 def _key_lookups(postgres: bool) -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """The by-key selects of calls, values and value data, taking a list parameter `keys`.
+    """The by-key selects of calls, values and value data, taking a list parameter `keys`
+    and the cache `scope`.
 
     PostgreSQL gets `= ANY(:keys)`, one array parameter, which it plans and psycopg sends
     about twice as fast as an `IN` list of 500 parameters; SQLite has no arrays.
@@ -118,12 +121,20 @@ def _key_lookups(postgres: bool) -> tuple[Select[Any], Select[Any], Select[Any]]
             return key == any_(bindparam("keys", type_=ARRAY(key.type)))
         return key.in_(bindparam("keys", expanding=True))
 
+    in_scope: Any = bindparam("scope")
     return (
-        _select_records(call_table, _CALL_COLUMNS).where(matches(call_table.c.eval_hash)),
-        _select_records(value_table, _VALUE_COLUMNS).where(matches(value_table.c.hash)),
+        _select_records(call_table, _CALL_COLUMNS)
+        .where(call_table.c.scope == in_scope)
+        .where(matches(call_table.c.eval_hash)),
+        _select_records(value_table, _VALUE_COLUMNS)
+        .where(value_table.c.scope == in_scope)
+        .where(matches(value_table.c.hash)),
         select(value_table.c.hash, value_table.c.data)
+        .where(value_table.c.scope == in_scope)
         .where(matches(value_table.c.hash))
-        .where(value_table.c.data.is_not(None)),
+        # Inline data is small by construction; a row claiming more (written by hand, say)
+        # is not read into memory: the value store, which caps reads, is asked instead.
+        .where(func.length(value_table.c.data) <= INLINE_VALUE_LIMIT),
     )
 
 
@@ -151,12 +162,26 @@ _SELECT_JOB_COUNTS = (
 )
 
 
+_SECRET_PARAMETER = re.compile(r"(?i)((?:^|[&;])[^=&;]*(?:pass|pwd|secret|token)[^=&;]*=)[^&;#]*")
+
+
 def mask_uri(uri: str) -> str:
     """The URI with any password replaced by `***`, safe to print and log.
 
-    Works on the raw string so that even URIs SQLAlchemy cannot parse are masked.
+    Works on the raw string so that even URIs SQLAlchemy cannot parse are masked: the
+    password of `scheme://user:pw@host`, `scheme://:pw@host` and `user:pw@host` (up to the
+    last `@` before the query, as a password may hold one), and query parameters such as
+    `?password=` or `&sslpassword=`. When in doubt it masks more, never less.
     """
-    return re.sub(r"(://[^/:@]+:)[^@]*@", r"\1***@", uri)
+    head, mark, query = uri.partition("?")
+    start = head.find("://")
+    start = start + 3 if start >= 0 else 0
+    at = head.rfind("@")
+    if at >= start:
+        user, colon, _ = head[start:at].partition(":")
+        if colon:
+            head = f"{head[:start]}{user}:***{head[at:]}"
+    return head + mark + _SECRET_PARAMETER.sub(r"\1***", query)
 
 
 def _one_line(message: str) -> str:
@@ -186,8 +211,11 @@ def _writers(dialect: Dialect) -> list[tuple[str, TableWriter]]:
     counts."""
     return [
         ("tasks", TableWriter(task_table, TaskRecord, "hash", dialect)),
-        ("values", TableWriter(value_table, ValueRecord, "hash", dialect)),
-        ("calls", TableWriter(call_table, CallRecord, "eval_hash", dialect, upsert=True)),
+        ("values", TableWriter(value_table, ValueRecord, ("scope", "hash"), dialect)),
+        (
+            "calls",
+            TableWriter(call_table, CallRecord, ("scope", "eval_hash"), dialect, upsert=True),
+        ),
         ("executions", TableWriter(execution_table, ExecutionRecord, "id", dialect, upsert=True)),
         (
             "jobs",
@@ -311,8 +339,12 @@ class ProvenanceStore:
     single connection, so its operations are serialised with a lock.
     """
 
-    def __init__(self, uri: str) -> None:
-        """Prepare the engine; connects lazily. Raises `DatabaseURIError` for a bad URI."""
+    def __init__(self, uri: str, scope: str = "") -> None:
+        """Prepare the engine; connects lazily. Raises `DatabaseURIError` for a bad URI.
+
+        `scope` is the cache scope (kredun.tenancy) of the calls and values this store
+        writes and looks up; executions, jobs and tasks are not scoped."""
+        self.scope = check_scope(scope)
         url = _parse(uri)
         self.display_uri = mask_uri(uri)
         self._engine, memory = _create_engine(uri, url)
@@ -455,6 +487,10 @@ class ProvenanceStore:
             self._writers = _writers(self._engine.dialect)
         writers = self._writers
         tables = [writer for _, writer in writers]
+        for call in batch.calls:
+            call.scope = self.scope
+        for value in batch.values:
+            value.scope = self.scope
         with self._connect(
             "writing a provenance batch", write=True, prepare=lambda c: prepare(c, tables)
         ) as connection:
@@ -480,15 +516,17 @@ class ProvenanceStore:
             return
         with self._connect(what) as connection:
             for chunk in _chunks(unique):
-                yield from connection.execute(statement, {"keys": chunk})
+                yield from connection.execute(statement, {"keys": chunk, "scope": self.scope})
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
-        """The cached calls among `eval_hashes`, keyed by eval hash; misses are absent."""
+        """The cached calls of this store's scope among `eval_hashes`, keyed by eval hash;
+        misses are absent."""
         rows = self._by_keys(self._select_calls, eval_hashes, "looking up cached calls")
         return {row[0]: CallRecord(*row) for row in rows}
 
     def value_records(self, hashes: Iterable[str]) -> dict[str, ValueRecord]:
-        """The value rows among `hashes`, keyed by hash; unknown hashes are absent."""
+        """The value rows of this store's scope among `hashes`, keyed by hash; unknown
+        hashes are absent."""
         rows = self._by_keys(self._select_values, hashes, "reading values")
         return {row[0]: ValueRecord(*row) for row in rows}
 

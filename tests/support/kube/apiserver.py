@@ -27,6 +27,7 @@ import contextlib
 import json
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -44,6 +45,9 @@ from tests.support.kube.selectors import SelectorError, object_matcher
 from tests.support.kube.store import ApiError, ObjectStore, Watcher
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Deep enough to parse and deep-copy an object nested 10,000 levels (two frames a level).
+DEEP_RECURSION_LIMIT = 25_000
+DEEP_THREAD_STACK = 64 * 1024 * 1024
 SERVER_VERSION = {
     "major": "1",
     "minor": "37",
@@ -180,6 +184,7 @@ class KubeApiServer:
         self._faults_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._recursion_limit = sys.getrecursionlimit()
         self._runner: web.AppRunner | None = None
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -196,11 +201,20 @@ class KubeApiServer:
     def start(self) -> Self:
         """Start serving (again); returns self so ``api = KubeApiServer().start()`` works."""
         if self._loop is None:
+            # A real API server stores objects nested up to 10,000 levels deep (the limit of
+            # Go's JSON decoder); parsing and copying them here recurses in Python, which
+            # needs a higher recursion limit and, for this thread, the stack to go with it.
+            self._recursion_limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(self._recursion_limit, DEEP_RECURSION_LIMIT))
             self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="kube-apiserver", daemon=True
-            )
-            self._thread.start()
+            stack = threading.stack_size(DEEP_THREAD_STACK)
+            try:
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="kube-apiserver", daemon=True
+                )
+                self._thread.start()
+            finally:
+                threading.stack_size(stack)
         if self._runner is None:
             self._call(self._start_site())
         return self
@@ -218,6 +232,7 @@ class KubeApiServer:
             self._thread.join(timeout=10)
             self._loop.close()
             self._loop = self._thread = None
+            sys.setrecursionlimit(self._recursion_limit)
         if self._request_log_file is not None:
             self._request_log_file.close()
             self._request_log_file = None

@@ -1,0 +1,27 @@
+"""Checks on what users may write: value hashes before any path or key is built from them,
+and byte caps before anything large is read."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import InvalidHashError, LimitExceededError
+
+INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
+_HASH = re.compile(r"^[0-9a-f]{40}$")
+
+
+def check_hash(value_hash: Any) -> str:
+    """`value_hash` if it is 40 lowercase hex digits. Hashes come from plans, job specs and
+    provenance rows, which a user may have written: nothing else may become a path or key."""
+    if isinstance(value_hash, str) and _HASH.match(value_hash):
+        return value_hash
+    raise InvalidHashError(f"{str(value_hash)[:80]!r} is not a value hash (40 hex digits)")
+
+
+def check_size(value_hash: str, size: int, max_bytes: int | None, uri: str) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise LimitExceededError(
+            f"value {value_hash[:8]} in {uri} is {size} bytes, over the limit of {max_bytes}"
+        )
