@@ -439,6 +439,12 @@ class _Staging:
     def __kredun_hash__(self) -> str:
         return hash_parts(type(self).__name__, [self.local.path, self.remote.path])
 
+    def __reduce__(self) -> tuple:
+        # Paths only: the local side names a place on some job's disk, and what is at that
+        # path here says nothing about whether a result holding the staging is valid.
+        local, remote = self.local, self.remote
+        return (_restore_staging, (type(self), type(local), local.path, type(remote), remote.path))
+
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and (other.local.path, other.remote.path) == (
             self.local.path, self.remote.path,
@@ -470,3 +476,9 @@ class StagingFile(_Staging):
 
 class StagingDir(_Staging):
     """`Dir(remote).stage(local)`."""
+
+
+def _restore_staging(
+    cls: type, local_class: type, local: str, remote_class: type, remote: str
+) -> _Staging:
+    return cls(local_class(local), remote_class(remote))

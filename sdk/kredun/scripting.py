@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import ScriptError
 from .files import Dir, File, _Staging
-from .hashing import is_namedtuple
+from .hashing import hash_parts, is_namedtuple
 from .task import task
 
 DEFAULT_SHELL = "#!/usr/bin/env bash\nset -eo pipefail"
@@ -101,8 +101,24 @@ def _stage_input(workdir: str | None, value: Any) -> Any:
     return value
 
 
+class _StandardOutput:
+    """Where `File("-")` was in `outputs`: the command's stdout goes there."""
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts("kredun.script.stdout", [])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _StandardOutput)
+
+    def __hash__(self) -> int:
+        return hash(_StandardOutput)
+
+    def __repr__(self) -> str:
+        return 'File("-")'
+
+
 def _collect_output(workdir: str | None, stdout: bytes, value: Any) -> Any:
-    if isinstance(value, File) and value.path == STDOUT:
+    if isinstance(value, _StandardOutput):
         return stdout
     if not isinstance(value, _Staging):
         return value
@@ -126,10 +142,10 @@ def script_task(command: str, inputs: Any, outputs: Any, tempdir: bool, input_fi
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _own_staging(value: Any) -> Any:
-    """An output File/Dir not staged is written in place: it stages to its own path."""
-    if isinstance(value, File | Dir) and value.path != STDOUT:
-        return value.stage(value.path)
+def _output_spec(value: Any) -> Any:
+    """`File("-")` is the stdout; an output File/Dir not staged stages to its own path."""
+    if isinstance(value, File | Dir):
+        return _StandardOutput() if value.path == STDOUT else value.stage(value.path)
     return value
 
 
@@ -154,12 +170,12 @@ def script(
     directory, where relative local paths are taken. `task_options` (`executor`, `memory`,
     ...) go to the job.
     """
-    outputs = File(STDOUT) if outputs is None else outputs
+    outputs = _StandardOutput() if outputs is None else outputs
     call_task = script_task.options(**task_options) if task_options else script_task
     return call_task(
         prepare_command(command),
         inputs,
-        map_nested(_own_staging, outputs),
+        map_nested(_output_spec, outputs),
         bool(tempdir),
         map_nested(_remote, inputs),
     )
