@@ -287,3 +287,13 @@ def test_files_travel_to_process_and_remote_workers_and_hash_the_same(tmp_path):
         assert output.hash == File(output.path).hash and output.read() == "from a worker"
     finally:
         scheduler.close()
+
+
+def test_file_benchmark_workload_runs_and_checks_its_result():
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "workloads.py"), "--engine", "kredun",
+         "--workload", "files", "--n", "20", "--store", "sqlite"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"status": "ok"' in done.stdout and '"jobs": 21' in done.stdout

@@ -191,7 +191,7 @@ class File:
         return (_restore, (type(self), self.path, self.hash))
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (other.path, other.hash) == (self.path, self.hash)
+        return type(other) is type(self) and other.path == self.path and other.hash == self.hash
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.path))
@@ -354,7 +354,7 @@ class Dir:
         return (_restore, (type(self), self.path, self.hash))
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (other.path, other.hash) == (self.path, self.hash)
+        return type(other) is type(self) and other.path == self.path and other.hash == self.hash
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.path))
@@ -437,7 +437,9 @@ class _Staging:
         self.remote = remote
 
     def __kredun_hash__(self) -> str:
-        return hash_parts(type(self).__name__, [self.local.path, self.remote.path])
+        local, remote = self.local, self.remote
+        parts = [local.kind, local.path, remote.kind, remote.path]
+        return hash_parts(type(self).__name__, parts)
 
     def __reduce__(self) -> tuple:
         # Paths only: the local side names a place on some job's disk, and what is at that
