@@ -52,7 +52,9 @@ ENGINES = ("kredun", "redun")
 
 # `startup` on the command line means both the cold and the cached start-up rows.
 ALIASES = {"startup": ("startup", "startup_cached")}
-DEFAULT_WORKLOADS = ("fanout", "chain", "divide", "nested", "cached", "cached_cli", "startup")
+DEFAULT_WORKLOADS = (
+    "fanout", "chain", "divide", "nested", "cached", "files", "cached_cli", "startup",
+)  # fmt: skip
 QUICK_N = 100
 
 # kredun-only runs at a scale redun cannot reach: (workload, store, N).

@@ -25,6 +25,10 @@ Workloads (N = --n):
   startup         `<engine> run hello.py main` (one trivial task) in a fresh working dir,
                   whole-process time (cold: no store yet)                          1 job
   startup_cached  the same, timed on the second run in that dir (cache hit)        1 job
+  files           N local input files (made untimed): shout(File) per file reads it and
+                  writes an upper-cased File, then total_size(outputs); the timed first
+                  run, then an untimed-in-`seconds` cached rerun (extra.cached_seconds)
+                                                                                   N+1 jobs
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from typing import Any
 
 ENGINES = ("kredun", "redun")
 STORES = ("memory", "sqlite")
-IN_PROCESS_WORKLOADS = ("fanout", "chain", "divide", "nested", "cached")
+IN_PROCESS_WORKLOADS = ("fanout", "chain", "divide", "nested", "cached", "files")
 CLI_WORKLOADS = ("cached_cli", "startup", "startup_cached")
 WORKLOADS = IN_PROCESS_WORKLOADS + CLI_WORKLOADS
 
@@ -91,6 +95,8 @@ def job_count(workload: str, n: int) -> int:
         return max(3 * n - 2, 1)
     if workload == "cached_cli":
         return n + 2  # main, N adds, total
+    if workload == "files":
+        return n + 1  # N shouts, total_size
     if workload in ("startup", "startup_cached"):
         return 1
     return n
@@ -106,11 +112,11 @@ def quiet_engine_logging(engine: str) -> None:
     logging.getLogger(engine).setLevel(logging.WARNING)
 
 
-def load_engine(engine: str) -> tuple[Any, Callable[..., Any]]:
-    """Import `Scheduler, task` from the chosen engine, the way a user would."""
+def load_engine(engine: str) -> tuple[Any, Callable[..., Any], type]:
+    """Import `Scheduler, task, File` from the chosen engine, the way a user would."""
     module = importlib.import_module(engine)
     quiet_engine_logging(engine)  # redun sets its logger to INFO at import
-    return module.Scheduler, module.task
+    return module.Scheduler, module.task, module.File
 
 
 def make_scheduler(engine: str, scheduler_cls: Any, store: str, db_path: Path | None) -> Any:
@@ -159,6 +165,37 @@ def define_tasks(task: Callable[..., Any]) -> SimpleNamespace:
     return SimpleNamespace(add=add, add_many=add_many)
 
 
+def define_file_tasks(task: Callable[..., Any], file_class: type) -> SimpleNamespace:
+    """A file pipeline's tasks, against either engine's `task` and `File`."""
+
+    @task(namespace="bench")
+    def shout(source, out_dir):
+        output = file_class(out_dir + "/" + source.basename())
+        output.write(source.read().upper())
+        return output
+
+    @task(namespace="bench")
+    def total_size(outputs):
+        return sum(len(output.read()) for output in outputs)
+
+    return SimpleNamespace(shout=shout, total_size=total_size)
+
+
+def make_input_files(directory: Path, n: int) -> tuple[list[str], int]:
+    """N small input files; the total size of their upper-cased copies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = directory / f"sample{i:05d}.txt"
+        path.write_text(f"sample {i}\n" * 3)
+        paths.append(str(path))
+    return paths, sum(len(f"sample {i}\n" * 3) for i in range(n))
+
+
+def build_files(tasks: SimpleNamespace, file_class: type, paths: list[str], out_dir: str) -> Any:
+    return tasks.total_size([tasks.shout(file_class(path), out_dir) for path in paths])
+
+
 def build(tasks: SimpleNamespace, workload: str, n: int) -> tuple[Any, Any]:
     """The expression to run and the answer it must produce."""
     add = tasks.add
@@ -188,20 +225,23 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run_in_process(m: Measurement, db_path: Path | None) -> None:
+def run_in_process(m: Measurement, db_path: Path | None, workdir: Path) -> None:
     """Time scheduler.run() (expression building and engine import are not timed)."""
     if m.engine == "redun":
         limit = max(REDUN_MIN_RECURSION_LIMIT, 10 * m.n + 1000)
         sys.setrecursionlimit(limit)
         m.notes.append(f"sys.setrecursionlimit({limit}) (redun recurses over deep expressions)")
     start = time.perf_counter()
-    scheduler_cls, task = load_engine(m.engine)
+    scheduler_cls, task, file_class = load_engine(m.engine)
     m.extra["import_seconds"] = round(time.perf_counter() - start, 4)
     # Not part of `seconds`: redun creates its schema here (constructor or load()), while
     # kredun may open its store lazily inside the first run(); reported so that shows.
     start = time.perf_counter()
     scheduler = make_scheduler(m.engine, scheduler_cls, m.store, db_path)
     m.extra["setup_seconds"] = round(time.perf_counter() - start, 4)
+    if m.workload == "files":
+        run_files(m, scheduler, task, file_class, workdir)
+        return
     tasks = define_tasks(task)
     expr, expected = build(tasks, m.workload, m.n)
 
@@ -219,6 +259,23 @@ def run_in_process(m: Measurement, db_path: Path | None) -> None:
         check(result, expected, "cached (second run)")
 
     m.seconds = elapsed
+    m.rss_mb = peak_rss_mb()
+
+
+def run_files(m: Measurement, scheduler: Any, task: Any, file_class: type, workdir: Path) -> None:
+    """Time the file pipeline's first run; its cached rerun (every File checked against the
+    disk, nothing run) goes to extra.cached_seconds."""
+    paths, expected = make_input_files(workdir / "inputs", m.n)
+    out_dir = str(workdir / "outputs")
+    tasks = define_file_tasks(task, file_class)
+    start = time.perf_counter()
+    result = scheduler.run(build_files(tasks, file_class, paths, out_dir))
+    m.seconds = time.perf_counter() - start
+    check(result, expected, "files")
+    start = time.perf_counter()
+    result = scheduler.run(build_files(tasks, file_class, paths, out_dir))
+    m.extra["cached_seconds"] = round(time.perf_counter() - start, 4)
+    check(result, expected, "files (cached rerun)")
     m.rss_mb = peak_rss_mb()
 
 
@@ -360,7 +417,7 @@ def measure(engine: str, workload: str, n: int, store: str, db: Path | None) -> 
                 run_cli_workload(m, workdir)
             else:
                 db_path = (db or workdir / "bench.db") if store == "sqlite" else None
-                run_in_process(m, db_path)
+                run_in_process(m, db_path, workdir)
             m.status = "ok"
         except WrongResultError as exc:
             m.status, m.error = "wrong", str(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kredun import task
+from kredun import Dir, File, script, task
 
 kredun_namespace = "opflow"
 
@@ -73,3 +73,28 @@ def timed(i: int, seconds: float, directory: str) -> int:
     time.sleep(seconds)
     Path(directory, str(i)).write_text(f"{start} {time.time()}")
     return i
+
+
+@task()
+def count_words(item: File) -> int:
+    return len(item.read().split())
+
+
+@task()
+def shout_file(item: File, out_dir: str) -> File:
+    """A script job of its own: the input staged into a temporary directory, the output back."""
+    return script(
+        "tr a-z A-Z < in.txt > out.txt",
+        inputs=[item.stage("in.txt")],
+        outputs=File(f"{out_dir}/{item.basename()}").stage("out.txt"),
+        tempdir=True,
+    )
+
+
+@task()
+def file_pipeline(data: Dir, out_dir: str) -> dict:
+    items = list(data)
+    return {
+        "counts": [count_words(item) for item in items],
+        "shouted": [shout_file(item, out_dir) for item in items],
+    }

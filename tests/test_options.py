@@ -42,7 +42,7 @@ def test_a_misspelt_option_fails_at_decoration_naming_it_and_the_valid_ones() ->
     ("options", "message"),
     [
         ({"limits": ["db"]}, "option 'limits': resource limits are not implemented"),
-        ({"script": True}, "option 'script': script tasks are not supported"),
+        ({"script": "yes"}, "option script='yes' must be True or False"),
         ({"tags": [("a", 1)]}, "option 'tags'"),
         ({"retries": -1}, "option retries=-1 must be a whole number >= 0"),
         ({"retries": "2"}, "option retries='2' must be a whole number"),
@@ -118,8 +118,9 @@ def test_every_option_the_code_reads_is_registered() -> None:
         ('[database]\nurl = "x"\n', "unknown key database.url (valid: uri)"),
         (
             '[executors.default]\ntype = "proces"\n',
+            # Sorted; types other tests register in this process may follow.
             "executors.default.type = 'proces' is not an executor type (valid: batch, k8s, "
-            "local, process)",
+            "local, process",
         ),
         (
             '[executors.default]\ntype = "local"\nmax_worker = 2\n',

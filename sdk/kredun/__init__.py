@@ -11,7 +11,9 @@ from .expression import (
     ValueExpression,
     quote,
 )
+from .files import ContentDir, ContentFile, Dir, File, StagingDir, StagingFile, glob_file
 from .scheduler import Scheduler
+from .scripting import script
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
 from .task import PartialTask, Task, get_task, task
@@ -19,14 +21,20 @@ from .task import PartialTask, Task, get_task, task
 __version__ = "0.1.0"
 
 __all__ = [
+    "ContentDir",
+    "ContentFile",
+    "Dir",
     "ExecutionHandle",
     "Expression",
+    "File",
     "PartialTask",
     "QuotedExpression",
     "Scheduler",
     "SchedulerExpression",
     "SchedulerTask",
     "SimpleExpression",
+    "StagingDir",
+    "StagingFile",
     "Task",
     "TaskExpression",
     "ValueExpression",
@@ -34,7 +42,9 @@ __all__ = [
     "catch_all",
     "cond",
     "get_task",
+    "glob_file",
     "quote",
+    "script",
     "submit",
     "subrun",
     "task",

@@ -31,7 +31,7 @@ from .provenance.records import CallRecord
 from .refs import ValueRef
 from .serialize import dumps, loads
 from .task import collecting_task_values
-from .validity import checking_staleness
+from .validity import checking_staleness, collecting_external
 from .valuestore import check_hash
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class TrustedValues:
     def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
         """The result and, when it can be cached, its serialized bytes."""
         value = outcome.value
-        with collecting_task_values() as task_values:
+        with collecting_task_values() as task_values, collecting_external() as external:
             if not graph.contains_expression(value):
                 value_hash, data = encode(value)
                 result: Result = ("value", value, value_hash)
@@ -111,6 +111,8 @@ class TrustedValues:
                 result = ("expression", value, hash_bytes(data))
         if task_values:
             self.scheduler._result_task_values[outcome.job.eval_hash] = task_values
+        if external:
+            self.scheduler._result_external[outcome.job.eval_hash] = external
         return result, data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
@@ -119,7 +121,7 @@ class TrustedValues:
         results: dict[str, Result] = {}
         for call in calls:
             try:
-                with checking_staleness() as problems:
+                with checking_staleness() as problems, collecting_external() as external:
                     value = loads(self.scheduler.fetch_blob(call.result_hash))
             except Exception:  # a missing or unreadable blob is a cache miss, not a failure
                 continue
@@ -130,6 +132,8 @@ class TrustedValues:
                 )  # fmt: skip
                 continue
             results[call.eval_hash] = (call.result_kind, value, call.result_hash)
+            if external:
+                self.scheduler._result_external[call.eval_hash] = external
         return results
 
 

@@ -71,3 +71,20 @@ class InvalidHashError(KredunError, ValueError):
 
 class LimitExceededError(KredunError):
     """Input exceeds a size, depth or count limit; the message names the limit."""
+
+
+class FileError(KredunError):
+    """A File or Dir path cannot be used: an unsupported scheme, or storage that failed."""
+
+
+class ScriptError(KredunError):
+    """A `script()` command (or `@task(script=True)`) exited with a non-zero status; the
+    message ends with its last lines of stderr, `stderr` holds all of it."""
+
+    def __init__(self, message: str, stderr: str = "", returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+        self.returncode = returncode
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.stderr, self.returncode))

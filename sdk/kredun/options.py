@@ -50,6 +50,7 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "retries": _count,
     "nout": _optional_count,
     "check_valid": _check_valid,
+    "script": _bool,  # the body returns a shell command, which the job runs (kredun.scripting)
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
 K8S_TASK_OPTIONS = (
@@ -59,7 +60,6 @@ K8S_TASK_OPTIONS = (
 # redun options kredun does not implement: refused with a reason instead of ignored.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
     "limits": "resource limits are not implemented by kredun yet",
-    "script": "script tasks are not supported; call subprocess in the task body",
     "tags": "tags are not recorded by kredun",
     "config_args": "config_args are not supported; every argument is hashed",
     "compat": "compat is not supported; use version=",

@@ -41,6 +41,7 @@ from .provenance.records import (
 )
 from .serialize import dumps, loads, preview, type_name
 from .task import Task, changed_tasks, current_definition
+from .validity import stale_reasons
 from .valuestore import ValueStore, open_value_store, store_value
 
 _CONTROL_KINDS = (graph.CONTROL, graph.CONTINUE)
@@ -111,6 +112,8 @@ class Scheduler:
         # Task values held by results in _results (name -> hash), for the results that
         # hold any: such a result is replayed only while those definitions are unchanged.
         self._result_task_values: dict[str, dict[str, str]] = {}
+        # Files and Dirs held by results in _results: replayed only while they are unchanged.
+        self._result_external: dict[str, list[Any]] = {}
         self._recorded_tasks: set[str] = set()
         self._recorded_values: set[str] = set()
 
@@ -460,6 +463,11 @@ class _ExecutionRun:
         if known is not None and task_values and changed_tasks(task_values):
             del self.scheduler._results[eval_hash]
             del self.scheduler._result_task_values[eval_hash]
+            return None
+        external = self.scheduler._result_external.get(eval_hash)
+        if known is not None and external and stale_reasons(external):
+            del self.scheduler._results[eval_hash]
+            del self.scheduler._result_external[eval_hash]
             return None
         return known
 

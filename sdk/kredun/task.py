@@ -171,6 +171,10 @@ class Task:
         # Options set with `.options()` after decoration: they survive a redefinition.
         self._overrides: dict[str, Any] = {}
         self.hash = task_hash or self._compute_hash()
+        if self._options.get("script"):
+            from .scripting import script_function
+
+            self.func = script_function(func)
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
         self.__doc__ = func.__doc__

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 _problems: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "kredun_staleness", default=None
@@ -34,3 +35,39 @@ def report_stale(reason: str) -> None:
     problems = _problems.get()
     if problems is not None:
         problems.append(reason)
+
+
+def checking() -> bool:
+    """Whether a cached result is being restored for reuse: an object that must look
+    outside the pickle to know if it is stale (a file's current hash) does so only then."""
+    return _problems.get() is not None
+
+
+# While a result is pickled or restored: the objects in it whose validity depends on state
+# outside kredun (files). A result kept in memory across runs is checked against them again.
+_external: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "kredun_external", default=None
+)
+
+
+@contextmanager
+def collecting_external() -> Iterator[list[Any]]:
+    """Collect the objects pickled or restored in the block that have a `stale_reason()`."""
+    found: list[Any] = []
+    token = _external.set(found)
+    try:
+        yield found
+    finally:
+        _external.reset(token)
+
+
+def note_external(obj: Any) -> None:
+    """Called by an object with a `stale_reason()` method while it is pickled or restored."""
+    found = _external.get()
+    if found is not None:
+        found.append(obj)
+
+
+def stale_reasons(objects: list[Any]) -> list[str]:
+    """Why objects collected with `collecting_external()` no longer match the world."""
+    return [reason for obj in objects if (reason := obj.stale_reason()) is not None]
