@@ -21,14 +21,13 @@ from tests.support.controlplane import (
     ControlPlane,
     KubeError,
     build_module,
-    control_plane,
-    namespace,
 )
 from tests.support.kube.kubelet import LocalKubelet, parse_quantity
 from tests.support.kube.testing import wait_for
 
-__all__ = ["control_plane", "namespace"]  # fixtures: imported for pytest to find
-pytestmark = [pytest.mark.control_plane, pytest.mark.xdist_group("control_plane")]
+# One plugin, so one session-scoped control plane per pytest process for every module.
+pytest_plugins = ["tests.support.controlplane_fixtures"]
+pytestmark = pytest.mark.control_plane
 
 # Matches no Node the tests register, so these Pods stay unbound whatever else runs.
 NOWHERE = {"kredun.test/node": "nowhere"}

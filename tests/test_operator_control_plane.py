@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.controlplane import ControlPlane, KubeError, control_plane, namespace
+from tests.support.controlplane import ControlPlane, KubeError
 from tests.support.operator import CRD_PATH, REPO_ROOT, OperatorCluster
 from tests.test_crd import INVALID_SPECS, VALID_SPECS
 
-__all__ = ["control_plane", "namespace"]  # fixtures: imported for pytest to find
-pytestmark = [pytest.mark.control_plane, pytest.mark.xdist_group("control_plane")]
+# One plugin, so one session-scoped control plane per pytest process for every module.
+pytest_plugins = ["tests.support.controlplane_fixtures"]
+pytestmark = pytest.mark.control_plane
 
 CRD_NAME = "executions.kredun.dev"
 

@@ -7,9 +7,7 @@ ServiceAccount tokens, and knows its users from a token file: ``ADMIN`` (system:
 scheduler run as, so their bootstrap RBAC roles apply as on a cluster. No kubelet comes with
 it: register a Node (or run ``LocalKubelet(..., schedule_pods=False)``) for Pods to be bound.
 
-The ``control_plane`` fixture is session-scoped (starting one takes ~10-20 s): tests share it,
-so each works in its own namespace and cleans up cluster-scoped objects it makes. Without the
-binaries it skips naming the build command, except in CI (CI=true), where it fails.
+The fixtures are in ``controlplane_fixtures.py``.
 """
 
 from __future__ import annotations
@@ -22,15 +20,12 @@ import importlib.util
 import ipaddress
 import json
 import os
-import re
 import secrets
 import signal
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -455,21 +450,3 @@ class ControlPlane:
         """Remove a Node a test registered (gone already is fine): tests share this cluster."""
         with contextlib.suppress(KubeError):
             self.request("DELETE", f"/api/v1/nodes/{quote(name)}")
-
-
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    binaries = binaries_or_skip()
-    started = time.monotonic()
-    with ControlPlane(binaries, tmp_path_factory.mktemp("control-plane")) as plane:
-        print(f"control plane up in {time.monotonic() - started:.1f}s at {plane.url}")
-        yield plane
-
-
-@pytest.fixture
-def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace of the shared control plane, deleted after the test."""
-    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40].strip("-")
-    name = f"t-{stem}-{secrets.token_hex(3)}"
-    yield control_plane.create_namespace(name)
-    control_plane.delete_namespace(name)
