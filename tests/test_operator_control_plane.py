@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.controlplane import ControlPlane, KubeError
+from tests.support.kube.testing import wait_for
 from tests.support.operator import CRD_PATH, REPO_ROOT, OperatorCluster
 from tests.test_crd import INVALID_SPECS, VALID_SPECS
 
@@ -115,3 +116,9 @@ def test_a_real_operator_reduces_the_example_with_pods_the_scheduler_placed(
         scheduled = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
         assert scheduled["status"] == "True"
     assert sum(cluster.kubelet.starts.values()) == 4
+
+    # The Pods' ownerReferences are the operator's only clean-up: the real garbage collector
+    # removes them with their Execution. It learns of a new CRD by rediscovering the API every
+    # 30 s (fixed in kube-controller-manager), so a freshly installed CRD can take that long.
+    cluster.kubectl("delete", "execution", "hello", "-n", cluster.namespace, "--wait=false")
+    wait_for(lambda: not cluster.pods("hello"), timeout=60, message="the Pods to be collected")
