@@ -116,6 +116,8 @@ def test_a_real_operator_reduces_the_example_with_pods_the_scheduler_placed(
         scheduled = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
         assert scheduled["status"] == "True"
     assert sum(cluster.kubelet.starts.values()) == 4
+    row = cluster.kubectl("get", "executions", "-n", cluster.namespace).stdout.splitlines()[1]
+    assert row.split()[:4] == ["hello", "Succeeded", "4/4", "0"]
 
     # The Pods' ownerReferences are the operator's only clean-up: the real garbage collector
     # removes them with their Execution. It learns of a new CRD by rediscovering the API every
