@@ -247,10 +247,23 @@ def gpu_pod(name: str, gpus: int, code: str) -> dict[str, Any]:
 def test_the_local_kubelet_runs_what_the_scheduler_binds_to_its_node(
     control_plane: ControlPlane, namespace: str, gpu_kubelet: LocalKubelet
 ) -> None:
-    node = control_plane.request("GET", f"/api/v1/nodes/{gpu_kubelet.node_name}")
+    node_name = gpu_kubelet.node_name
+    node = control_plane.request("GET", f"/api/v1/nodes/{node_name}")
     allocatable = {k: parse_quantity(v) for k, v in node["status"]["allocatable"].items()}
     assert allocatable["cpu"] == 2 and allocatable["memory"] == 2 * 2**30
     assert allocatable["nvidia.com/gpu"] == 1
+    # Its Lease is what keeps the node lifecycle controller from tainting it unreachable.
+    lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node_name}"
+    lease = wait_for(lambda: control_plane.request("GET", lease_path), message="the node Lease")
+    assert lease["spec"]["holderIdentity"] == node_name
+    assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
+    wait_for(
+        lambda: (
+            not control_plane.request("GET", f"/api/v1/nodes/{node_name}")["spec"].get("taints")
+        ),
+        timeout=30,
+        message="the not-ready taint to be lifted",
+    )
     pods = f"/api/v1/namespaces/{namespace}/pods"
 
     control_plane.request(
