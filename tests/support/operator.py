@@ -1,5 +1,6 @@
-"""A kredun operator under test: the emulated API server, a local kubelet, and a real
-`kredun operator` subprocess, sharing a SQLite database and a directory value store.
+"""A kredun operator under test: the emulated API server (or, given one, the real control
+plane of tests/support/controlplane.py), a local kubelet, and a real `kredun operator`
+subprocess, sharing a SQLite database and a directory value store.
 
 The operator runs without the repository on its PYTHONPATH (it must never import workflow
 code); the kubelet's Pods get it, so `kredun worker` can import `examples` and the test
@@ -19,12 +20,15 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.kube.apiserver import KubeApiServer
 from tests.support.kube.testing import Kubectl, wait_for
+
+if TYPE_CHECKING:
+    from tests.support.controlplane import ControlPlane
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO_ROOT / "crds" / "execution.yaml"
@@ -55,17 +59,22 @@ class OperatorCluster:
         value_store: str | None = None,
         kubelet_options: dict[str, Any] | None = None,
         operator_config: str | None = None,
+        control_plane: ControlPlane | None = None,
+        namespace: str = NAMESPACE,
     ) -> None:
         """`kubelet_options` go to `LocalKubelet` (e.g. `max_gpus=0`, `max_cpu=1`: the node's
         capacity); `operator_config` is the text of a kredun.toml the operator gets with
-        `--config` (its [executors.*], [jobs] ...)."""
+        `--config` (its [executors.*], [jobs] ...). With `control_plane`, everything runs
+        against that real API server (in `namespace`, which must be new there) instead of a
+        fresh emulator, the kubelet leaving Pod placement to the real scheduler."""
         self.tmp_path = tmp_path
+        self.control_plane = control_plane
         self.kubelet_options = kubelet_options or {}
         self.operator_config = operator_config
         self.database = database or f"sqlite:///{tmp_path / 'kredun.db'}"
         self.value_store = value_store or f"file://{tmp_path / 'values'}"
         self.kubelet_parallel = kubelet_parallel
-        self.namespace = NAMESPACE
+        self.namespace = namespace
         self.operator_log = tmp_path / "operator.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.health_port = free_port()
@@ -80,17 +89,33 @@ class OperatorCluster:
 
         logs = self.tmp_path / "pod-logs"
         logs.mkdir()
-        self.api = self._stack.enter_context(
-            KubeApiServer(logs_dir=logs, request_log_path=self.tmp_path / "api-requests.jsonl")
-        )
-        self.kubeconfig = self.api.write_kubeconfig(self.tmp_path / "kubeconfig")
-        self.operator_kubeconfig = self.api.write_kubeconfig(
-            self.tmp_path / "operator-kubeconfig", user=OPERATOR_USER
-        )
-        self._stack.callback(self._save_operator_requests)
-        self.kubectl = Kubectl(self.kubeconfig, self.tmp_path / "kubectl-cache")
-        self.kubectl("apply", "--validate=false", "-f", str(CRD_PATH))
-        self.add_namespace(self.namespace)
+        kubelet_placement: dict[str, Any] = {}
+        if self.control_plane is None:
+            self.api = self._stack.enter_context(
+                KubeApiServer(logs_dir=logs, request_log_path=self.tmp_path / "api-requests.jsonl")
+            )
+            self.kubeconfig = self.api.write_kubeconfig(self.tmp_path / "kubeconfig")
+            self.operator_kubeconfig = self.api.write_kubeconfig(
+                self.tmp_path / "operator-kubeconfig", user=OPERATOR_USER
+            )
+            self._stack.callback(self._save_operator_requests)
+            self.kubectl = Kubectl(self.kubeconfig, self.tmp_path / "kubectl-cache")
+            # The emulator serves no OpenAPI for kubectl to validate against.
+            self.kubectl("apply", "--validate=false", "-f", str(CRD_PATH))
+            self.add_namespace(self.namespace)
+        else:
+            plane = self.control_plane
+            # The chart's RBAC is not under test here: the operator acts as the admin.
+            self.kubeconfig = self.operator_kubeconfig = plane.write_kubeconfig(
+                self.tmp_path / "kubeconfig"
+            )
+            self.kubectl = plane.kubectl(self.tmp_path)
+            self.kubectl("apply", "-f", str(CRD_PATH))
+            self._stack.callback(plane.delete_namespace, self.namespace)
+            plane.create_namespace(self.namespace)
+            node = f"kubelet-{self.namespace}"
+            self._stack.callback(plane.delete_node, node)
+            kubelet_placement = {"node_name": node, "schedule_pods": False}
         self.kubelet = LocalKubelet(
             self.kubeconfig,
             logs_dir=logs,
@@ -98,6 +123,7 @@ class OperatorCluster:
             max_parallel=self.kubelet_parallel,
             max_grace_period=2.0,
             env=self.job_env(),
+            **kubelet_placement,
             **self.kubelet_options,
         )
         self._stack.enter_context(self.kubelet)
@@ -154,7 +180,9 @@ class OperatorCluster:
         self.operator_modes.add("cluster-wide" if "--all-namespaces" in args else "namespaced")
         mode = [] if {"--standalone", "--peering"} & set(args) else ["--standalone"]
         scope = (
-            [] if {"--all-namespaces", "--namespace"} & set(args) else ["--namespace", NAMESPACE]
+            []
+            if {"--all-namespaces", "--namespace"} & set(args)
+            else ["--namespace", self.namespace]
         )
         if self.operator_config is not None and "--config" not in args:
             config = self.tmp_path / "operator.toml"
@@ -213,6 +241,11 @@ class OperatorCluster:
     # -- the API ------------------------------------------------------------------------------
 
     def api_request(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        if self.control_plane is not None:
+            content_type = "application/merge-patch+json" if method == "PATCH" else None
+            return self.control_plane.request(
+                method, path, body, content_type=content_type or "application/json"
+            )
         request = urllib.request.Request(
             self.api.url + path,
             method=method,
@@ -242,12 +275,21 @@ class OperatorCluster:
         }
         return self.api_request("POST", self.executions_path(namespace=namespace), body)
 
+    def objects(
+        self, plural: str, group: str = "", namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A namespace's objects of a resource (by plural), for assertions."""
+        namespace = namespace or self.namespace
+        if self.control_plane is None:
+            return self.api.objects(plural, group=group, namespace=namespace)
+        version = f"/apis/{group}/v1" if group else "/api/v1"
+        path = f"{version}/namespaces/{namespace}/{plural}"
+        return self.control_plane.request("GET", path)["items"]
+
     def execution(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         found = [
             obj
-            for obj in self.api.objects(
-                "executions", group="kredun.dev", namespace=namespace or self.namespace
-            )
+            for obj in self.objects("executions", group="kredun.dev", namespace=namespace)
             if obj["metadata"]["name"] == name
         ]
         return found[0] if found else None
@@ -274,8 +316,10 @@ class OperatorCluster:
             print(self.log_text()[-6000:], file=sys.stderr)
             raise
 
-    def pods(self, execution: str | None = None, namespace: str | None = None) -> list[dict]:
-        pods = self.api.objects("pods", namespace=namespace or self.namespace)
+    def pods(
+        self, execution: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        pods = self.objects("pods", namespace=namespace)
         if execution is not None:
             pods = [
                 p for p in pods if p["metadata"]["labels"].get("kredun.dev/execution") == execution
@@ -284,9 +328,7 @@ class OperatorCluster:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [
-            event
-            for event in self.api.objects("events", namespace=self.namespace)
-            if event["involvedObject"]["name"] == name
+            event for event in self.objects("events") if event["involvedObject"]["name"] == name
         ]
 
     def event_reasons(self, name: str) -> list[str]:

@@ -1,9 +1,12 @@
 """A local kubelet for tests: runs Pods as local subprocesses, talking only the Kubernetes API.
 
-It plays both the scheduler and the kubelet of a one-node cluster: it watches Pods, decides
-whether one fits the node (resources, nodeSelector, required node affinity) and either binds it
-(``pods/binding``) and runs its first container's command, or leaves it Pending with
-``PodScheduled=False, reason=Unschedulable`` as the real scheduler does. Status goes through
+Against the emulated API server it plays both the scheduler and the kubelet of a one-node
+cluster: it watches Pods, decides whether one fits the node (resources, nodeSelector, required
+node affinity) and either binds it (``pods/binding``) and runs its first container's command, or
+leaves it Pending with ``PodScheduled=False, reason=Unschedulable`` as the real scheduler does.
+With ``schedule_pods=False`` (against a real control plane) it is only the kubelet: it registers
+its Node with allocatable CPU, memory and ``nvidia.com/gpu``, and runs the Pods that the real
+kube-scheduler bound to it (``spec.nodeName``). Status goes through
 ``pods/status``; deleting a Pod stops its process (SIGTERM, SIGKILL after the grace period),
 after which the kubelet completes the deletion (``gracePeriodSeconds=0``), as a real one does.
 
@@ -78,6 +81,9 @@ _SUFFIXES = {
 }
 # How long the kubelet keeps retrying a write the API answers with a transient failure.
 _RETRY_SECONDS = 30.0
+# A real kubelet's node Lease: renewed every quarter of its duration.
+_LEASE_SECONDS = 40
+_NODE_LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 
 
@@ -93,6 +99,12 @@ def parse_quantity(value: str | float | int) -> float:
 
 def now_timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def now_micro_timestamp() -> str:
+    """A MicroTime, as Lease.spec.renewTime wants it."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 @dataclass(frozen=True)
@@ -327,6 +339,7 @@ class LocalKubelet:
         restart_backoff: float = 1.0,
         work_dir: str | Path | None = None,
         env: Mapping[str, str] | None = None,
+        schedule_pods: bool = True,
     ) -> None:
         """Configure the node.
 
@@ -335,6 +348,7 @@ class LocalKubelet:
         many run at once ("Too many pods"). ``max_grace_period`` caps how long a deleted Pod's
         process may take to exit after SIGTERM. ``env`` is added to every process's environment
         (on top of this process's environment, below the container's own ``env``).
+        ``schedule_pods=False`` leaves binding Pods to a real scheduler (see the module doc).
         """
         self.kubeconfig = kubeconfig
         self.logs_dir = Path(logs_dir)
@@ -356,6 +370,7 @@ class LocalKubelet:
         self.max_grace_period = max_grace_period
         self.restart_backoff = restart_backoff
         self.extra_env = dict(env or {})
+        self.schedule_pods = schedule_pods
         self._owns_work_dir = work_dir is None
         self.work_dir = (
             Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="local-kubelet-"))
@@ -371,6 +386,7 @@ class LocalKubelet:
         self._stopping = threading.Event()
         self._stream: urllib3.HTTPResponse | None = None
         self._watch_thread: threading.Thread | None = None
+        self._heartbeat_thread: threading.Thread | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -381,7 +397,12 @@ class LocalKubelet:
         try:
             self._api = _Api(self.kubeconfig, self._stopping)
             self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kubelet-api")
-            self._register_node()
+            node = self._register_node()
+            if not self.schedule_pods:
+                self._heartbeat_thread = threading.Thread(
+                    target=self._heartbeat, args=(node,), name="kubelet-lease", daemon=True
+                )
+                self._heartbeat_thread.start()
             self._watch_thread = threading.Thread(
                 target=self._watch_loop, name="kubelet-watch", daemon=True
             )
@@ -399,8 +420,9 @@ class LocalKubelet:
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.shutdown()
-        if self._watch_thread is not None:
-            self._watch_thread.join(timeout=10)
+        for thread in (self._watch_thread, self._heartbeat_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
@@ -443,32 +465,91 @@ class LocalKubelet:
 
     # ----------------------------------------------------------------------------- watching
 
-    def _register_node(self) -> None:
+    def _register_node(self) -> dict[str, Any]:
+        """Create (or take over) this kubelet's Node; the Node as stored, or {} if that failed."""
         allocatable = {
             "cpu": str(self.capacity.cpu) if self.capacity.cpu != math.inf else "1000",
             "memory": str(int(self.capacity.memory)) if self.capacity.memory != math.inf else "1Ei",
             "nvidia.com/gpu": str(int(self.capacity.gpus)),
             "pods": str(self.max_parallel or 1000),
         }
+        now = now_timestamp()
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "local kubelet is posting ready status",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
+        status = {
+            "capacity": allocatable,
+            "allocatable": allocatable,
+            "conditions": [ready],
+            "addresses": [{"type": "InternalIP", "address": POD_IP}],
+        }
         node = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {"name": self.node_name, "labels": self.node_labels},
-            "status": {
-                "capacity": allocatable,
-                "allocatable": allocatable,
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                "addresses": [{"type": "InternalIP", "address": POD_IP}],
-            },
+            "status": status,
         }
-        # Best effort: the Node is informational (kubectl get nodes), and the API server may
-        # not be up yet; the watch loop waits for it anyway.
-        with contextlib.suppress(KubeError, urllib3.exceptions.HTTPError):
-            self._kube.request("POST", "/api/v1/nodes", body=node)
+        retry_for = 0.0 if self.schedule_pods else _RETRY_SECONDS
+        try:
+            try:
+                return self._kube.request("POST", "/api/v1/nodes", body=node, retry_for=retry_for)
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                # Registered by an earlier kubelet of this name: take the node over.
+                return self._kube.request(
+                    "PATCH",
+                    f"/api/v1/nodes/{quote(self.node_name)}/status",
+                    body={"status": status},
+                    content_type="application/strategic-merge-patch+json",
+                    retry_for=retry_for,
+                )
+        except (KubeError, urllib3.exceptions.HTTPError):
+            # When it schedules Pods itself the Node is informational (kubectl get nodes);
+            # a real scheduler binds nothing to a Node that does not exist.
+            if not self.schedule_pods:
+                raise
+        return {}
+
+    def _heartbeat(self, node: Mapping[str, Any]) -> None:
+        """Renew the node's Lease as a kubelet does: the node lifecycle controller lifts the
+        not-ready taint from a Ready node, and taints it unreachable once renewals stop."""
+        owner = {"apiVersion": "v1", "kind": "Node", "name": self.node_name}
+        owner["uid"] = node["metadata"]["uid"]
+        while True:
+            spec = {
+                "holderIdentity": self.node_name,
+                "leaseDurationSeconds": _LEASE_SECONDS,
+                "renewTime": now_micro_timestamp(),
+            }
+            try:
+                try:
+                    self._kube.request(
+                        "PATCH",
+                        f"{_NODE_LEASES}/{quote(self.node_name)}",
+                        body={"spec": spec},
+                        content_type="application/merge-patch+json",
+                    )
+                except KubeError as exc:
+                    if exc.status != 404:
+                        raise
+                    lease = {"metadata": {"name": self.node_name, "ownerReferences": [owner]}}
+                    self._kube.request("POST", _NODE_LEASES, body={**lease, "spec": spec})
+            except (KubeError, urllib3.exceptions.HTTPError) as exc:
+                logger.warning("could not renew the lease of node %s: %s", self.node_name, exc)
+            if self._stopping.wait(_LEASE_SECONDS / 4):
+                return
 
     def _watch_loop(self) -> None:
         path = _pod_path(self.namespace) if self.namespace else "/api/v1/pods"
         selector = {"labelSelector": self.label_selector} if self.label_selector else {}
+        if not self.schedule_pods:  # like a real kubelet: only the Pods bound to this node
+            selector["fieldSelector"] = f"spec.nodeName={self.node_name}"
         resource_version: str | None = None
         while not self._stopping.is_set():
             try:
@@ -554,7 +635,7 @@ class LocalKubelet:
             elif node == self.node_name and phase != "Pending":
                 # Running here per the API, yet no process of ours: a previous kubelet ran it.
                 self._submit(self._report_lost, pod)
-            else:
+            elif node or self.schedule_pods:
                 self._pending[uid] = pod
         self._schedule()
 
@@ -638,7 +719,8 @@ class LocalKubelet:
                 return
             running = sum(1 for run in self._runs.values() if not run.done)
             for uid, pod in list(self._pending.items()):
-                reason = self._unschedulable_reason(pod, running)
+                # A Pod the real scheduler bound here fits by its reckoning: admit it.
+                reason = self._unschedulable_reason(pod, running) if self.schedule_pods else None
                 if reason is None:
                     del self._pending[uid]
                     self._reported_unschedulable.pop(uid, None)
@@ -1131,6 +1213,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-memory")
     parser.add_argument("--max-gpus", type=int, default=0)
     parser.add_argument("--max-parallel", type=int)
+    parser.add_argument(
+        "--schedule-pods",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bind Pods itself (default); --no-schedule-pods leaves that to a real scheduler",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -1148,6 +1236,7 @@ def main(argv: list[str] | None = None) -> None:
         max_memory=args.max_memory,
         max_gpus=args.max_gpus,
         max_parallel=args.max_parallel,
+        schedule_pods=args.schedule_pods,
     )
     with kubelet:
         print(
