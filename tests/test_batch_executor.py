@@ -569,7 +569,7 @@ def test_bad_options_are_refused_when_the_config_is_read(aws: MotoBatch, databas
 
 
 def test_bad_job_settings_fail_the_job_not_the_scheduler(aws: MotoBatch, database: str) -> None:
-    with pytest.raises(ConfigError, match="memory '4GB' is not MiB") as raised:
+    with pytest.raises(ConfigError, match=r"memory must be a number of GiB .* not '4GB'") as raised:
         run(make_config(database, memory="4GB"), add(1, 2))
     assert_recorded_failure(database, raised.value)
 

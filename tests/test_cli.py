@@ -184,7 +184,8 @@ def test_named_executor_from_config_file(workdir):
         ),
         (
             '[executors.default]\ntype = "proces"\n',
-            "executors.default.type = 'proces' is not an executor type (valid: local, process",
+            "executors.default.type = 'proces' is not an executor type "
+            "(valid: batch, k8s, local, process",
         ),
         ('[databse]\nuri = "sqlite://"\n', "unknown section databse (valid: database,"),
     ],

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from kredun import Dir, File
 from kredun.refs import ref_from_json, resolve
-from kredun.scheduler import Scheduler
 
 from tests import test_operator_workflows as flow
 from tests.support.operator import operator_cluster
@@ -15,7 +14,7 @@ __all__ = ["operator_cluster"]  # a fixture: imported for pytest to find
 
 
 def _result(cluster, status: dict):
-    scheduler = Scheduler(db_uri=cluster.database, value_store=cluster.value_store)
+    scheduler = cluster.scheduler()  # on the stores of the namespace's cache scope
     try:
         return resolve(ref_from_json(status["result"]["ref"]), scheduler.fetch_blob)
     finally:

@@ -74,7 +74,8 @@ def test_event_messages_are_one_line() -> None:
 
 
 def test_log_records_are_one_line(caplog) -> None:
-    logger = logging.getLogger("kredun.test.messages")
+    # Not under "kredun": the engine's logger does not propagate to caplog's root handler.
+    logger = logging.getLogger("test_operator_messages")
     caplog.handler.addFilter(OneLineMessages())
     with caplog.at_level(logging.INFO):
         logger.info("job %s failed", FORGED)

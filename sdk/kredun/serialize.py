@@ -78,7 +78,10 @@ def _local_modules() -> list[ModuleType]:
     Recomputed only when modules were imported since the last call (fan-outs ship often)."""
     global _local_modules_seen
     if _local_modules_seen[0] == len(sys.modules):
-        return _local_modules_seen[1]
+        # The same count can hide a module removed (or reloaded) and another imported.
+        cached = _local_modules_seen[1]
+        if all(sys.modules.get(module.__name__) is module for module in cached):
+            return cached
     local_packages: dict[str, bool] = {}  # by top-level name: are its modules local?
     found = []
     for name, module in list(sys.modules.items()):
