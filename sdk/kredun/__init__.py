@@ -1,6 +1,7 @@
 """kredun: redun's programming model — lazy task expressions, graph reduction, content-hash
 caching and SQL provenance — running on a laptop or as a Kubernetes operator."""
 
+from .context import get_context
 from .control import SchedulerTask, catch, catch_all, cond, throw
 from .expression import (
     Expression,
@@ -33,6 +34,7 @@ __all__ = [
     "catch",
     "catch_all",
     "cond",
+    "get_context",
     "get_task",
     "quote",
     "submit",

@@ -16,6 +16,9 @@ File format (`.kredun/kredun.toml`)::
     [executors.process]
     type = "process"                        # separate processes; cloudpickle across
     max_workers = 4
+
+    [context]                               # the execution's context (kredun.get_context)
+    align = { threads = 8 }
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "value_store": ("uri",),
     "jobs": ("image",),  # the image `kredun submit` names (the operator has its own file)
 }
-KNOWN_SECTIONS = (*SECTION_KEYS, "executors")
+# Tables whose keys are the user's own: executors by name, and context values.
+KNOWN_SECTIONS = (*SECTION_KEYS, "executors", "context")
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Config:
     value_store_uri: str | None = None
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
 
     def executor_options(self, name: str) -> dict[str, Any]:
         merged = {**DEFAULT_EXECUTORS, **self.executors}
@@ -99,11 +104,15 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         raise ConfigError(f"{origin}: [executors] must be a table of named executors")
     for name, options in executors.items():
         check_executor_config(name, options, origin)
+    context = data.get("context", {})
+    if not isinstance(context, dict):
+        raise ConfigError(f"{origin}: [context] must be a table of context values")
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
         executors=dict(executors),
         sections={key: value for key, value in data.items() if key == "jobs"},
+        context=dict(context),
     )
 
 

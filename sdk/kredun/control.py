@@ -44,6 +44,9 @@ class ControlRun(Protocol):
     def record_call(self, eval_hash: str, task: SchedulerTask, args_hash: str, expr: Any) -> None:
         """Record what a scheduler task call reduced to, for later runs to replay."""
 
+    def context_of(self, node: Any) -> Any:
+        """The `kredun.context.Context` the expression at `node` is evaluated under."""
+
 
 class SchedulerTask:
     """A task the scheduler evaluates itself, by calling `handler(run, node, *args)`."""

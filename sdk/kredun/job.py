@@ -28,6 +28,10 @@ class Job:
     references: bool = False
     # Scheduler graph nodes that take this job's result (more than one after CSE).
     nodes: list[Any] = field(default_factory=list)
+    # The kredun.context.Context the job runs under; its children inherit it.
+    context: Any = None
+    # What identifies the job among running ones: eval hash, and context hash if any.
+    key: str = ""
 
     def call_text(self, limit: int = 100) -> str:
         """`ns.add(a=1, b=2)`: the call as the status log shows it."""
@@ -38,3 +42,15 @@ class Job:
             bound = {str(i): value for i, value in enumerate(self.args)} | self.kwargs
         arguments = ", ".join(f"{name}={preview(value, limit)}" for name, value in bound.items())
         return f"{self.task.fullname}({arguments})"
+
+
+class JobEnv:
+    """Stands in for a job's parent while the job's expression default arguments (e.g.
+    `get_context(...)`) are evaluated: jobs they start are the parent's children, but they
+    read the context of the job about to run."""
+
+    __slots__ = ("context", "id")
+
+    def __init__(self, parent: Job | None, context: Any) -> None:
+        self.id = parent.id if parent is not None else None
+        self.context = context

@@ -43,6 +43,10 @@ def _check_valid(value: Any) -> str | None:
     )
 
 
+def _dict(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a dict"
+
+
 # Options every executor honours: name -> value check (None: any value).
 CORE_OPTIONS: dict[str, Check | None] = {
     "cache": _bool,
@@ -50,6 +54,7 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "retries": _count,
     "nout": _optional_count,
     "check_valid": _check_valid,
+    "_context_override": _dict,  # set by task.update_context()
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
 K8S_TASK_OPTIONS = (

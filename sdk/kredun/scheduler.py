@@ -22,14 +22,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import graph
+from .binding import bind
 from .config import Config, config_from_dict
+from .context import EMPTY_CONTEXT, Context, merge_dicts
 from .domains import ReferencedValues, TrustedValues
 from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
 from .hashing import hash_bytes, hash_eval, hash_value
-from .job import Job
+from .job import Job, JobEnv
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
@@ -136,12 +138,19 @@ class Scheduler:
         progress: Progress | None = None,
         execution_id: str | None = None,
         values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
+        context: dict[str, Any] | None = None,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
-        `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
-        operator does; `execution_id` lets a resumed execution keep its identity."""
+        `context` is merged over the config's `[context]` for this execution (read with
+        `kredun.get_context`). `values=ReferencedValues` evaluates a plan (a dict) over value
+        references, as the operator does; `execution_id` lets a resumed execution keep its
+        identity."""
+        if context is not None and not isinstance(context, dict):
+            raise TypeError(f"Scheduler.run(context=...) must be a dict, not {context!r}")
+        values_ = merge_dicts([self.config.context, context or {}])
         run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
+        run.context = Context(values_) if values_ else EMPTY_CONTEXT
         return run.run()
 
     def close(self) -> None:
@@ -208,6 +217,7 @@ class _ExecutionRun:
         self.dirty_jobs: dict[str, JobRecord] = {}
         self.pending = ProvenanceBatch()
         self.last_flush = time.monotonic()
+        self.context = EMPTY_CONTEXT
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -386,6 +396,9 @@ class _ExecutionRun:
             known = self.values.load_results(found.values()).get(eval_hash)
         return known[1] if known is not None and known[0] == "expression" else None
 
+    def context_of(self, node: Node) -> Context:
+        return self.context if node.owner is None else node.owner.context
+
     def record_call(self, eval_hash: str, task: Any, args_hash: str, expr: Any) -> None:
         try:
             data = dumps(expr)
@@ -407,6 +420,8 @@ class _ExecutionRun:
             if current is not task:
                 task = current
                 node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
+            if task.expression_defaults and self._evaluate_defaults(node, task):
+                return
         _, _, positional, named = graph.call_arguments(node)
         try:
             args_hash = task.hash_arguments(
@@ -418,18 +433,52 @@ class _ExecutionRun:
         except SerializationError as error:
             raise SerializationError(f"argument of {task.fullname}: {error}") from None
         eval_hash = hash_eval(task.hash, args_hash)
+        context = self.context_of(node).updated(task.get_option("_context_override"))
         if not (self.cache and task.get_option("cache", True)):
-            self._dispatch(node, eval_hash, args_hash)
+            self._dispatch(node, eval_hash, args_hash, context)
             return
-        running = self.in_flight.get(eval_hash)
+        running = self.in_flight.get(context.key(eval_hash))
         if running is not None:
             running.nodes.append(node)  # identical call in flight: share its result
             return
         known = self._known_result(eval_hash)
         if known is not None:
-            self._replay(node, eval_hash, args_hash, *known)
+            self._replay(node, eval_hash, args_hash, context, *known)
             return
-        self.to_check.append((node, eval_hash, args_hash))
+        self.to_check.append((node, eval_hash, args_hash, context))
+
+    def _evaluate_defaults(self, node: Node, task: Task) -> bool:
+        """Start evaluating the expression defaults (`get_context(...)`) a call leaves out,
+        with the context of the job it will be; the call is prepared again with their values
+        as keyword arguments. False when the call gives every such parameter."""
+        _, _, positional, named = graph.call_arguments(node)
+        try:
+            given = bind(task.parameters, positional, named)
+        except TypeError:
+            return False  # hashing the call reports it
+        missing = {
+            name: default for name, default in task.expression_defaults.items()
+            if name not in given
+        }  # fmt: skip
+        if not missing:
+            return False
+        context = self.context_of(node).updated(task.get_option("_context_override"))
+        sub_root, ready = self.values.build(missing, JobEnv(node.owner, context))
+        self.ready.extend(ready)
+
+        def with_defaults(values: dict[str, Any]) -> None:
+            expr = node.payload
+            node.payload = TaskExpression(expr.task, expr.args, {**expr.kwargs, **values})
+            node.children = [*node.children, *(Node(graph.VALUE, v) for v in values.values())]
+            self._prepare_call(node)
+
+        continuation = Node(graph.CONTINUE, (node, with_defaults, None), [sub_root])
+        if sub_root.resolved:
+            self.ready.append(continuation)
+        else:
+            continuation.waiting = 1
+            sub_root.parents.append(continuation)
+        return True
 
     def _known_result(self, eval_hash: str) -> tuple[str, Any, str] | None:
         """A result this scheduler already has, unless it holds a task value whose
@@ -448,23 +497,25 @@ class _ExecutionRun:
         if self.scheduler._results_are_complete:
             loaded = {}
         else:
-            found = self.scheduler.store.lookup_calls({eval_hash for _, eval_hash, _ in batch})
+            found = self.scheduler.store.lookup_calls({call[1] for call in batch})
             loaded = self.values.load_results(found.values())
-        for node, eval_hash, args_hash in batch:
+        for node, eval_hash, args_hash, context in batch:
             known = self._known_result(eval_hash)
-            running = self.in_flight.get(eval_hash)
+            running = self.in_flight.get(context.key(eval_hash))
             if running is not None:
                 running.nodes.append(node)
             elif known is not None:
-                self._replay(node, eval_hash, args_hash, *known)
+                self._replay(node, eval_hash, args_hash, context, *known)
             elif eval_hash in loaded:
                 kind, value, result_hash = loaded[eval_hash]
                 self.scheduler._results[eval_hash] = loaded[eval_hash]
-                self._replay(node, eval_hash, args_hash, kind, value, result_hash)
+                self._replay(node, eval_hash, args_hash, context, kind, value, result_hash)
             else:
-                self._dispatch(node, eval_hash, args_hash)
+                self._dispatch(node, eval_hash, args_hash, context)
 
-    def _new_job(self, node: Node, eval_hash: str, args_hash: str, status: str) -> Job:
+    def _new_job(
+        self, node: Node, eval_hash: str, args_hash: str, context: Context, status: str
+    ) -> Job:
         task: Task = node.payload.task
         args, kwargs, _, _ = graph.call_arguments(node)
         job_id = uuid.uuid4().hex
@@ -486,6 +537,8 @@ class _ExecutionRun:
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
         job.references = not self.values.records_results
         job.nodes.append(node)
+        job.context = context
+        job.key = context.key(eval_hash)
         return job
 
     def _update_record(self, job: Job, **fields: Any) -> None:
@@ -502,22 +555,31 @@ class _ExecutionRun:
             row[leave] -= 1
         row[enter] += 1
 
-    def _dispatch(self, node: Node, eval_hash: str, args_hash: str) -> None:
-        job = self._new_job(node, eval_hash, args_hash, "RUNNING")
+    def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+        job = self._new_job(node, eval_hash, args_hash, context, "RUNNING")
         if is_subrun_call(job.task) and len(job.args) == 2 and not job.references:
             job.args = with_parent_config(job.args, self.scheduler.config)
+            if context.values:
+                job.kwargs = {**job.kwargs, "context": context.values}
         executor = self.scheduler.executor(job.executor_name)
         if self.verbose:
             self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)
-        self.in_flight.setdefault(eval_hash, job)
+        self.in_flight.setdefault(job.key, job)
         self.running += 1
         self._count(job.task.fullname, None, RUNNING)
         executor.submit(job, self.outcomes.put)
 
     def _replay(
-        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any, result_hash: str
+        self,
+        node: Node,
+        eval_hash: str,
+        args_hash: str,
+        context: Context,
+        kind: str,
+        value: Any,
+        result_hash: str,
     ) -> None:
-        job = self._new_job(node, eval_hash, args_hash, "CACHED")
+        job = self._new_job(node, eval_hash, args_hash, context, "CACHED")
         self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
         if self.verbose:
             self.logger.info(
@@ -550,8 +612,8 @@ class _ExecutionRun:
             self.scheduler._results[job.eval_hash] = (kind, value, result_hash)
         self._update_record(job, status="DONE", end_time=_now(), result_hash=result_hash)
         self._count(job.task.fullname, RUNNING, DONE)
-        if self.in_flight.get(job.eval_hash) is job:
-            del self.in_flight[job.eval_hash]
+        if self.in_flight.get(job.key) is job:
+            del self.in_flight[job.key]
         self._deliver(job, kind, value, result_hash)
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
@@ -591,7 +653,8 @@ class _ExecutionRun:
             traceback=outcome.traceback,
         )
         self._count(job.task.fullname, RUNNING, FAILED)
-        self.in_flight.pop(job.eval_hash, None)
+        if self.in_flight.get(job.key) is job:
+            del self.in_flight[job.key]
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
         self._fail_nodes(job.nodes, outcome.error, outcome.traceback, job.task.fullname)
 

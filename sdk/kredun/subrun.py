@@ -21,12 +21,15 @@ if TYPE_CHECKING:
 # made it, so it could not tell whether the code of any of them changed. The nested
 # scheduler caches each inner call itself, with full validity checks.
 @task(namespace="kredun", name="subrun", version="1", cache=False)
-def _subrun(quoted: QuotedExpression, config: dict[str, Any]) -> Any:
+def _subrun(
+    quoted: QuotedExpression, config: dict[str, Any], context: dict[str, Any] | None = None
+) -> Any:
     from .scheduler import Scheduler
 
     scheduler = Scheduler(config=config)
     try:
-        return scheduler.run(quoted.expr)
+        # `context`: the parent job's, filled in by the parent scheduler when it is not empty.
+        return scheduler.run(quoted.expr, context=context)
     finally:
         scheduler.close()
 

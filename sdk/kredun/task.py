@@ -15,7 +15,7 @@ from typing import Any, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
 from .errors import TaskNameError
-from .expression import TaskExpression
+from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options
 from .validity import report_stale
@@ -173,6 +173,7 @@ class Task:
         self.hash = task_hash or self._compute_hash()
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
+        self._expression_defaults: dict[str, Any] | None = None
         self.__doc__ = func.__doc__
 
     def _compute_hash(self) -> str:
@@ -227,7 +228,28 @@ class Task:
         copy._overrides = {**self._overrides, **options}
         copy._signature = self._signature
         copy._parameters = self._parameters
+        copy._expression_defaults = self._expression_defaults
         return copy
+
+    def update_context(self, context: dict[str, Any] | None = None, **values: Any) -> Task:
+        """A copy of this task whose calls (and everything they call) see these context
+        values merged over the context they inherit."""
+        from .context import merge_dicts
+
+        previous = self._options.get("_context_override") or {}
+        return self.options(_context_override=merge_dicts([previous, context or {}, values]))
+
+    @property
+    def expression_defaults(self) -> dict[str, Any]:
+        """Parameters whose default is an expression (e.g. `get_context(...)`): the scheduler
+        evaluates it for each call that leaves the parameter out, before hashing the call."""
+        if self._expression_defaults is None:
+            self._expression_defaults = {
+                name: parameter.default
+                for name, parameter in self.signature.parameters.items()
+                if isinstance(parameter.default, Expression)
+            }
+        return self._expression_defaults
 
     def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
         return PartialTask(self, args, kwargs)

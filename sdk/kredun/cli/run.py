@@ -10,6 +10,7 @@ import sys
 import traceback
 
 from ..config import project_config
+from ..context import load_context_file, merge_dicts, parse_context_updates
 from ..scheduler import Scheduler
 from ..workflow import find_task, load_workflow_file
 from .params import parse_task_params
@@ -25,7 +26,12 @@ def run_command(args: argparse.Namespace) -> int:
     task = find_task(module, args.task)
     kwargs = parse_task_params(task, args.params)
     label = shlex.join(["kredun", "run", args.file, args.task, *args.params])
+    context = merge_dicts([
+        load_context_file(args.context_file) if args.context_file else {},
+        parse_context_updates(args.context),
+    ])  # fmt: skip
 
+    expr = task(**kwargs)
     scheduler = Scheduler(config=config)
     progress = None
     if sys.stderr.isatty():
@@ -34,12 +40,13 @@ def run_command(args: argparse.Namespace) -> int:
         progress = LiveProgress(scheduler.logger)
     try:
         if progress is None:
-            result = scheduler.run(task(**kwargs), cache=not args.no_cache, label=label)
+            result = scheduler.run(expr, cache=not args.no_cache, label=label, context=context)
         else:
             with progress:
                 result = scheduler.run(
-                    task(**kwargs), cache=not args.no_cache, label=label, progress=progress.update
-                )
+                    expr, cache=not args.no_cache, label=label, context=context,
+                    progress=progress.update,
+                )  # fmt: skip
     except Exception as error:
         if isinstance(error, _kredun_errors()):
             raise
