@@ -15,11 +15,13 @@ from .expression import (
 from .scheduler import Scheduler
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
-from .task import PartialTask, Task, get_task, task
+from .task import CacheCheckValid, CacheScope, PartialTask, Task, get_task, task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheCheckValid",
+    "CacheScope",
     "ExecutionHandle",
     "Expression",
     "PartialTask",

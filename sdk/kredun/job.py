@@ -32,6 +32,12 @@ class Job:
     context: Any = None
     # What identifies the job among running ones: eval hash, and context hash if any.
     key: str = ""
+    # check_valid="shallow" jobs: the hashes of every task run under them (self included),
+    # recorded with their final value; False in subtree_complete when that is not known.
+    subtree: set[str] | None = None
+    subtree_complete: bool = True
+    # The nearest enclosing job (parent, grandparent, ...) that collects a subtree.
+    tracker: Job | None = None
 
     def call_text(self, limit: int = 100) -> str:
         """`ns.add(a=1, b=2)`: the call as the status log shows it."""
@@ -49,8 +55,14 @@ class JobEnv:
     `get_context(...)`) are evaluated: jobs they start are the parent's children, but they
     read the context of the job about to run."""
 
-    __slots__ = ("context", "id")
+    __slots__ = ("context", "id", "subtree", "tracker")
 
     def __init__(self, parent: Job | None, context: Any) -> None:
         self.id = parent.id if parent is not None else None
         self.context = context
+        self.subtree = None
+        self.tracker = (
+            parent
+            if parent is not None and parent.subtree is not None
+            else (parent.tracker if parent is not None else None)
+        )

@@ -43,6 +43,18 @@ def _check_valid(value: Any) -> str | None:
     )
 
 
+def _cache_scope(value: Any) -> str | None:
+    if str(getattr(value, "value", value)) in ("NONE", "CSE", "BACKEND"):
+        return None
+    return "must be CacheScope.NONE, CSE or BACKEND (or 'NONE', 'CSE', 'BACKEND')"
+
+
+def _hash_includes(value: Any) -> str | None:
+    if value is None or isinstance(value, list | tuple):
+        return None
+    return "must be a list of values to hash"
+
+
 def _dict(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a dict"
 
@@ -54,6 +66,8 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "retries": _count,
     "nout": _optional_count,
     "check_valid": _check_valid,
+    "cache_scope": _cache_scope,
+    "hash_includes": _hash_includes,
     "_context_override": _dict,  # set by task.update_context()
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
@@ -68,8 +82,6 @@ UNSUPPORTED_OPTIONS: dict[str, str] = {
     "tags": "tags are not recorded by kredun",
     "config_args": "config_args are not supported; every argument is hashed",
     "compat": "compat is not supported; use version=",
-    "hash_includes": "hash_includes is not implemented by kredun yet",
-    "cache_scope": "cache_scope is not implemented by kredun yet; use cache=True/False",
 }
 
 # Executor-specific options by the executor type that reads them.

@@ -30,19 +30,26 @@ from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
-from .hashing import hash_bytes, hash_eval, hash_value
+from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
     ExecutionRecord,
+    FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
 )
 from .serialize import dumps, loads, preview, type_name
 from .subrun import is_subrun_call, with_parent_config
-from .task import Task, changed_tasks, current_definition
+from .task import (
+    Task,
+    changed_tasks,
+    collecting_task_values,
+    current_definition,
+    registered_hashes,
+)
 from .valuestore import ValueStore, open_value_store, store_value
 
 _CONTROL_KINDS = (graph.CONTROL, graph.CONTINUE)
@@ -70,6 +77,19 @@ def _now() -> datetime:
 
 
 Progress = Callable[[dict[str, list[int]]], None]
+# A final value known to a scheduler: (value, hash, hashes of the tasks under the call,
+# task values the value holds (name -> hash)).
+Final = tuple[Any, str, frozenset[str], dict[str, str]]
+
+
+def _option_value(value: Any) -> Any:
+    """An option given as an enum member (CacheScope.CSE) or as its value ("CSE")."""
+    return getattr(value, "value", value)
+
+
+def _is_shallow(task: Any) -> bool:
+    check = task.get_option("check_valid")
+    return check is not None and _option_value(check) == "shallow"
 
 
 class Scheduler:
@@ -105,6 +125,8 @@ class Scheduler:
         # Task values held by results in _results (name -> hash), for the results that
         # hold any: such a result is replayed only while those definitions are unchanged.
         self._result_task_values: dict[str, dict[str, str]] = {}
+        # Final values of check_valid="shallow" calls, by call key (see Context.key).
+        self._finals: dict[str, Final] = {}
         self._recorded_tasks: set[str] = set()
         self._recorded_values: set[str] = set()
 
@@ -209,6 +231,8 @@ class _ExecutionRun:
         self.to_check: list[tuple[Node, str, str]] = []
         self.outcomes: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         self.in_flight: dict[str, Job] = {}
+        # Results of this execution's jobs by call key: what a CacheScope.CSE call may reuse.
+        self.finished: dict[str, tuple[str, Any, str | None]] = {}
         self.running = 0
         self.counts: dict[str, list[int]] = {}
         self.failure: _Failure | None = None
@@ -293,6 +317,8 @@ class _ExecutionRun:
                         self._prepare_call(node)
                     elif node.kind in _CONTROL_KINDS:
                         self._control(node)
+                    elif node.kind == graph.FINAL:
+                        self._record_final(node)
                     else:
                         self._settle(node, self.values.assemble(node))
                 except Exception as error:
@@ -434,18 +460,95 @@ class _ExecutionRun:
             raise SerializationError(f"argument of {task.fullname}: {error}") from None
         eval_hash = hash_eval(task.hash, args_hash)
         context = self.context_of(node).updated(task.get_option("_context_override"))
-        if not (self.cache and task.get_option("cache", True)):
+        scope = self._cache_scope(task)
+        if scope == "NONE":
             self._dispatch(node, eval_hash, args_hash, context)
             return
-        running = self.in_flight.get(context.key(eval_hash))
+        key = context.key(eval_hash)
+        running = self.in_flight.get(key)
         if running is not None:
-            running.nodes.append(node)  # identical call in flight: share its result
+            self._join(running, node)  # identical call in flight: share its result
             return
+        if scope == "CSE":
+            done = self.finished.get(key)
+            if done is not None:
+                self._replay(node, eval_hash, args_hash, context, *done)
+            else:
+                self._dispatch(node, eval_hash, args_hash, context)
+            return
+        shallow = self.values.records_results and _is_shallow(task)
+        if shallow:
+            final = self._known_final(key)
+            if final is not None:
+                self._replay_final(node, eval_hash, args_hash, context, final)
+                return
+            if not self.scheduler._results_are_complete:
+                self.to_check.append((node, eval_hash, args_hash, context, True))
+                return
         known = self._known_result(eval_hash)
         if known is not None:
             self._replay(node, eval_hash, args_hash, context, *known)
             return
-        self.to_check.append((node, eval_hash, args_hash, context))
+        self.to_check.append((node, eval_hash, args_hash, context, False))
+
+    def _cache_scope(self, task: Any) -> str:
+        """Where a call may find its result: "NONE" (it runs), "CSE" (an identical call of
+        this execution) or "BACKEND" (any recorded execution). cache=False means CSE, as in
+        redun, and so does a run with caching off."""
+        scope = task.get_option("cache_scope")
+        if scope is None:
+            scope = "BACKEND" if task.get_option("cache", True) else "CSE"
+        else:
+            scope = _option_value(scope)
+        return "CSE" if scope == "BACKEND" and not self.cache else scope
+
+    def _join(self, running: Job, node: Node) -> None:
+        """`node` takes the result of a job already running. A shallow job enclosing `node`
+        but not `running` cannot know the tasks under `running`: it records no final value."""
+        running.nodes.append(node)
+        owner = node.owner
+        tracker = owner if owner is not None and owner.subtree is not None else (
+            owner.tracker if owner is not None else None
+        )  # fmt: skip
+        if tracker is None:
+            return
+        covered = set()
+        enclosing = running.tracker
+        while enclosing is not None:
+            covered.add(id(enclosing))
+            enclosing = enclosing.tracker
+        while tracker is not None and id(tracker) not in covered:
+            tracker.subtree_complete = False
+            tracker = tracker.tracker
+
+    def _known_final(self, key: str) -> Final | None:
+        """The final value of a shallow call this scheduler knows, while every task under
+        the call (and every task value in it) is defined as it was."""
+        final = self.scheduler._finals.get(key)
+        if final is None:
+            return None
+        if not final[2] <= registered_hashes() or (final[3] and changed_tasks(final[3])):
+            del self.scheduler._finals[key]
+            return None
+        return final
+
+    def _load_finals(self, keys: list[str]) -> dict[str, Final]:
+        """Final values recorded for these call keys, in one query, whose tasks are all
+        still defined as they were."""
+        records = self.scheduler.store.lookup_finals(keys)
+        current = registered_hashes()
+        valid: dict[str, frozenset[str]] = {}
+        for key, record in records.items():
+            task_hashes = frozenset(record.task_hashes.split())
+            if task_hashes <= current:
+                valid[key] = task_hashes
+            elif self.verbose:
+                self.logger.info("Miss   final result %s: a task under it changed", key[:8])
+        loaded = self.values.load_results(
+            CallRecord(key, "", "", records[key].result_hash, "value") for key in valid
+        )
+        return {key: (value, result_hash, valid[key], {})
+                for key, (_, value, result_hash) in loaded.items()}  # fmt: skip
 
     def _evaluate_defaults(self, node: Node, task: Task) -> bool:
         """Start evaluating the expression defaults (`get_context(...)`) a call leaves out,
@@ -494,17 +597,28 @@ class _ExecutionRun:
     def _check_cache(self) -> None:
         """Look the batch of ready calls up in the provenance store in one query."""
         batch, self.to_check = self.to_check, []
+        finals: dict[str, Final] = {}
         if self.scheduler._results_are_complete:
             loaded = {}
         else:
+            shallow = [call[3].key(call[1]) for call in batch if call[4]]
+            if shallow:
+                finals = self._load_finals(shallow)
             found = self.scheduler.store.lookup_calls({call[1] for call in batch})
             loaded = self.values.load_results(found.values())
-        for node, eval_hash, args_hash, context in batch:
-            known = self._known_result(eval_hash)
-            running = self.in_flight.get(context.key(eval_hash))
+        for node, eval_hash, args_hash, context, shallow in batch:
+            key = context.key(eval_hash)
+            running = self.in_flight.get(key)
             if running is not None:
-                running.nodes.append(node)
-            elif known is not None:
+                self._join(running, node)
+                continue
+            final = (self._known_final(key) or finals.get(key)) if shallow else None
+            if final is not None:
+                self.scheduler._finals[key] = final
+                self._replay_final(node, eval_hash, args_hash, context, final)
+                continue
+            known = self._known_result(eval_hash)
+            if known is not None:
                 self._replay(node, eval_hash, args_hash, context, *known)
             elif eval_hash in loaded:
                 kind, value, result_hash = loaded[eval_hash]
@@ -539,6 +653,14 @@ class _ExecutionRun:
         job.nodes.append(node)
         job.context = context
         job.key = context.key(eval_hash)
+        if parent is not None:
+            # Every shallow job enclosing this one records its task among those under it.
+            tracker = job.tracker = parent if parent.subtree is not None else parent.tracker
+            while tracker is not None:
+                tracker.subtree.add(task.hash)
+                tracker = tracker.tracker
+        if not job.references and _is_shallow(task):
+            job.subtree = {task.hash}
         return job
 
     def _update_record(self, job: Job, **fields: Any) -> None:
@@ -587,7 +709,50 @@ class _ExecutionRun:
             )
         self._count(job.task.fullname, None, CACHED)
         self._count(job.task.fullname, None, DONE)
+        self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
+
+    def _replay_final(
+        self, node: Node, eval_hash: str, args_hash: str, context: Context, final: Final
+    ) -> None:
+        """Reuse a shallow call's final value without replaying what it returned."""
+        value, result_hash, task_hashes, _ = final
+        job = self._new_job(node, eval_hash, args_hash, context, "CACHED")
+        tracker = job.tracker
+        while tracker is not None:
+            tracker.subtree.update(task_hashes)
+            tracker = tracker.tracker
+        self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
+        if self.verbose:
+            self.logger.info(
+                "Cached Job %s:  %s (eval_hash=%s, check_valid=shallow)",
+                job.id[:8], job.call_text(), eval_hash[:8],
+            )  # fmt: skip
+        self._count(job.task.fullname, None, CACHED)
+        self._count(job.task.fullname, None, DONE)
+        self.finished[job.key] = ("value", value, result_hash)
+        self._deliver(job, "value", value, result_hash)
+
+    def _record_final(self, node: Node) -> None:
+        """A shallow job's returned expression has its value: record it with the tasks that
+        ran under the job, unless some of those are unknown."""
+        job: Job = node.payload
+        value = node.children[0].value
+        value_hash = None
+        if job.subtree_complete:
+            try:
+                with collecting_task_values() as task_values:
+                    value_hash, data = encode(value)
+            except SerializationError:
+                pass  # evaluated, just not reusable
+            else:
+                self._record_value(value_hash, value, data)
+                task_hashes = frozenset(job.subtree)
+                self.pending.finals.append(
+                    FinalRecord(job.key, value_hash, " ".join(sorted(task_hashes)))
+                )
+                self.scheduler._finals[job.key] = (value, value_hash, task_hashes, task_values)
+        self._resolve(node, value, value_hash)
 
     def _handle_outcome(self, outcome: JobOutcome) -> None:
         job = outcome.job
@@ -614,6 +779,7 @@ class _ExecutionRun:
         self._count(job.task.fullname, RUNNING, DONE)
         if self.in_flight.get(job.key) is job:
             del self.in_flight[job.key]
+        self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
@@ -624,6 +790,15 @@ class _ExecutionRun:
             return
         sub_root, ready = self.values.build(value, job)
         self.ready.extend(ready)
+        if job.subtree is not None:
+            # The job's nodes take the value through a FINAL node that records it.
+            final = Node(graph.FINAL, job, [sub_root])
+            if sub_root.resolved:
+                self.ready.append(final)
+            else:
+                final.waiting = 1
+                sub_root.parents.append(final)
+            sub_root = final
         for node in job.nodes:
             node.kind = graph.FORWARD
             node.children = [sub_root]

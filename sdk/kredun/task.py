@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import enum
 import inspect
 import marshal
 import re
@@ -14,14 +15,36 @@ from contextlib import contextmanager
 from typing import Any, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
-from .errors import TaskNameError
+from .errors import SerializationError, TaskNameError, TaskOptionError
 from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options
-from .validity import report_stale
+from .validity import checking, report_stale
+
+
+class _Registry(dict):
+    """Tasks by full name, remembering the set of their hashes until it changes."""
+
+    hashes: frozenset[str] | None = None
+
+    def _changed(method):
+        def changed(self, *args, **kwargs):
+            self.hashes = None
+            return method(self, *args, **kwargs)
+
+        return changed
+
+    __setitem__ = _changed(dict.__setitem__)
+    __delitem__ = _changed(dict.__delitem__)
+    clear = _changed(dict.clear)
+    pop = _changed(dict.pop)
+    popitem = _changed(dict.popitem)
+    setdefault = _changed(dict.setdefault)
+    update = _changed(dict.update)
+
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
-_registry: dict[str, Task] = {}
+_registry: _Registry = _Registry()
 # Tasks rebuilt from shipped code that this process does not define (a job's process runs
 # the code it was sent), by (full name, hash).
 _shipped: dict[tuple[str, str], Task] = {}
@@ -31,6 +54,29 @@ _shipped: dict[tuple[str, str], Task] = {}
 _pickled_tasks: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "kredun_pickled_tasks", default=None
 )
+
+
+class CacheScope(enum.Enum):
+    """Where a call may take a result from instead of running (`@task(cache_scope=...)`)."""
+
+    NONE = "NONE"  # nowhere: it always runs
+    CSE = "CSE"  # an identical call of the same execution (what cache=False means)
+    BACKEND = "BACKEND"  # any execution recorded in the provenance store (the default)
+
+
+class CacheCheckValid(enum.Enum):
+    """How a cached call is checked (`@task(check_valid=...)`)."""
+
+    FULL = "full"  # replay its result and check every call in the expression it returned
+    SHALLOW = "shallow"  # reuse its final value while every task under it is unchanged
+
+
+def registered_hashes() -> frozenset[str]:
+    """The hashes of every task this process defines: a call cached with
+    `check_valid="shallow"` is reused only if all the tasks under it are among them."""
+    if _registry.hashes is None:
+        _registry.hashes = frozenset(task.hash for task in _registry.values())
+    return _registry.hashes
 
 
 def get_task(fullname: str) -> Task | None:
@@ -177,15 +223,27 @@ class Task:
         self.__doc__ = func.__doc__
 
     def _compute_hash(self) -> str:
+        included = self._hash_includes()
         if self.version is not None:
-            return hash_parts("task", [self.fullname, "version", str(self.version)])
+            return hash_parts("task", [self.fullname, "version", str(self.version), *included])
         if self.source:
-            return hash_parts("task", [self.fullname, "source", hash_text(self.source)])
+            return hash_parts("task", [self.fullname, "source", hash_text(self.source), *included])
         # No source (e.g. defined with exec): the code object, constants included, is the
         # next best identity.
         code = getattr(self.func, "__code__", None)
         compiled = marshal.dumps(code) if code is not None else b""
-        return hash_parts("task", [self.fullname, "code", hash_value(compiled)])
+        return hash_parts("task", [self.fullname, "code", hash_value(compiled), *included])
+
+    def _hash_includes(self) -> list[str]:
+        """The hashes of the `hash_includes` values (data the task depends on besides its
+        source, e.g. a file it reads or a wrapper's arguments), in no particular order."""
+        values = self._options.get("hash_includes")
+        if not values:
+            return []
+        try:
+            return ["includes", *sorted(hash_value(value) for value in values)]
+        except SerializationError as error:
+            raise TaskOptionError(f"task {self.fullname}: option hash_includes: {error}") from None
 
     @property
     def nout(self) -> int | None:
@@ -223,7 +281,8 @@ class Task:
             self.version,
             {**self._options, **options},
             source=self.source,
-            task_hash=self.hash,
+            # New data to hash makes a new task; other options leave its identity alone.
+            task_hash=None if "hash_includes" in options else self.hash,
         )
         copy._overrides = {**self._overrides, **options}
         copy._signature = self._signature
@@ -336,6 +395,10 @@ def _shipped_task(
         base = {key: value for key, value in options.items() if key not in (overrides or {})}
         shipped = Task(func, name, namespace, version, base, task_hash=task_hash)
         _shipped[(fullname, task_hash)] = shipped
+    if fullname not in _registry and not checking():
+        # Code sent to this process to run (a job's arguments, a subrun's expression) is
+        # the current definition here: a nested scheduler checks its cache against it.
+        _registry[fullname] = shipped
     return shipped.options(**overrides) if overrides else shipped
 
 

@@ -29,6 +29,11 @@ def checking_staleness() -> Iterator[list[str]]:
         _problems.reset(token)
 
 
+def checking() -> bool:
+    """Whether a cached result is being restored (rather than, say, a job's arguments)."""
+    return _problems.get() is not None
+
+
 def report_stale(reason: str) -> None:
     """Called while an object is restored: the cached result holding it is stale."""
     problems = _problems.get()
