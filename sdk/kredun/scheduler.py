@@ -26,7 +26,7 @@ from .binding import bind
 from .config import Config, config_from_dict
 from .context import EMPTY_CONTEXT, Context, merge_dicts
 from .domains import ReferencedValues, TrustedValues
-from .errors import CancelledError, KredunError, SerializationError
+from .errors import CancelledError, DryRunResult, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
@@ -161,18 +161,22 @@ class Scheduler:
         execution_id: str | None = None,
         values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
         context: dict[str, Any] | None = None,
+        dryrun: bool = False,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
         `context` is merged over the config's `[context]` for this execution (read with
-        `kredun.get_context`). `values=ReferencedValues` evaluates a plan (a dict) over value
-        references, as the operator does; `execution_id` lets a resumed execution keep its
-        identity."""
+        `kredun.get_context`). `dryrun=True` runs nothing and records nothing: it replays
+        what the cache has and stops at every job that would have to run, then raises
+        `DryRunResult` listing them (or returns the value when everything is cached).
+        `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
+        operator does; `execution_id` lets a resumed execution keep its identity."""
         if context is not None and not isinstance(context, dict):
             raise TypeError(f"Scheduler.run(context=...) must be a dict, not {context!r}")
         values_ = merge_dicts([self.config.context, context or {}])
         run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
         run.context = Context(values_) if values_ else EMPTY_CONTEXT
+        run.dryrun = dryrun
         return run.run()
 
     def close(self) -> None:
@@ -242,6 +246,9 @@ class _ExecutionRun:
         self.pending = ProvenanceBatch()
         self.last_flush = time.monotonic()
         self.context = EMPTY_CONTEXT
+        self.dryrun = False
+        self.would_run: list[str] = []
+        self.replayed: list[str] = []
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -281,6 +288,9 @@ class _ExecutionRun:
             if root.resolved:
                 break
             if self.running == 0:
+                if self.failure is None and self.dryrun:
+                    self.logger.info("Dryrun: Additional jobs would run.")
+                    raise DryRunResult(self.would_run, self.replayed)
                 if self.failure is None:
                     raise KredunError("scheduler stalled: nothing ready and nothing running")
                 break
@@ -426,6 +436,8 @@ class _ExecutionRun:
         return self.context if node.owner is None else node.owner.context
 
     def record_call(self, eval_hash: str, task: Any, args_hash: str, expr: Any) -> None:
+        if self.dryrun:
+            return
         try:
             data = dumps(expr)
         except SerializationError:
@@ -678,6 +690,9 @@ class _ExecutionRun:
         row[enter] += 1
 
     def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+        if self.dryrun:
+            self._would_run(node, eval_hash, args_hash, context)
+            return
         job = self._new_job(node, eval_hash, args_hash, context, "RUNNING")
         if is_subrun_call(job.task) and len(job.args) == 2 and not job.references:
             job.args = with_parent_config(job.args, self.scheduler.config)
@@ -690,6 +705,15 @@ class _ExecutionRun:
         self.running += 1
         self._count(job.task.fullname, None, RUNNING)
         executor.submit(job, self.outcomes.put)
+
+    def _would_run(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+        """A dry run stops here: the job is reported, not run, and its node never resolves
+        (identical calls join it, so each job is reported once)."""
+        job = self._new_job(node, eval_hash, args_hash, context, "PENDING")
+        self.in_flight.setdefault(job.key, job)
+        self.would_run.append(job.call_text())
+        self.logger.info("Dryrun Job %s:  %s would run", job.id[:8], job.call_text())
+        self._count(job.task.fullname, None, PENDING)
 
     def _replay(
         self,
@@ -709,6 +733,8 @@ class _ExecutionRun:
             )
         self._count(job.task.fullname, None, CACHED)
         self._count(job.task.fullname, None, DONE)
+        if self.dryrun:
+            self.replayed.append(job.call_text())
         self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
 
@@ -730,6 +756,8 @@ class _ExecutionRun:
             )  # fmt: skip
         self._count(job.task.fullname, None, CACHED)
         self._count(job.task.fullname, None, DONE)
+        if self.dryrun:
+            self.replayed.append(job.call_text())
         self.finished[job.key] = ("value", value, result_hash)
         self._deliver(job, "value", value, result_hash)
 
@@ -863,6 +891,8 @@ class _ExecutionRun:
     # -- provenance -------------------------------------------------------------------------
 
     def _record_task(self, task: Any) -> None:
+        if self.dryrun:
+            return  # a dry run records nothing
         if task.hash not in self.scheduler._recorded_tasks:
             self.scheduler._recorded_tasks.add(task.hash)
             self.pending.tasks.append(
@@ -870,7 +900,7 @@ class _ExecutionRun:
             )
 
     def _record_value(self, value_hash: str, value: Any, data: bytes) -> None:
-        if value_hash in self.scheduler._recorded_values:
+        if self.dryrun or value_hash in self.scheduler._recorded_values:
             return
         self.scheduler._recorded_values.add(value_hash)
         self.pending.values.append(
@@ -888,7 +918,7 @@ class _ExecutionRun:
         batch, self.pending = self.pending, ProvenanceBatch()
         batch.jobs = list(self.dirty_jobs.values())
         self.dirty_jobs = {}
-        if batch:
+        if batch and not self.dryrun:
             self.scheduler.store.write(batch)
         self.last_flush = time.monotonic()
 

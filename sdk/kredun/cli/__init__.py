@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="run every job, ignoring the cache")
     run.add_argument("--executor", metavar="NAME", help="executor for tasks that name none")
     run.add_argument(
+        "--dryrun",
+        action="store_true",
+        help="run nothing: list the jobs that would run and those that would replay",
+    )
+    run.add_argument(
         "--context",
         action="append",
         default=[],
