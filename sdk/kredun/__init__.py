@@ -2,7 +2,16 @@
 caching and SQL provenance — running on a laptop or as a Kubernetes operator."""
 
 from .context import get_context
-from .control import SchedulerTask, catch, catch_all, cond, throw
+from .control import (
+    SchedulerTask,
+    Thread,
+    catch,
+    catch_all,
+    cond,
+    fork_thread,
+    join_thread,
+    throw,
+)
 from .expression import (
     Expression,
     QuotedExpression,
@@ -15,7 +24,7 @@ from .expression import (
 from .scheduler import Scheduler
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
-from .task import CacheCheckValid, CacheScope, PartialTask, Task, get_task, task
+from .task import CacheCheckValid, CacheScope, PartialTask, Task, get_task, namespace, task
 
 __version__ = "0.1.0"
 
@@ -32,12 +41,16 @@ __all__ = [
     "SimpleExpression",
     "Task",
     "TaskExpression",
+    "Thread",
     "ValueExpression",
     "catch",
     "catch_all",
     "cond",
+    "fork_thread",
     "get_context",
     "get_task",
+    "join_thread",
+    "namespace",
     "quote",
     "submit",
     "subrun",

@@ -38,6 +38,8 @@ class Job:
     subtree_complete: bool = True
     # The nearest enclosing job (parent, grandparent, ...) that collects a subtree.
     tracker: Job | None = None
+    # Options passed down to every job under this one (task.export_options), or None.
+    exports: dict[str, Any] | None = None
 
     def call_text(self, limit: int = 100) -> str:
         """`ns.add(a=1, b=2)`: the call as the status log shows it."""
@@ -55,11 +57,12 @@ class JobEnv:
     `get_context(...)`) are evaluated: jobs they start are the parent's children, but they
     read the context of the job about to run."""
 
-    __slots__ = ("context", "id", "subtree", "tracker")
+    __slots__ = ("context", "exports", "id", "subtree", "tracker")
 
     def __init__(self, parent: Job | None, context: Any) -> None:
         self.id = parent.id if parent is not None else None
         self.context = context
+        self.exports = parent.exports if parent is not None else None
         self.subtree = None
         self.tracker = (
             parent

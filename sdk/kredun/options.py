@@ -69,6 +69,7 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "cache_scope": _cache_scope,
     "hash_includes": _hash_includes,
     "_context_override": _dict,  # set by task.update_context()
+    "_export": None,  # names of options a job passes down (task.export_options)
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
 K8S_TASK_OPTIONS = (

@@ -129,6 +129,17 @@ class Scheduler:
         self._finals: dict[str, Final] = {}
         self._recorded_tasks: set[str] = set()
         self._recorded_values: set[str] = set()
+        # Job counts of the latest run, by task name (see get_job_status_report).
+        self._last_counts: dict[str, list[int]] = {}
+
+    def load(self) -> None:
+        """Open the provenance store now, creating or upgrading its schema, rather than at
+        the first run (a bad database URI fails here)."""
+        self.store  # noqa: B018
+
+    def get_job_status_report(self) -> list[str]:
+        """The job status table of the latest run, line by line, as the log prints it."""
+        return status_table(self._last_counts, _now())
 
     @property
     def store(self):
@@ -247,6 +258,8 @@ class _ExecutionRun:
         self.last_flush = time.monotonic()
         self.context = EMPTY_CONTEXT
         self.dryrun = False
+        # fork_thread's background evaluations, by thread id (see kredun.control).
+        self.threads: dict[str, Any] = {}
         self.would_run: list[str] = []
         self.replayed: list[str] = []
 
@@ -274,6 +287,7 @@ class _ExecutionRun:
             self._finish("CANCELLED" if cancelled else "FAILED", error)
             raise
         finally:
+            self.scheduler._last_counts = self.counts
             if self.progress is not None:
                 self.progress(self.counts)
             if self.verbose:
@@ -283,9 +297,11 @@ class _ExecutionRun:
         root, ready = self.values.build(self.expr, None)
         self.root = root
         self.ready.extend(ready)
-        while not root.resolved:
+        # Jobs still running once the root has its value were forked and never joined:
+        # the execution ends when they do.
+        while not root.resolved or self.running:
             self._reduce_ready()
-            if root.resolved:
+            if root.resolved and not self.running:
                 break
             if self.running == 0:
                 if self.failure is None and self.dryrun:
@@ -455,6 +471,13 @@ class _ExecutionRun:
         task: Task = node.payload.task
         if type(task) is Task:
             current = current_definition(task)
+            exports = node.owner.exports if node.owner is not None else None
+            if exports:
+                # Exported options beat the task's definition, not its call's own options.
+                current = current.options(**{
+                    name: value for name, value in exports.items()
+                    if name not in current._overrides
+                })  # fmt: skip
             if current is not task:
                 task = current
                 node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
@@ -673,6 +696,12 @@ class _ExecutionRun:
                 tracker = tracker.tracker
         if not job.references and _is_shallow(task):
             job.subtree = {task.hash}
+        exported = task.get_option("_export")
+        inherited = parent.exports if parent is not None else None
+        if exported or inherited:
+            names = {*(exported or ()), *(inherited or ())}
+            job.exports = {name: task.get_option(name) for name in names
+                           if name in task.option_values}  # fmt: skip
         return job
 
     def _update_record(self, job: Job, **fields: Any) -> None:

@@ -133,9 +133,26 @@ def changed_tasks(task_values: dict[str, str], current: dict[str, Any] | None = 
     ]  # fmt: skip
 
 
+# The namespace for tasks whose module sets none (see `namespace()`).
+_current_namespace = ""
+
+
+def namespace(name: str | None = None) -> None:
+    """Set the namespace of the tasks defined from now on in modules that set no
+    `kredun_namespace`/`redun_namespace`; `namespace()` unsets it."""
+    global _current_namespace
+    if name:
+        _check_names("x", name)
+    _current_namespace = name or ""
+
+
 def _namespace_of(func: Callable) -> str:
     module_globals = getattr(func, "__globals__", {})
-    return module_globals.get("kredun_namespace") or module_globals.get("redun_namespace") or ""
+    return (
+        module_globals.get("kredun_namespace")
+        or module_globals.get("redun_namespace")
+        or _current_namespace
+    )
 
 
 def _source_of(func: Callable) -> str:
@@ -289,6 +306,12 @@ class Task:
         copy._parameters = self._parameters
         copy._expression_defaults = self._expression_defaults
         return copy
+
+    def export_options(self, **options: Any) -> Task:
+        """A copy of this task with these options set, for its calls and for every job
+        under them (a job's own `.options(...)` still win)."""
+        exported = {*self._options.get("_export", ()), *options}
+        return self.options(**options, _export=tuple(sorted(exported)))
 
     def update_context(self, context: dict[str, Any] | None = None, **values: Any) -> Task:
         """A copy of this task whose calls (and everything they call) see these context
