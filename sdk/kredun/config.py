@@ -19,6 +19,9 @@ File format (`.kredun/kredun.toml`)::
 
     [context]                               # the execution's context (kredun.get_context)
     align = { threads = 8 }
+
+    [limits]                                # how many of each named resource jobs may hold
+    db = 2                                  # a name not listed here has 1
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "jobs": ("image",),  # the image `kredun submit` names (the operator has its own file)
 }
 # Tables whose keys are the user's own: executors by name, and context values.
-KNOWN_SECTIONS = (*SECTION_KEYS, "executors", "context")
+KNOWN_SECTIONS = (*SECTION_KEYS, "executors", "context", "limits")
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Config:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
 
     def executor_options(self, name: str) -> dict[str, Any]:
         merged = {**DEFAULT_EXECUTORS, **self.executors}
@@ -107,12 +111,19 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
     context = data.get("context", {})
     if not isinstance(context, dict):
         raise ConfigError(f"{origin}: [context] must be a table of context values")
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ConfigError(f"{origin}: [limits] must be a table of name = count")
+    for name, count in limits.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ConfigError(f"{origin}: limits.{name} = {count!r} must be a whole number >= 0")
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
         executors=dict(executors),
         sections={key: value for key, value in data.items() if key == "jobs"},
         context=dict(context),
+        limits=dict(limits),
     )
 
 

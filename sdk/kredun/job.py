@@ -40,6 +40,8 @@ class Job:
     tracker: Job | None = None
     # Options passed down to every job under this one (task.export_options), or None.
     exports: dict[str, Any] | None = None
+    # Named resources the job holds while it runs (task option `limits`), or None.
+    limits: dict[str, int] | None = None
 
     def call_text(self, limit: int = 100) -> str:
         """`ns.add(a=1, b=2)`: the call as the status log shows it."""

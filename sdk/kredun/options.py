@@ -49,6 +49,23 @@ def _cache_scope(value: Any) -> str | None:
     return "must be CacheScope.NONE, CSE or BACKEND (or 'NONE', 'CSE', 'BACKEND')"
 
 
+def _limits(value: Any) -> str | None:
+    if isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        return None
+    if isinstance(value, dict) and all(
+        isinstance(name, str) and _count(count) is None for name, count in value.items()
+    ):
+        return None
+    return "must be a list of limit names or a dict of name -> whole number >= 0"
+
+
+def job_limits(value: Any) -> dict[str, int]:
+    """A task's `limits` option as name -> amount (a list means 1 of each)."""
+    if not value:
+        return {}
+    return {name: 1 for name in value} if isinstance(value, list | tuple) else dict(value)
+
+
 def _hash_includes(value: Any) -> str | None:
     if value is None or isinstance(value, list | tuple):
         return None
@@ -68,6 +85,7 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "check_valid": _check_valid,
     "cache_scope": _cache_scope,
     "hash_includes": _hash_includes,
+    "limits": _limits,
     "_context_override": _dict,  # set by task.update_context()
     "_export": None,  # names of options a job passes down (task.export_options)
 }
@@ -78,7 +96,6 @@ K8S_TASK_OPTIONS = (
 )  # fmt: skip
 # redun options kredun does not implement: refused with a reason instead of ignored.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
-    "limits": "resource limits are not implemented by kredun yet",
     "script": "script tasks are not supported; call subprocess in the task body",
     "tags": "tags are not recorded by kredun",
     "config_args": "config_args are not supported; every argument is hashed",

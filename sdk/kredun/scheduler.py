@@ -26,12 +26,13 @@ from .binding import bind
 from .config import Config, config_from_dict
 from .context import EMPTY_CONTEXT, Context, merge_dicts
 from .domains import ReferencedValues, TrustedValues
-from .errors import CancelledError, DryRunResult, KredunError, SerializationError
+from .errors import CancelledError, ConfigError, DryRunResult, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
 from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
+from .options import job_limits
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
@@ -262,6 +263,10 @@ class _ExecutionRun:
         self.threads: dict[str, Any] = {}
         self.would_run: list[str] = []
         self.replayed: list[str] = []
+        # Named resource limits: how much of each running jobs hold, and jobs waiting for
+        # theirs, in the order they became ready.
+        self.limits_used: dict[str, int] = {}
+        self.waiting: deque[Job] = deque()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -722,18 +727,73 @@ class _ExecutionRun:
         if self.dryrun:
             self._would_run(node, eval_hash, args_hash, context)
             return
+        task = node.payload.task
+        limits = job_limits(task.get_option("limits"))
+        if limits:
+            self._check_capacity(task.fullname, limits)
         job = self._new_job(node, eval_hash, args_hash, context, "RUNNING")
         if is_subrun_call(job.task) and len(job.args) == 2 and not job.references:
             job.args = with_parent_config(job.args, self.scheduler.config)
             if context.values:
                 job.kwargs = {**job.kwargs, "context": context.values}
+        self.in_flight.setdefault(job.key, job)
+        if limits:
+            job.limits = limits
+            if not self._fits(limits):
+                self._update_record(job, status="PENDING")
+                self._count(job.task.fullname, None, PENDING)
+                self.waiting.append(job)
+                return
+        self._start(job, None)
+
+    def _start(self, job: Job, leave: int | None) -> None:
+        """Submit a job, taking the resources it names."""
+        for name, amount in (job.limits or {}).items():
+            self.limits_used[name] = self.limits_used.get(name, 0) + amount
         executor = self.scheduler.executor(job.executor_name)
         if self.verbose:
             self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)
-        self.in_flight.setdefault(job.key, job)
+        if leave is not None:
+            self._update_record(job, status="RUNNING", start_time=_now())
         self.running += 1
-        self._count(job.task.fullname, None, RUNNING)
+        self._count(job.task.fullname, leave, RUNNING)
         executor.submit(job, self.outcomes.put)
+
+    def _limit(self, name: str) -> int:
+        # As in redun: a limit the configuration does not name allows one job at a time.
+        return self.scheduler.config.limits.get(name, 1)
+
+    def _check_capacity(self, task_name: str, limits: dict[str, int]) -> None:
+        for name, amount in limits.items():
+            if amount > self._limit(name):
+                raise ConfigError(
+                    f"{task_name} needs {amount} of limit {name!r}, but only "
+                    f"{self._limit(name)} is configured ([limits] {name} = ...)"
+                )
+
+    def _fits(self, limits: dict[str, int]) -> bool:
+        used = self.limits_used
+        return all(used.get(name, 0) + amount <= self._limit(name)
+                   for name, amount in limits.items())  # fmt: skip
+
+    def _release(self, job: Job) -> None:
+        """A job holding limits ended: give them back and start the waiting jobs that now
+        fit, in the order they became ready."""
+        if not job.limits:
+            return
+        for name, amount in job.limits.items():
+            self.limits_used[name] -= amount
+        job.limits = None
+        if self.failure is not None:
+            return
+        still_waiting: deque[Job] = deque()
+        while self.waiting:
+            waiting = self.waiting.popleft()
+            if self._fits(waiting.limits):
+                self._start(waiting, PENDING)
+            else:
+                still_waiting.append(waiting)
+        self.waiting = still_waiting
 
     def _would_run(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
         """A dry run stops here: the job is reported, not run, and its node never resolves
@@ -834,6 +894,7 @@ class _ExecutionRun:
             self.scheduler._results[job.eval_hash] = (kind, value, result_hash)
         self._update_record(job, status="DONE", end_time=_now(), result_hash=result_hash)
         self._count(job.task.fullname, RUNNING, DONE)
+        self._release(job)
         if self.in_flight.get(job.key) is job:
             del self.in_flight[job.key]
         self.finished[job.key] = (kind, value, result_hash)
@@ -889,6 +950,7 @@ class _ExecutionRun:
             del self.in_flight[job.key]
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
         self._fail_nodes(job.nodes, outcome.error, outcome.traceback, job.task.fullname)
+        self._release(job)
 
     def _fail(self, error: BaseException, traceback_text: str | None, where: str) -> None:
         if self.failure is None:
@@ -966,6 +1028,8 @@ class _ExecutionRun:
         if status == "CANCELLED":
             for job in self.in_flight.values():
                 self._update_record(job, status="CANCELLED", end_time=record.end_time)
+        for job in self.waiting:  # never started: the run failed first
+            self._update_record(job, status="CANCELLED", end_time=record.end_time)
         self.pending.executions.append(record)
         self._flush()
 
