@@ -41,7 +41,9 @@ def test_a_misspelt_option_fails_at_decoration_naming_it_and_the_valid_ones() ->
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"limits": ["db"]}, "option 'limits': resource limits are not implemented"),
+        ({"limits": [3]}, "option limits=[3] must be a list of limit names"),
+        ({"cache_scope": "ALL"}, "option cache_scope='ALL' must be CacheScope"),
+        ({"hash_includes": 3}, "option hash_includes=3 must be a list"),
         ({"script": "yes"}, "option script='yes' must be True or False"),
         ({"tags": [("a", 1)]}, "option 'tags'"),
         ({"retries": -1}, "option retries=-1 must be a whole number >= 0"),

@@ -27,6 +27,7 @@ from kredun.provenance.memory import MemoryProvenanceStore
 from kredun.provenance.records import (
     CallRecord,
     ExecutionRecord,
+    FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
@@ -44,7 +45,9 @@ from sqlalchemy import create_engine, inspect, text
 from tests.support.postgres import store_uri  # noqa: F401
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-TABLES = {"kredun_task", "kredun_value", "kredun_call", "kredun_execution", "kredun_job"}
+TABLES = {
+    "kredun_task", "kredun_value", "kredun_call", "kredun_final", "kredun_execution", "kredun_job"
+}  # fmt: skip
 
 
 def h(label: object) -> str:
@@ -258,6 +261,21 @@ def test_content_addressed_rows_are_insert_or_ignore_calls_keep_the_latest(
     }
     newest = replace(call(1), result_kind="plan")
     assert store.lookup_calls([call(1).eval_hash]) == {call(1).eval_hash: newest}
+
+
+def test_final_results_are_looked_up_in_one_batch_and_keep_the_latest(
+    store: ProvenanceStore,
+) -> None:
+    keys = [h(("eval", n)) for n in range(1200)] + [f"{h(('eval', 0))}@{h('context')}"]
+    finals = [FinalRecord(key, h(("value", i)), f"{h('a')} {h('b')}") for i, key in enumerate(keys)]
+    store.write(ProvenanceBatch(finals=finals))
+    store.write(ProvenanceBatch(finals=[replace(finals[0], result_hash=h("newer"))]))
+    found = store.lookup_finals([*keys, h("missing")])
+    assert found == {
+        record.call_key: record for record in [replace(finals[0], result_hash=h("newer")),
+                                               *finals[1:]]
+    }  # fmt: skip
+    assert store.lookup_finals([]) == {}
 
 
 def test_jobs_and_executions_are_upserted_by_id(store: ProvenanceStore) -> None:

@@ -1,7 +1,17 @@
 """kredun: redun's programming model — lazy task expressions, graph reduction, content-hash
 caching and SQL provenance — running on a laptop or as a Kubernetes operator."""
 
-from .control import SchedulerTask, catch, catch_all, cond, throw
+from .context import get_context
+from .control import (
+    SchedulerTask,
+    Thread,
+    catch,
+    catch_all,
+    cond,
+    fork_thread,
+    join_thread,
+    throw,
+)
 from .expression import (
     Expression,
     QuotedExpression,
@@ -16,11 +26,13 @@ from .scheduler import Scheduler
 from .scripting import script
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
-from .task import PartialTask, Task, get_task, task
+from .task import CacheCheckValid, CacheScope, PartialTask, Task, get_task, namespace, task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CacheCheckValid",
+    "CacheScope",
     "ContentDir",
     "ContentFile",
     "Dir",
@@ -37,12 +49,17 @@ __all__ = [
     "StagingFile",
     "Task",
     "TaskExpression",
+    "Thread",
     "ValueExpression",
     "catch",
     "catch_all",
     "cond",
+    "fork_thread",
+    "get_context",
     "get_task",
     "glob_file",
+    "join_thread",
+    "namespace",
     "quote",
     "script",
     "submit",

@@ -19,6 +19,12 @@ File format (`.kredun/kredun.toml`)::
 
     [tenancy]                               # cache scopes: see kredun.tenancy
     cache_scope = ""                        # $KREDUN_CACHE_SCOPE overrides
+
+    [context]                               # the execution's context (kredun.get_context)
+    align = { threads = 8 }
+
+    [limits]                                # how many of each named resource jobs may hold
+    db = 2                                  # a name not listed here has 1
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "value_store": ("uri",),
     "jobs": ("image",),  # the image `kredun submit` names (the operator has its own file)
 }
-KNOWN_SECTIONS = (*SECTION_KEYS, "executors", "tenancy")
+# Tables whose keys are the user's own: executors by name, and context values; [tenancy]
+# is checked by kredun.tenancy.
+KNOWN_SECTIONS = (*SECTION_KEYS, "executors", "context", "limits", "tenancy")
 
 
 @dataclass
@@ -60,6 +68,8 @@ class Config:
     # Which cached calls and values this configuration's runs see (kredun.tenancy).
     cache_scope: str = ""
     tenancy: Tenancy = field(default_factory=Tenancy)
+    context: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
 
     def require_database_uri(self) -> str:
         """The database URI, for code that cannot run without one."""
@@ -131,6 +141,15 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
     for name, options in executors.items():
         check_executor_config(name, options, origin)
     tenancy = parse_tenancy(data.get("tenancy"), origin)
+    context = data.get("context", {})
+    if not isinstance(context, dict):
+        raise ConfigError(f"{origin}: [context] must be a table of context values")
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise ConfigError(f"{origin}: [limits] must be a table of name = count")
+    for name, count in limits.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ConfigError(f"{origin}: limits.{name} = {count!r} must be a whole number >= 0")
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
@@ -138,6 +157,8 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         sections={key: value for key, value in data.items() if key == "jobs"},
         cache_scope=tenancy.cache_scope,
         tenancy=tenancy,
+        context=dict(context),
+        limits=dict(limits),
     )
 
 

@@ -45,6 +45,9 @@ class ControlRun(Protocol):
     def record_call(self, eval_hash: str, task: SchedulerTask, args_hash: str, expr: Any) -> None:
         """Record what a scheduler task call reduced to, for later runs to replay."""
 
+    def context_of(self, node: Any) -> Any:
+        """The `kredun.context.Context` the expression at `node` is evaluated under."""
+
 
 class SchedulerTask:
     """A task the scheduler evaluates itself, by calling `handler(run, node, *args)`."""
@@ -319,3 +322,90 @@ def _map(run: ControlRun, node: Any, a_task: Any, values: Any) -> None:
 def map_(a_task: Any, values: Any) -> SchedulerExpression:
     """Apply a task to each of `values` (a list or an expression of one), like `map`."""
     return _map(a_task, values)
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+class Thread:
+    """A handle on an expression `fork_thread` evaluates in the background."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, thread_id: str) -> None:
+        self.id = thread_id
+
+    def __repr__(self) -> str:
+        return f"Thread({self.id[:8]})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Thread, (self.id,))
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts("thread", [self.id])
+
+
+class _ThreadState:
+    __slots__ = ("failure", "finished", "value", "waiting")
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.value: Any = None
+        self.failure: tuple[BaseException, str | None, str] | None = None
+        self.waiting: list[Any] = []
+
+
+def _thread_ended(run: Any, state: _ThreadState, value: Any, failure: Any) -> None:
+    state.finished, state.value, state.failure = True, value, failure
+    for node in state.waiting:
+        _settle_join(run, node, state)
+    state.waiting = []
+
+
+def _settle_join(run: ControlRun, node: Any, state: _ThreadState) -> None:
+    if state.failure is not None:
+        run.fail(node, *state.failure)
+    else:
+        run.resolve(node, state.value)
+
+
+@scheduler_task("fork_thread")
+def _fork_thread(run: Any, node: Any, expr: Any) -> None:
+    """Start evaluating `expr` and resolve at once to a Thread handle on it."""
+    import uuid
+
+    thread = Thread(uuid.uuid4().hex)
+    state = run.threads[thread.id] = _ThreadState()
+    run.evaluate(
+        node, expr, lambda value: _thread_ended(run, state, value, None),
+        lambda error, tb, where: _thread_ended(run, state, None, (error, tb, where)),
+    )  # fmt: skip
+    run.resolve(node, thread)
+
+
+@scheduler_task("join_thread")
+def _join_thread(run: Any, node: Any, thread: Any) -> None:
+    """The value of a forked expression, once it has one (its error, if it failed)."""
+
+    def join(handle: Any) -> None:
+        state = run.threads.get(getattr(handle, "id", None))
+        if state is None:
+            raise TypeError(f"join_thread() needs a Thread from fork_thread() in this run, "
+                            f"not {handle!r}")  # fmt: skip
+        if state.finished:
+            _settle_join(run, node, state)
+        else:
+            state.waiting.append(node)
+
+    run.evaluate(node, thread, join, None)
+
+
+def fork_thread(expr: Any) -> SchedulerExpression:
+    """Evaluate `expr` in the background: the value is a Thread for `join_thread`, so the
+    task that forked it can finish before `expr` does."""
+    return _fork_thread(expr)
+
+
+def join_thread(thread: Any) -> SchedulerExpression:
+    """Wait for a forked expression and take its value (or its error)."""
+    return _join_thread(thread)

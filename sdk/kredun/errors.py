@@ -53,6 +53,18 @@ class CancelledError(KredunError):
     """The execution was cancelled."""
 
 
+class DryRunResult(KredunError):
+    """A dry run found jobs that would have to run: `would_run` lists them (calls as the log
+    shows them), `cached` the jobs that would replay from the cache."""
+
+    def __init__(self, would_run: list[str], cached: list[str]) -> None:
+        super().__init__(
+            f"dry run: {len(would_run)} job(s) would run, {len(cached)} would replay from the cache"
+        )
+        self.would_run = would_run
+        self.cached = cached
+
+
 class TaskOptionError(KredunError, TypeError):
     """A task option nobody reads (a typo), or a value it cannot take."""
 

@@ -32,6 +32,7 @@ FORWARD = "forward"  # takes the value of its one child (a job's returned expres
 LIFTED = "lifted"  # the value of a ValueExpression: resolved from the start
 CONTROL = "control"  # a scheduler task's call (cond, catch, ...): its handler decides
 CONTINUE = "continue"  # runs a scheduler task's continuation with its one child's value
+FINAL = "final"  # takes its one child's value, recorded as the final value of a job (payload)
 
 # Values that can never hold an expression: containers of only these need no graph nodes.
 _ATOMIC = (int, float, str, bytes, bool, type(None), complex)

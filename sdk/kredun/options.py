@@ -43,6 +43,39 @@ def _check_valid(value: Any) -> str | None:
     )
 
 
+def _cache_scope(value: Any) -> str | None:
+    if str(getattr(value, "value", value)) in ("NONE", "CSE", "BACKEND"):
+        return None
+    return "must be CacheScope.NONE, CSE or BACKEND (or 'NONE', 'CSE', 'BACKEND')"
+
+
+def _limits(value: Any) -> str | None:
+    if isinstance(value, list | tuple) and all(isinstance(name, str) for name in value):
+        return None
+    if isinstance(value, dict) and all(
+        isinstance(name, str) and _count(count) is None for name, count in value.items()
+    ):
+        return None
+    return "must be a list of limit names or a dict of name -> whole number >= 0"
+
+
+def job_limits(value: Any) -> dict[str, int]:
+    """A task's `limits` option as name -> amount (a list means 1 of each)."""
+    if not value:
+        return {}
+    return {name: 1 for name in value} if isinstance(value, list | tuple) else dict(value)
+
+
+def _hash_includes(value: Any) -> str | None:
+    if value is None or isinstance(value, list | tuple):
+        return None
+    return "must be a list of values to hash"
+
+
+def _dict(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "must be a dict"
+
+
 # Options every executor honours: name -> value check (None: any value).
 CORE_OPTIONS: dict[str, Check | None] = {
     "cache": _bool,
@@ -51,6 +84,11 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "nout": _optional_count,
     "check_valid": _check_valid,
     "script": _bool,  # the body returns a shell command, which the job runs (kredun.scripting)
+    "cache_scope": _cache_scope,
+    "hash_includes": _hash_includes,
+    "limits": _limits,
+    "_context_override": _dict,  # set by task.update_context()
+    "_export": None,  # names of options a job passes down (task.export_options)
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
 K8S_TASK_OPTIONS = (
@@ -59,12 +97,9 @@ K8S_TASK_OPTIONS = (
 )  # fmt: skip
 # redun options kredun does not implement: refused with a reason instead of ignored.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
-    "limits": "resource limits are not implemented by kredun yet",
     "tags": "tags are not recorded by kredun",
     "config_args": "config_args are not supported; every argument is hashed",
     "compat": "compat is not supported; use version=",
-    "hash_includes": "hash_includes is not implemented by kredun yet",
-    "cache_scope": "cache_scope is not implemented by kredun yet; use cache=True/False",
 }
 
 # Executor-specific options by the executor type that reads them.

@@ -22,25 +22,35 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import graph
+from .binding import bind
 from .config import Config, config_from_dict
+from .context import EMPTY_CONTEXT, Context, merge_dicts
 from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
-from .errors import CancelledError, KredunError, SerializationError
+from .errors import CancelledError, ConfigError, DryRunResult, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
-from .hashing import hash_bytes, hash_eval, hash_value
-from .job import Job
+from .hashing import encode, hash_bytes, hash_eval, hash_value
+from .job import Job, JobEnv
+from .options import job_limits
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
     CallRecord,
     ExecutionRecord,
+    FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
 )
 from .serialize import dumps, loads, preview, type_name
-from .task import Task, changed_tasks, current_definition
+from .task import (
+    Task,
+    changed_tasks,
+    collecting_task_values,
+    current_definition,
+    registered_hashes,
+)
 from .validity import stale_reasons
 from .valuestore import ValueStore, open_value_store, store_value
 
@@ -71,6 +81,19 @@ def _now() -> datetime:
 
 
 Progress = Callable[[dict[str, list[int]]], None]
+# A final value known to a scheduler: (value, hash, hashes of the tasks under the call,
+# task values the value holds (name -> hash)).
+Final = tuple[Any, str | None, frozenset[str], dict[str, str]]
+
+
+def _option_value(value: Any) -> Any:
+    """An option given as an enum member (CacheScope.CSE) or as its value ("CSE")."""
+    return getattr(value, "value", value)
+
+
+def _is_shallow(task: Any) -> bool:
+    check = task.get_option("check_valid")
+    return check is not None and _option_value(check) == "shallow"
 
 
 class StopToken(Protocol):
@@ -114,8 +137,21 @@ class Scheduler:
         self._result_task_values: dict[str, dict[str, str]] = {}
         # Files and Dirs held by results in _results: replayed only while they are unchanged.
         self._result_external: dict[str, list[Any]] = {}
+        # Final values of check_valid="shallow" calls, by call key (see Context.key).
+        self._finals: dict[str, Final] = {}
         self._recorded_tasks: set[str] = set()
         self._recorded_values: set[str] = set()
+        # Job counts of the latest run, by task name (see get_job_status_report).
+        self._last_counts: dict[str, list[int]] = {}
+
+    def load(self) -> None:
+        """Open the provenance store now, creating or upgrading its schema, rather than at
+        the first run (a bad database URI fails here)."""
+        self.store  # noqa: B018
+
+    def get_job_status_report(self) -> list[str]:
+        """The job status table of the latest run, line by line, as the log prints it."""
+        return status_table(self._last_counts, _now())
 
     @property
     def store(self) -> ProvenanceBackend:
@@ -152,15 +188,26 @@ class Scheduler:
         execution_id: str | None = None,
         values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
         stop: StopToken | None = None,
+        context: dict[str, Any] | None = None,
+        dryrun: bool = False,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
+        `context` is merged over the config's `[context]` for this execution (read with
+        `kredun.get_context`). `dryrun=True` runs nothing and records nothing: it replays
+        what the cache has and stops at every job that would have to run, then raises
+        `DryRunResult` listing them (or returns the value when everything is cached).
         `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
         operator does; `execution_id` lets a resumed execution keep its identity. Once
         `stop` is set (from any thread), the run ends within a tick: running jobs are shut
         down and CancelledError is raised."""
+        if context is not None and not isinstance(context, dict):
+            raise TypeError(f"Scheduler.run(context=...) must be a dict, not {context!r}")
+        values_ = merge_dicts([self.config.context, context or {}])
         run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
         run.stop = stop
+        run.context = Context(values_) if values_ else EMPTY_CONTEXT
+        run.dryrun = dryrun
         return run.run()
 
     def close(self) -> None:
@@ -216,9 +263,12 @@ class _ExecutionRun:
             start_time=_now(),
         )
         self.ready: deque[Node] = deque()
-        self.to_check: list[tuple[Node, str, str]] = []
+        # (node, eval hash, args hash, context, check_valid is shallow)
+        self.to_check: list[tuple[Node, str, str, Context, bool]] = []
         self.outcomes: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         self.in_flight: dict[str, Job] = {}
+        # Results of this execution's jobs by call key: what a CacheScope.CSE call may reuse.
+        self.finished: dict[str, tuple[str, Any, str | None]] = {}
         self.running = 0
         self.counts: dict[str, list[int]] = {}
         self.failure: _Failure | None = None
@@ -228,6 +278,16 @@ class _ExecutionRun:
         self.dirty_jobs: dict[str, JobRecord] = {}
         self.pending = ProvenanceBatch()
         self.last_flush = time.monotonic()
+        self.context = EMPTY_CONTEXT
+        self.dryrun = False
+        # fork_thread's background evaluations, by thread id (see kredun.control).
+        self.threads: dict[str, Any] = {}
+        self.would_run: list[str] = []
+        self.replayed: list[str] = []
+        # Named resource limits: how much of each running jobs hold, and jobs waiting for
+        # theirs, in the order they became ready.
+        self.limits_used: dict[str, int] = {}
+        self.waiting: deque[Job] = deque()
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -253,6 +313,7 @@ class _ExecutionRun:
             self._finish("CANCELLED" if cancelled else "FAILED", error)
             raise
         finally:
+            self.scheduler._last_counts = self.counts
             if self.progress is not None:
                 self.progress(self.counts)
             if self.verbose:
@@ -262,13 +323,18 @@ class _ExecutionRun:
         root, ready = self.values.build(self.expr, None)
         self.root = root
         self.ready.extend(ready)
-        while not root.resolved:
+        # Jobs still running once the root has its value were forked and never joined:
+        # the execution ends when they do.
+        while not root.resolved or self.running:
             if self.stop is not None and self.stop.is_set():
                 raise CancelledError(f"execution {self.record.args} stopped")
             self._reduce_ready()
-            if root.resolved:
+            if root.resolved and not self.running:
                 break
             if self.running == 0:
+                if self.failure is None and self.dryrun:
+                    self.logger.info("Dryrun: Additional jobs would run.")
+                    raise DryRunResult(self.would_run, self.replayed)
                 if self.failure is None:
                     raise KredunError("scheduler stalled: nothing ready and nothing running")
                 break
@@ -305,6 +371,8 @@ class _ExecutionRun:
                         self._prepare_call(node)
                     elif node.kind in _CONTROL_KINDS:
                         self._control(node)
+                    elif node.kind == graph.FINAL:
+                        self._record_final(node)
                     else:
                         self._settle(node, self.values.assemble(node))
                 except Exception as error:
@@ -410,7 +478,12 @@ class _ExecutionRun:
             known = self.values.load_results(found.values()).get(eval_hash)
         return known[1] if known is not None and known[0] == "expression" else None
 
+    def context_of(self, node: Node) -> Context:
+        return self.context if node.owner is None else node.owner.context
+
     def record_call(self, eval_hash: str, task: Any, args_hash: str, expr: Any) -> None:
+        if self.dryrun:
+            return
         try:
             data = dumps(expr)
         except SerializationError:
@@ -428,9 +501,18 @@ class _ExecutionRun:
         task: Task = node.payload.task
         if type(task) is Task:
             current = current_definition(task)
+            exports = node.owner.exports if node.owner is not None else None
+            if exports:
+                # Exported options beat the task's definition, not its call's own options.
+                current = current.options(**{
+                    name: value for name, value in exports.items()
+                    if name not in current._overrides
+                })  # fmt: skip
             if current is not task:
                 task = current
                 node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
+            if task.expression_defaults and self._evaluate_defaults(node, task):
+                return
         _, _, positional, named = graph.call_arguments(node)
         try:
             args_hash = task.hash_arguments(
@@ -442,18 +524,129 @@ class _ExecutionRun:
         except SerializationError as error:
             raise SerializationError(f"argument of {task.fullname}: {error}") from None
         eval_hash = hash_eval(task.hash, args_hash)
-        if not (self.cache and task.get_option("cache", True)):
-            self._dispatch(node, eval_hash, args_hash)
+        context = self.context_of(node).updated(task.get_option("_context_override"))
+        scope = self._cache_scope(task)
+        if scope == "NONE":
+            self._dispatch(node, eval_hash, args_hash, context)
             return
-        running = self.in_flight.get(eval_hash)
+        key = context.key(eval_hash)
+        running = self.in_flight.get(key)
         if running is not None:
-            running.nodes.append(node)  # identical call in flight: share its result
+            self._join(running, node)  # identical call in flight: share its result
             return
+        if scope == "CSE":
+            done = self.finished.get(key)
+            if done is not None:
+                self._replay(node, eval_hash, args_hash, context, *done)
+            else:
+                self._dispatch(node, eval_hash, args_hash, context)
+            return
+        shallow = self.values.records_results and _is_shallow(task)
+        if shallow:
+            final = self._known_final(key)
+            if final is not None:
+                self._replay_final(node, eval_hash, args_hash, context, final)
+                return
+            if not self.scheduler._results_are_complete:
+                self.to_check.append((node, eval_hash, args_hash, context, True))
+                return
         known = self._known_result(eval_hash)
         if known is not None:
-            self._replay(node, eval_hash, args_hash, *known)
+            self._replay(node, eval_hash, args_hash, context, *known)
             return
-        self.to_check.append((node, eval_hash, args_hash))
+        self.to_check.append((node, eval_hash, args_hash, context, False))
+
+    def _cache_scope(self, task: Any) -> str:
+        """Where a call may find its result: "NONE" (it runs), "CSE" (an identical call of
+        this execution) or "BACKEND" (any recorded execution). cache=False means CSE, as in
+        redun, and so does a run with caching off."""
+        scope = task.get_option("cache_scope")
+        if scope is None:
+            scope = "BACKEND" if task.get_option("cache", True) else "CSE"
+        else:
+            scope = _option_value(scope)
+        return "CSE" if scope == "BACKEND" and not self.cache else scope
+
+    def _join(self, running: Job, node: Node) -> None:
+        """`node` takes the result of a job already running. A shallow job enclosing `node`
+        but not `running` cannot know the tasks under `running`: it records no final value."""
+        running.nodes.append(node)
+        owner = node.owner
+        tracker = owner if owner is not None and owner.subtree is not None else (
+            owner.tracker if owner is not None else None
+        )  # fmt: skip
+        if tracker is None:
+            return
+        covered = set()
+        enclosing = running.tracker
+        while enclosing is not None:
+            covered.add(id(enclosing))
+            enclosing = enclosing.tracker
+        while tracker is not None and id(tracker) not in covered:
+            tracker.subtree_complete = False
+            tracker = tracker.tracker
+
+    def _known_final(self, key: str) -> Final | None:
+        """The final value of a shallow call this scheduler knows, while every task under
+        the call (and every task value in it) is defined as it was."""
+        final = self.scheduler._finals.get(key)
+        if final is None:
+            return None
+        if not final[2] <= registered_hashes() or (final[3] and changed_tasks(final[3])):
+            del self.scheduler._finals[key]
+            return None
+        return final
+
+    def _load_finals(self, keys: list[str]) -> dict[str, Final]:
+        """Final values recorded for these call keys, in one query, whose tasks are all
+        still defined as they were."""
+        records = self.scheduler.store.lookup_finals(keys)
+        current = registered_hashes()
+        valid: dict[str, frozenset[str]] = {}
+        for key, record in records.items():
+            task_hashes = frozenset(record.task_hashes.split())
+            if task_hashes <= current:
+                valid[key] = task_hashes
+            elif self.verbose:
+                self.logger.info("Miss   final result %s: a task under it changed", key[:8])
+        loaded = self.values.load_results(
+            CallRecord(key, "", "", records[key].result_hash, "value") for key in valid
+        )
+        return {key: (value, result_hash, valid[key], {})
+                for key, (_, value, result_hash) in loaded.items()}  # fmt: skip
+
+    def _evaluate_defaults(self, node: Node, task: Task) -> bool:
+        """Start evaluating the expression defaults (`get_context(...)`) a call leaves out,
+        with the context of the job it will be; the call is prepared again with their values
+        as keyword arguments. False when the call gives every such parameter."""
+        _, _, positional, named = graph.call_arguments(node)
+        try:
+            given = bind(task.parameters, positional, named)
+        except TypeError:
+            return False  # hashing the call reports it
+        missing = {
+            name: default for name, default in task.expression_defaults.items()
+            if name not in given
+        }  # fmt: skip
+        if not missing:
+            return False
+        context = self.context_of(node).updated(task.get_option("_context_override"))
+        sub_root, ready = self.values.build(missing, JobEnv(node.owner, context))
+        self.ready.extend(ready)
+
+        def with_defaults(values: dict[str, Any]) -> None:
+            expr = node.payload
+            node.payload = TaskExpression(expr.task, expr.args, {**expr.kwargs, **values})
+            node.children = [*node.children, *(Node(graph.VALUE, v) for v in values.values())]
+            self._prepare_call(node)
+
+        continuation = Node(graph.CONTINUE, (node, with_defaults, None), [sub_root])
+        if sub_root.resolved:
+            self.ready.append(continuation)
+        else:
+            continuation.waiting = 1
+            sub_root.parents.append(continuation)
+        return True
 
     def _known_result(self, eval_hash: str) -> Result | None:
         """A result this scheduler already has, unless it holds a task value whose
@@ -474,26 +667,39 @@ class _ExecutionRun:
     def _check_cache(self) -> None:
         """Look the batch of ready calls up in the provenance store in one query."""
         batch, self.to_check = self.to_check, []
+        finals: dict[str, Final] = {}
         if self.scheduler._results_are_complete:
             loaded = {}
         else:
-            found = self.scheduler.store.lookup_calls({eval_hash for _, eval_hash, _ in batch})
+            shallow_keys = [call[3].key(call[1]) for call in batch if call[4]]
+            if shallow_keys:
+                finals = self._load_finals(shallow_keys)
+            found = self.scheduler.store.lookup_calls({call[1] for call in batch})
             loaded = self.values.load_results(found.values())
-        for node, eval_hash, args_hash in batch:
-            known = self._known_result(eval_hash)
-            running = self.in_flight.get(eval_hash)
+        for node, eval_hash, args_hash, context, shallow in batch:
+            key = context.key(eval_hash)
+            running = self.in_flight.get(key)
             if running is not None:
-                running.nodes.append(node)
-            elif known is not None:
-                self._replay(node, eval_hash, args_hash, *known)
+                self._join(running, node)
+                continue
+            final = (self._known_final(key) or finals.get(key)) if shallow else None
+            if final is not None:
+                self.scheduler._finals[key] = final
+                self._replay_final(node, eval_hash, args_hash, context, final)
+                continue
+            known = self._known_result(eval_hash)
+            if known is not None:
+                self._replay(node, eval_hash, args_hash, context, *known)
             elif eval_hash in loaded:
                 kind, value, result_hash = loaded[eval_hash]
                 self.scheduler._results[eval_hash] = loaded[eval_hash]
-                self._replay(node, eval_hash, args_hash, kind, value, result_hash)
+                self._replay(node, eval_hash, args_hash, context, kind, value, result_hash)
             else:
-                self._dispatch(node, eval_hash, args_hash)
+                self._dispatch(node, eval_hash, args_hash, context)
 
-    def _new_job(self, node: Node, eval_hash: str, args_hash: str, status: str) -> Job:
+    def _new_job(
+        self, node: Node, eval_hash: str, args_hash: str, context: Context, status: str
+    ) -> Job:
         task: Task = node.payload.task
         args, kwargs, _, _ = graph.call_arguments(node)
         job_id = uuid.uuid4().hex
@@ -515,6 +721,22 @@ class _ExecutionRun:
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
         job.references = not self.values.records_results
         job.nodes.append(node)
+        job.context = context
+        job.key = context.key(eval_hash)
+        if parent is not None:
+            # Every shallow job enclosing this one records its task among those under it.
+            tracker = job.tracker = parent if parent.subtree is not None else parent.tracker
+            while tracker is not None and tracker.subtree is not None:
+                tracker.subtree.add(task.hash)
+                tracker = tracker.tracker
+        if not job.references and _is_shallow(task):
+            job.subtree = {task.hash}
+        exported = task.get_option("_export")
+        inherited = parent.exports if parent is not None else None
+        if exported or inherited:
+            names = {*(exported or ()), *(inherited or ())}
+            job.exports = {name: task.get_option(name) for name in names
+                           if name in task.option_values}  # fmt: skip
         return job
 
     def _update_record(self, job: Job, **fields: Any) -> None:
@@ -531,25 +753,101 @@ class _ExecutionRun:
             row[leave] -= 1
         row[enter] += 1
 
-    def _dispatch(self, node: Node, eval_hash: str, args_hash: str) -> None:
-        job = self._new_job(node, eval_hash, args_hash, "RUNNING")
-        if job.task.fullname == SUBRUN_TASK and not job.references and job.args[1:] == [{}]:
-            # A subrun given no configuration runs on this scheduler's stores and executors,
-            # so its inner calls are cached and recorded where this run's are.
-            job.args = [job.args[0], self.scheduler.config.to_dict()]
+    def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+        if self.dryrun:
+            self._would_run(node, eval_hash, args_hash, context)
+            return
+        task = node.payload.task
+        limits = job_limits(task.get_option("limits"))
+        if limits:
+            self._check_capacity(task.fullname, limits)
+        job = self._new_job(node, eval_hash, args_hash, context, "RUNNING")
+        if job.task.fullname == SUBRUN_TASK and not job.references:
+            if job.args[1:] == [{}]:
+                # A subrun given no configuration runs on this scheduler's stores and
+                # executors, so its inner calls are cached and recorded where this run's are.
+                job.args = [job.args[0], self.scheduler.config.to_dict()]
+            if context.values:
+                job.kwargs = {**job.kwargs, "context": context.values}
+        self.in_flight.setdefault(job.key, job)
+        if limits:
+            job.limits = limits
+            if not self._fits(limits):
+                self._update_record(job, status="PENDING")
+                self._count(job.task.fullname, None, PENDING)
+                self.waiting.append(job)
+                return
+        self._start(job, None)
+
+    def _start(self, job: Job, leave: int | None) -> None:
+        """Submit a job, taking the resources it names."""
+        for name, amount in (job.limits or {}).items():
+            self.limits_used[name] = self.limits_used.get(name, 0) + amount
         executor = self.scheduler.executor(job.executor_name)
         if self.verbose:
             self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)
-        self.in_flight.setdefault(eval_hash, job)
+        if leave is not None:
+            self._update_record(job, status="RUNNING", start_time=_now())
         self.running += 1
-        self._count(job.task.fullname, None, RUNNING)
+        self._count(job.task.fullname, leave, RUNNING)
         executor.submit(job, self.outcomes.put)
 
+    def _limit(self, name: str) -> int:
+        # As in redun: a limit the configuration does not name allows one job at a time.
+        return self.scheduler.config.limits.get(name, 1)
+
+    def _check_capacity(self, task_name: str, limits: dict[str, int]) -> None:
+        for name, amount in limits.items():
+            if amount > self._limit(name):
+                raise ConfigError(
+                    f"{task_name} needs {amount} of limit {name!r}, but only "
+                    f"{self._limit(name)} is configured ([limits] {name} = ...)"
+                )
+
+    def _fits(self, limits: dict[str, int]) -> bool:
+        used = self.limits_used
+        return all(used.get(name, 0) + amount <= self._limit(name)
+                   for name, amount in limits.items())  # fmt: skip
+
+    def _release(self, job: Job) -> None:
+        """A job holding limits ended: give them back and start the waiting jobs that now
+        fit, in the order they became ready."""
+        if not job.limits:
+            return
+        for name, amount in job.limits.items():
+            self.limits_used[name] -= amount
+        job.limits = None
+        if self.failure is not None:
+            return
+        still_waiting: deque[Job] = deque()
+        while self.waiting:
+            waiting = self.waiting.popleft()
+            if self._fits(waiting.limits or {}):
+                self._start(waiting, PENDING)
+            else:
+                still_waiting.append(waiting)
+        self.waiting = still_waiting
+
+    def _would_run(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+        """A dry run stops here: the job is reported, not run, and its node never resolves
+        (identical calls join it, so each job is reported once)."""
+        job = self._new_job(node, eval_hash, args_hash, context, "PENDING")
+        self.in_flight.setdefault(job.key, job)
+        self.would_run.append(job.call_text())
+        self.logger.info("Dryrun Job %s:  %s would run", job.id[:8], job.call_text())
+        self._count(job.task.fullname, None, PENDING)
+
     def _replay(
-        self, node: Node, eval_hash: str, args_hash: str, kind: str, value: Any,
+        self,
+        node: Node,
+        eval_hash: str,
+        args_hash: str,
+        context: Context,
+        kind: str,
+        value: Any,
         result_hash: str | None,
-    ) -> None:  # fmt: skip
-        job = self._new_job(node, eval_hash, args_hash, "CACHED")
+    ) -> None:
+        job = self._new_job(node, eval_hash, args_hash, context, "CACHED")
         self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
         if self.verbose:
             self.logger.info(
@@ -557,7 +855,54 @@ class _ExecutionRun:
             )
         self._count(job.task.fullname, None, CACHED)
         self._count(job.task.fullname, None, DONE)
+        if self.dryrun:
+            self.replayed.append(job.call_text())
+        self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
+
+    def _replay_final(
+        self, node: Node, eval_hash: str, args_hash: str, context: Context, final: Final
+    ) -> None:
+        """Reuse a shallow call's final value without replaying what it returned."""
+        value, result_hash, task_hashes, _ = final
+        job = self._new_job(node, eval_hash, args_hash, context, "CACHED")
+        tracker = job.tracker
+        while tracker is not None and tracker.subtree is not None:
+            tracker.subtree.update(task_hashes)
+            tracker = tracker.tracker
+        self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
+        if self.verbose:
+            self.logger.info(
+                "Cached Job %s:  %s (eval_hash=%s, check_valid=shallow)",
+                job.id[:8], job.call_text(), eval_hash[:8],
+            )  # fmt: skip
+        self._count(job.task.fullname, None, CACHED)
+        self._count(job.task.fullname, None, DONE)
+        if self.dryrun:
+            self.replayed.append(job.call_text())
+        self.finished[job.key] = ("value", value, result_hash)
+        self._deliver(job, "value", value, result_hash)
+
+    def _record_final(self, node: Node) -> None:
+        """A shallow job's returned expression has its value: record it with the tasks that
+        ran under the job, unless some of those are unknown."""
+        job: Job = node.payload
+        value = node.children[0].value
+        value_hash = None
+        if job.subtree_complete:
+            try:
+                with collecting_task_values() as task_values:
+                    value_hash, data = encode(value)
+            except SerializationError:
+                pass  # evaluated, just not reusable
+            else:
+                self._record_value(value_hash, value, data)
+                task_hashes = frozenset(job.subtree or ())
+                self.pending.finals.append(
+                    FinalRecord(job.key, value_hash, " ".join(sorted(task_hashes)))
+                )
+                self.scheduler._finals[job.key] = (value, value_hash, task_hashes, task_values)
+        self._resolve(node, value, value_hash)
 
     def _handle_outcome(self, outcome: JobOutcome) -> None:
         job = outcome.job
@@ -583,8 +928,10 @@ class _ExecutionRun:
             self.scheduler._results[job.eval_hash] = (kind, value, result_hash)
         self._update_record(job, status="DONE", end_time=_now(), result_hash=result_hash)
         self._count(job.task.fullname, RUNNING, DONE)
-        if self.in_flight.get(job.eval_hash) is job:
-            del self.in_flight[job.eval_hash]
+        self._release(job)
+        if self.in_flight.get(job.key) is job:
+            del self.in_flight[job.key]
+        self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
@@ -595,6 +942,15 @@ class _ExecutionRun:
             return
         sub_root, ready = self.values.build(value, job)
         self.ready.extend(ready)
+        if job.subtree is not None:
+            # The job's nodes take the value through a FINAL node that records it.
+            final = Node(graph.FINAL, job, [sub_root])
+            if sub_root.resolved:
+                self.ready.append(final)
+            else:
+                final.waiting = 1
+                sub_root.parents.append(final)
+            sub_root = final
         for node in job.nodes:
             node.kind = graph.FORWARD
             node.children = [sub_root]
@@ -625,9 +981,11 @@ class _ExecutionRun:
             traceback=outcome.traceback,
         )
         self._count(job.task.fullname, RUNNING, FAILED)
-        self.in_flight.pop(job.eval_hash, None)
+        if self.in_flight.get(job.key) is job:
+            del self.in_flight[job.key]
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
         self._fail_nodes(job.nodes, outcome.error, outcome.traceback, job.task.fullname)
+        self._release(job)
 
     def _fail(self, error: BaseException, traceback_text: str | None, where: str) -> None:
         if self.failure is None:
@@ -660,6 +1018,8 @@ class _ExecutionRun:
     # -- provenance -------------------------------------------------------------------------
 
     def _record_task(self, task: Any) -> None:
+        if self.dryrun:
+            return  # a dry run records nothing
         if task.hash not in self.scheduler._recorded_tasks:
             self.scheduler._recorded_tasks.add(task.hash)
             self.pending.tasks.append(
@@ -667,7 +1027,7 @@ class _ExecutionRun:
             )
 
     def _record_value(self, value_hash: str, value: Any, data: bytes) -> None:
-        if value_hash in self.scheduler._recorded_values:
+        if self.dryrun or value_hash in self.scheduler._recorded_values:
             return
         self.scheduler._recorded_values.add(value_hash)
         self.pending.values.append(
@@ -685,7 +1045,7 @@ class _ExecutionRun:
         batch, self.pending = self.pending, ProvenanceBatch()
         batch.jobs = list(self.dirty_jobs.values())
         self.dirty_jobs = {}
-        if batch:
+        if batch and not self.dryrun:
             self.scheduler.store.write(batch)
         self.last_flush = time.monotonic()
 
@@ -704,6 +1064,8 @@ class _ExecutionRun:
         if status == "CANCELLED":
             for job in self.in_flight.values():
                 self._update_record(job, status="CANCELLED", end_time=record.end_time)
+        for job in self.waiting:  # never started: the run failed first
+            self._update_record(job, status="CANCELLED", end_time=record.end_time)
         self.pending.executions.append(record)
         self._flush()
 

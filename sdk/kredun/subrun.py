@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import config_from_dict
+from .errors import ConfigError
 from .expression import QuotedExpression, TaskExpression
 from .scheduler import SUBRUN_TASK
 from .task import task
@@ -21,23 +22,91 @@ _NAMESPACE, _, _NAME = SUBRUN_TASK.rpartition(".")
 # made it, so it could not tell whether the code of any of them changed. The nested
 # scheduler caches each inner call itself, with full validity checks.
 @task(namespace=_NAMESPACE, name=_NAME, version="1", cache=False)
-def _subrun(quoted: QuotedExpression, config: dict[str, Any]) -> Any:
+def _subrun(
+    quoted: QuotedExpression,
+    config: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    config_dir: str | None = None,
+    load_modules: list[str] | None = None,
+) -> Any:
+    import importlib
+    from pathlib import Path
+
+    from .config import CONFIG_FILE, load_config_file
     from .scheduler import Scheduler
 
-    scheduler = Scheduler(config=config)
+    for module in load_modules or ():
+        importlib.import_module(module)
+    # The configuration comes with the call, or from a kredun.toml where the job runs.
+    scheduler = Scheduler(
+        config=load_config_file(Path(config_dir) / CONFIG_FILE) if config_dir else config
+    )
     try:
-        return scheduler.run(quoted.expr)
+        # `context`: the parent job's, filled in by the parent scheduler when it is not empty.
+        return scheduler.run(quoted.expr, context=context)
     finally:
         scheduler.close()
 
 
 def subrun(
-    expr: Any, executor: str = "default", config: dict[str, Any] | None = None, **options: Any
+    expr: Any,
+    executor: str = "default",
+    config: dict[str, Any] | None = None,
+    config_dir: str | None = None,
+    new_execution: bool = True,
+    load_modules: list[str] | None = None,
+    **options: Any,
 ) -> TaskExpression:
     """Run `expr` under a nested scheduler in one job on `executor`.
 
     `config` configures the nested scheduler (executors, database, value store), like the
-    dict form of `.kredun/kredun.toml`; `options` are the job's task options (memory, ...).
+    dict form of `.kredun/kredun.toml`, or in redun's shape (`{"executors.default": {"type":
+    "local", "max_workers": "4"}, "backend": {"db_uri": ...}}`); `config_dir` names a
+    directory holding a kredun.toml where the job runs instead. `load_modules` are imported
+    in the job first. The nested run is always recorded as an execution of its own
+    (`new_execution=False`, redun's extension of the parent execution, is refused).
+    `options` are the job's task options (memory, ...).
     """
-    config_from_dict(config or {}, "subrun config")  # a typo fails here, not inside the job
-    return _subrun.options(executor=executor, **options)(QuotedExpression(expr), config or {})
+    if config and config_dir is not None:
+        raise ConfigError("subrun(): give config or config_dir, not both")
+    if not new_execution:
+        raise ConfigError("subrun(new_execution=False) is not supported: the nested run is "
+                          "recorded as an execution of its own")  # fmt: skip
+    config = from_redun_config(config or {})
+    config_from_dict(config, "subrun config")  # a typo fails here, not inside the job
+    extra: dict[str, Any] = {}
+    if config_dir is not None:
+        extra["config_dir"] = str(config_dir)
+    if load_modules:
+        extra["load_modules"] = list(load_modules)
+    return _subrun.options(executor=executor, **options)(QuotedExpression(expr), config, **extra)
+
+
+# redun's config keys that kredun reads: section -> {key: (kredun section, kredun key)}.
+_REDUN_KEYS = {"backend": {"db_uri": ("database", "uri")}}
+
+
+def from_redun_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A subrun config in redun's two-level shape (`"executors.NAME"` sections, string
+    values, `backend.db_uri`) as kredun's; a config in kredun's shape is returned as is."""
+    if not any("." in key or key in _REDUN_KEYS for key in config):
+        return config
+    converted: dict[str, Any] = {}
+    for section, table in config.items():
+        kind, _, name = section.partition(".")
+        if kind == "executors" and name:
+            converted.setdefault("executors", {})[name] = {
+                key: int(value) if key == "max_workers" else value for key, value in table.items()
+            }
+        elif section in _REDUN_KEYS:
+            for key, value in table.items():
+                if key not in _REDUN_KEYS[section]:
+                    supported = ", ".join(_REDUN_KEYS[section])
+                    raise ConfigError(
+                        f"subrun config: [{section}] {key} is not supported ({supported})"
+                    )
+                target, target_key = _REDUN_KEYS[section][key]
+                converted.setdefault(target, {})[target_key] = value
+        else:
+            converted[section] = table
+    return converted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import enum
 import inspect
 import marshal
 import re
@@ -14,11 +15,11 @@ from contextlib import contextmanager
 from typing import Any, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
-from .errors import TaskNameError
-from .expression import TaskExpression
+from .errors import SerializationError, TaskNameError, TaskOptionError
+from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options
-from .validity import report_stale
+from .validity import checking, report_stale
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
 _registry: dict[str, Task] = {}
@@ -31,6 +32,27 @@ _shipped: dict[tuple[str, str], Task] = {}
 _pickled_tasks: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "kredun_pickled_tasks", default=None
 )
+
+
+class CacheScope(enum.Enum):
+    """Where a call may take a result from instead of running (`@task(cache_scope=...)`)."""
+
+    NONE = "NONE"  # nowhere: it always runs
+    CSE = "CSE"  # an identical call of the same execution (what cache=False means)
+    BACKEND = "BACKEND"  # any execution recorded in the provenance store (the default)
+
+
+class CacheCheckValid(enum.Enum):
+    """How a cached call is checked (`@task(check_valid=...)`)."""
+
+    FULL = "full"  # replay its result and check every call in the expression it returned
+    SHALLOW = "shallow"  # reuse its final value while every task under it is unchanged
+
+
+def registered_hashes() -> frozenset[str]:
+    """The hashes of every task this process defines (a few hundred at most: computed on
+    each call rather than kept in step with every change to the registry)."""
+    return frozenset(task.hash for task in _registry.values())
 
 
 def get_task(fullname: str) -> Task | None:
@@ -87,9 +109,26 @@ def changed_tasks(task_values: dict[str, str], current: dict[str, Any] | None = 
     ]  # fmt: skip
 
 
+# The namespace for tasks whose module sets none (see `namespace()`).
+_current_namespace = ""
+
+
+def namespace(name: str | None = None) -> None:
+    """Set the namespace of the tasks defined from now on in modules that set no
+    `kredun_namespace`/`redun_namespace`; `namespace()` unsets it."""
+    global _current_namespace
+    if name:
+        _check_names("x", name)
+    _current_namespace = name or ""
+
+
 def _namespace_of(func: Callable) -> str:
     module_globals = getattr(func, "__globals__", {})
-    return module_globals.get("kredun_namespace") or module_globals.get("redun_namespace") or ""
+    return (
+        module_globals.get("kredun_namespace")
+        or module_globals.get("redun_namespace")
+        or _current_namespace
+    )
 
 
 def _source_of(func: Callable) -> str:
@@ -177,18 +216,31 @@ class Task:
             self.func = script_function(func)
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
+        self._expression_defaults: dict[str, Any] | None = None
         self.__doc__ = func.__doc__
 
     def _compute_hash(self) -> str:
+        included = self._hash_includes()
         if self.version is not None:
-            return hash_parts("task", [self.fullname, "version", str(self.version)])
+            return hash_parts("task", [self.fullname, "version", str(self.version), *included])
         if self.source:
-            return hash_parts("task", [self.fullname, "source", hash_text(self.source)])
+            return hash_parts("task", [self.fullname, "source", hash_text(self.source), *included])
         # No source (e.g. defined with exec): the code object, constants included, is the
         # next best identity.
         code = getattr(self.func, "__code__", None)
         compiled = marshal.dumps(code) if code is not None else b""
-        return hash_parts("task", [self.fullname, "code", hash_value(compiled)])
+        return hash_parts("task", [self.fullname, "code", hash_value(compiled), *included])
+
+    def _hash_includes(self) -> list[str]:
+        """The hashes of the `hash_includes` values (data the task depends on besides its
+        source, e.g. a file it reads or a wrapper's arguments), in no particular order."""
+        values = self._options.get("hash_includes")
+        if not values:
+            return []
+        try:
+            return ["includes", *sorted(hash_value(value) for value in values)]
+        except SerializationError as error:
+            raise TaskOptionError(f"task {self.fullname}: option hash_includes: {error}") from None
 
     @property
     def nout(self) -> int | None:
@@ -226,12 +278,40 @@ class Task:
             self.version,
             {**self._options, **options},
             source=self.source,
-            task_hash=self.hash,
+            # New data to hash makes a new task; other options leave its identity alone.
+            task_hash=None if "hash_includes" in options else self.hash,
         )
         copy._overrides = {**self._overrides, **options}
         copy._signature = self._signature
         copy._parameters = self._parameters
+        copy._expression_defaults = self._expression_defaults
         return copy
+
+    def export_options(self, **options: Any) -> Task:
+        """A copy of this task with these options set, for its calls and for every job
+        under them (a job's own `.options(...)` still win)."""
+        exported = {*self._options.get("_export", ()), *options}
+        return self.options(**options, _export=tuple(sorted(exported)))
+
+    def update_context(self, context: dict[str, Any] | None = None, **values: Any) -> Task:
+        """A copy of this task whose calls (and everything they call) see these context
+        values merged over the context they inherit."""
+        from .context import merge_dicts
+
+        previous = self._options.get("_context_override") or {}
+        return self.options(_context_override=merge_dicts([previous, context or {}, values]))
+
+    @property
+    def expression_defaults(self) -> dict[str, Any]:
+        """Parameters whose default is an expression (e.g. `get_context(...)`): the scheduler
+        evaluates it for each call that leaves the parameter out, before hashing the call."""
+        if self._expression_defaults is None:
+            self._expression_defaults = {
+                name: parameter.default
+                for name, parameter in self.signature.parameters.items()
+                if isinstance(parameter.default, Expression)
+            }
+        return self._expression_defaults
 
     def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
         return PartialTask(self, args, kwargs)
@@ -322,6 +402,10 @@ def _shipped_task(
         base = {key: value for key, value in options.items() if key not in (overrides or {})}
         shipped = Task(func, name, namespace, version, base, task_hash=task_hash)
         _shipped[(fullname, task_hash)] = shipped
+    if fullname not in _registry and not checking():
+        # Code sent to this process to run (a job's arguments, a subrun's expression) is
+        # the current definition here: a nested scheduler checks its cache against it.
+        _registry[fullname] = shipped
     return shipped.options(**overrides) if overrides else shipped
 
 

@@ -40,6 +40,21 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-cache", action="store_true", help="run every job, ignoring the cache")
     run.add_argument("--executor", metavar="NAME", help="executor for tasks that name none")
+    run.add_argument(
+        "--dryrun",
+        action="store_true",
+        help="run nothing: list the jobs that would run and those that would replay",
+    )
+    run.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a context value (KEY may be dotted, VALUE is JSON or a string); repeatable",
+    )
+    run.add_argument(
+        "--context-file", metavar="FILE", help="JSON object merged into the context first"
+    )
     run.add_argument("file", metavar="FILE", help="workflow file (a Python module)")
     run.add_argument("task", metavar="TASK", help="task name (or full name) in FILE")
     run.add_argument("params", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

@@ -10,6 +10,8 @@ import sys
 import traceback
 
 from ..config import project_config
+from ..context import load_context_file, merge_dicts, parse_context_updates
+from ..errors import DryRunResult
 from ..scheduler import Scheduler
 from ..workflow import find_task, load_workflow_file
 from .params import parse_task_params
@@ -25,7 +27,12 @@ def run_command(args: argparse.Namespace) -> int:
     task = find_task(module, args.task)
     kwargs = parse_task_params(task, args.params)
     label = shlex.join(["kredun", "run", args.file, args.task, *args.params])
+    context = merge_dicts([
+        load_context_file(args.context_file) if args.context_file else {},
+        parse_context_updates(args.context),
+    ])  # fmt: skip
 
+    expr = task(**kwargs)
     scheduler = Scheduler(config=config)
     progress = None
     if sys.stderr.isatty():
@@ -34,12 +41,18 @@ def run_command(args: argparse.Namespace) -> int:
         progress = LiveProgress(scheduler.logger)
     try:
         if progress is None:
-            result = scheduler.run(task(**kwargs), cache=not args.no_cache, label=label)
+            result = scheduler.run(
+                expr, cache=not args.no_cache, label=label, context=context, dryrun=args.dryrun
+            )
         else:
             with progress:
                 result = scheduler.run(
-                    task(**kwargs), cache=not args.no_cache, label=label, progress=progress.update
-                )
+                    expr, cache=not args.no_cache, label=label, context=context,
+                    progress=progress.update, dryrun=args.dryrun,
+                )  # fmt: skip
+    except DryRunResult as report:
+        print_dryrun(report.would_run, report.cached)
+        return 0
     except Exception as error:
         if isinstance(error, _kredun_errors()):
             raise
@@ -49,8 +62,20 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     finally:
         scheduler.close()
+    if args.dryrun:
+        print("Dry run: every job would replay from the cache; the result:")
     print(pprint.pformat(result))
     return 0
+
+
+def print_dryrun(would_run: list[str], cached: list[str]) -> None:
+    """The dry run's report on stdout: jobs that would run (each branch stops at its first),
+    then those that would replay."""
+    print(f"Dry run: {len(would_run)} job(s) would run, {len(cached)} would replay.")
+    for call in would_run:
+        print(f"  run     {call}")
+    for call in cached:
+        print(f"  cached  {call}")
 
 
 def _kredun_errors() -> tuple[type[BaseException], ...]:

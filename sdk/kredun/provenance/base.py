@@ -13,6 +13,7 @@ from typing import Protocol
 from .records import (
     CallRecord,
     ExecutionRecord,
+    FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
@@ -32,6 +33,9 @@ class ProvenanceBackend(Protocol):
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
         """The cached calls among these eval hashes."""
+
+    def lookup_finals(self, call_keys: Iterable[str]) -> dict[str, FinalRecord]:
+        """The final results of check_valid="shallow" calls among these call keys."""
 
     def value_records(self, hashes: Iterable[str]) -> dict[str, ValueRecord]: ...
 

@@ -14,6 +14,7 @@ from .base import ProvenanceBackend
 from .records import (
     CallRecord,
     ExecutionRecord,
+    FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
@@ -30,6 +31,7 @@ class MemoryProvenanceStore:
         self._tasks: dict[str, TaskRecord] = {}
         self._values: dict[str, ValueRecord] = {}
         self._calls: dict[str, CallRecord] = {}
+        self._finals: dict[str, FinalRecord] = {}
         self._jobs: dict[str, JobRecord] = {}
         self._executions: dict[str, ExecutionRecord] = {}
 
@@ -43,12 +45,16 @@ class MemoryProvenanceStore:
             for value in batch.values:
                 self._values.setdefault(value.hash, value)
             self._calls.update((r.eval_hash, r) for r in batch.calls)
+            self._finals.update((r.call_key, r) for r in batch.finals)
             # The scheduler's own record objects: it writes each again after changing it.
             self._executions.update((r.id, r) for r in batch.executions)
             self._jobs.update((r.id, r) for r in batch.jobs)
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
         return {h: self._calls[h] for h in eval_hashes if h in self._calls}
+
+    def lookup_finals(self, call_keys: Iterable[str]) -> dict[str, FinalRecord]:
+        return {k: self._finals[k] for k in call_keys if k in self._finals}
 
     def value_records(self, hashes: Iterable[str]) -> dict[str, ValueRecord]:
         return {h: self._values[h] for h in hashes if h in self._values}

@@ -41,6 +41,17 @@ class CallRecord:
 
 
 @dataclass(slots=True)
+class FinalRecord:
+    """The final value of a call that returned an expression (its ultimate reduction), for
+    `check_valid="shallow"`: reusable while every task that ran under it is unchanged."""
+
+    call_key: str  # the eval hash, and "@" and the context hash when the call had a context
+    result_hash: str  # the final value
+    task_hashes: str  # the hashes of every task in the call's subtree, sorted, space-separated
+    scope: str = ""  # the cache scope (kredun.tenancy); the store sets it when writing
+
+
+@dataclass(slots=True)
 class JobRecord:
     id: str  # 32 hex
     execution_id: str
@@ -85,6 +96,9 @@ class ProvenanceBatch:
     calls: list[CallRecord] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)
     executions: list[ExecutionRecord] = field(default_factory=list)
+    finals: list[FinalRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.tasks or self.values or self.calls or self.jobs or self.executions)
+        return bool(
+            self.tasks or self.values or self.calls or self.finals or self.jobs or self.executions
+        )

@@ -32,7 +32,7 @@ from sqlalchemy import (
 # The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
 # database's alembic_version against it with one query, so alembic is only imported when the
 # schema actually needs creating or upgrading.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 # Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
 HASH_LENGTH = 64
@@ -113,6 +113,18 @@ call_table = Table(
     Column("args_hash", String(HASH_LENGTH), nullable=False),
     Column("result_hash", String(HASH_LENGTH), nullable=False),
     Column("result_kind", String(STATUS_LENGTH), nullable=False),
+    _created(),
+)
+
+# Final values of calls that returned expressions, keyed by eval hash (and context hash):
+# see FinalRecord. A small table of its own, written only for check_valid="shallow" tasks.
+final_table = Table(
+    "kredun_final",
+    metadata,
+    _scope(),
+    Column("call_key", String(2 * HASH_LENGTH + 1), primary_key=True),
+    Column("result_hash", String(HASH_LENGTH), nullable=False),
+    Column("task_hashes", Text, nullable=False),
     _created(),
 )
 

@@ -49,6 +49,7 @@ from kredun.provenance.bulk import TableWriter, prepare
 from kredun.provenance.records import (
     CallRecord,
     ExecutionRecord,
+    FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
@@ -58,6 +59,7 @@ from kredun.provenance.schema import (
     HEAD_REVISION,
     call_table,
     execution_table,
+    final_table,
     job_table,
     metadata,
     task_table,
@@ -100,6 +102,7 @@ def _columns(record_type: type) -> tuple[str, ...]:
 _TASK_COLUMNS = _columns(TaskRecord)
 _VALUE_COLUMNS = _columns(ValueRecord)
 _CALL_COLUMNS = _columns(CallRecord)
+_FINAL_COLUMNS = _columns(FinalRecord)
 _EXECUTION_COLUMNS = _columns(ExecutionRecord)
 _JOB_COLUMNS = _columns(JobRecord)
 
@@ -108,9 +111,9 @@ def _select_records(table: Table, columns: tuple[str, ...]) -> Select[Any]:
     return select(*(table.c[name] for name in columns))
 
 
-def _key_lookups(postgres: bool) -> tuple[Select[Any], Select[Any], Select[Any]]:
-    """The by-key selects of calls, values and value data, taking a list parameter `keys`
-    and the cache `scope`.
+def _key_lookups(postgres: bool) -> tuple[Select[Any], Select[Any], Select[Any], Select[Any]]:
+    """The by-key selects of calls, values, value data and final results, taking a list
+    parameter `keys` and the cache `scope`.
 
     PostgreSQL gets `= ANY(:keys)`, one array parameter, which it plans and psycopg sends
     about twice as fast as an `IN` list of 500 parameters; SQLite has no arrays.
@@ -135,6 +138,9 @@ def _key_lookups(postgres: bool) -> tuple[Select[Any], Select[Any], Select[Any]]
         # Inline data is small by construction; a row claiming more (written by hand, say)
         # is not read into memory: the value store, which caps reads, is asked instead.
         .where(func.length(value_table.c.data) <= INLINE_VALUE_LIMIT),
+        _select_records(final_table, _FINAL_COLUMNS)
+        .where(final_table.c.scope == in_scope)
+        .where(matches(final_table.c.call_key)),
     )
 
 
@@ -215,6 +221,10 @@ def _writers(dialect: Dialect) -> list[tuple[str, TableWriter]]:
         (
             "calls",
             TableWriter(call_table, CallRecord, ("scope", "eval_hash"), dialect, upsert=True),
+        ),
+        (
+            "finals",
+            TableWriter(final_table, FinalRecord, ("scope", "call_key"), dialect, upsert=True),
         ),
         ("executions", TableWriter(execution_table, ExecutionRecord, "id", dialect, upsert=True)),
         (
@@ -350,9 +360,12 @@ class ProvenanceStore:
         self._engine, memory = _create_engine(uri, url)
         self._dialect = self._engine.dialect.name
         self._writers: list[tuple[str, TableWriter]] = []
-        self._select_calls, self._select_values, self._select_value_data = _key_lookups(
-            postgres=self._dialect == "postgresql"
-        )
+        (
+            self._select_calls,
+            self._select_values,
+            self._select_value_data,
+            self._select_finals,
+        ) = _key_lookups(postgres=self._dialect == "postgresql")
         # Errors the store reports as StoreError: SQLAlchemy's, and the driver's own from the
         # few calls that bypass SQLAlchemy (COPY).
         self._db_errors = (SQLAlchemyError, self._engine.dialect.loaded_dbapi.Error)
@@ -491,6 +504,8 @@ class ProvenanceStore:
             call.scope = self.scope
         for value in batch.values:
             value.scope = self.scope
+        for final in batch.finals:
+            final.scope = self.scope
         with self._connect(
             "writing a provenance batch", write=True, prepare=lambda c: prepare(c, tables)
         ) as connection:
@@ -523,6 +538,12 @@ class ProvenanceStore:
         misses are absent."""
         rows = self._by_keys(self._select_calls, eval_hashes, "looking up cached calls")
         return {row[0]: CallRecord(*row) for row in rows}
+
+    def lookup_finals(self, call_keys: Iterable[str]) -> dict[str, FinalRecord]:
+        """The final results recorded for `call_keys` (see FinalRecord), in one query per
+        500 keys; misses are absent."""
+        rows = self._by_keys(self._select_finals, call_keys, "looking up final results")
+        return {row[0]: FinalRecord(*row) for row in rows}
 
     def value_records(self, hashes: Iterable[str]) -> dict[str, ValueRecord]:
         """The value rows of this store's scope among `hashes`, keyed by hash; unknown
