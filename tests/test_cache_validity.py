@@ -55,6 +55,21 @@ def higher(x: int = 1) -> int:
     return apply(child, x)
 
 
+@task(executor=EXECUTOR)
+def helper(x: int) -> int:
+    return x * 10
+
+
+@task(executor=EXECUTOR)
+def process(x: int) -> int:
+    return helper(x)
+
+
+@task(executor=EXECUTOR)
+def pipeline(x: int = 1) -> int:
+    return process(x)
+
+
 @task()
 def nested(x: int = 1) -> int:
     return subrun(main(x), executor="process")
@@ -112,6 +127,15 @@ def test_edited_child_reruns_and_only_it(workflow):
     result, jobs = workflow.result("main")
     assert result == "101"
     assert jobs == {"Run": ["child"], "Cached": ["main"]}
+
+
+def test_edited_grandchild_reruns_and_nothing_that_merely_calls_it(workflow):
+    assert workflow.result("pipeline")[0] == "10"
+    workflow.edit("return x * 10", "return x * 20")
+    result, jobs = workflow.result("pipeline")
+    assert result == "20"
+    # pipeline's and process's cached results call the next task by name: they replay.
+    assert jobs == {"Run": ["helper"], "Cached": ["pipeline", "process"]}
 
 
 def test_fixed_failing_task_runs_its_new_code(workflow):

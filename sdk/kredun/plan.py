@@ -33,6 +33,7 @@ from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode
 from .refs import CompositeRef, ValueRef, ref_from_json
+from .serialize import shipping
 from .task import changed_tasks, collecting_task_values
 
 PLAN_VERSION = 1
@@ -141,7 +142,8 @@ class _Encoder:
         return node
 
     def value_ref(self, value: Any) -> dict[str, Any]:
-        value_hash, data = encode(value)
+        with shipping():  # a plan's values go to job processes (a subrun's expression, say)
+            value_hash, data = encode(value)
         if len(data) <= INLINE_LIMIT:
             return ValueRef(value_hash, data).to_json()
         self.store_blob(value_hash, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import pickle
@@ -164,13 +165,33 @@ def _shipping_pickler() -> type:
     return ShippingPickler
 
 
+# True while pickling for another process or machine: task calls then carry their code.
+_shipping: contextvars.ContextVar[bool] = contextvars.ContextVar("kredun_shipping", default=False)
+
+
+def is_shipping() -> bool:
+    return _shipping.get()
+
+
+@contextmanager
+def shipping() -> Iterator[None]:
+    """Pickle for another process or machine while the block runs: a call of a task carries
+    the task's code, as the receiving process may not define the task. (Pickled for the cache,
+    a call names its task only: it calls the current definition when it is replayed.)"""
+    token = _shipping.set(True)
+    try:
+        yield
+    finally:
+        _shipping.reset(token)
+
+
 def ship(obj: Any) -> bytes:
     """Serialize a task or a value for another process or machine: code from local modules
     (workflow files, `__main__`, a checkout) by value with its source, installed packages by
     reference."""
     import io
 
-    with local_code_by_value():
+    with local_code_by_value(), shipping():
         buffer = io.BytesIO()
         _shipping_pickler()(buffer, protocol=PICKLE_PROTOCOL).dump(obj)
         return buffer.getvalue()

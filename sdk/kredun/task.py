@@ -12,13 +12,14 @@ import textwrap
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, overload
+from typing import Any, NoReturn, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
-from .errors import SerializationError, TaskNameError, TaskOptionError
+from .errors import SerializationError, TaskNameError, TaskOptionError, WorkflowLoadError
 from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options
+from .serialize import is_shipping
 from .validity import checking, report_stale
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
@@ -347,8 +348,14 @@ class Task:
         return (self.fullname, self.hash, self._options, self.version, self.func, self._overrides)
 
     def call_reduction(self, args: tuple, kwargs: dict) -> tuple[Any, ...]:
-        """How a call of this task pickles: by the task's name (see _restore_call)."""
-        return (_restore_call, (self._state(), args, kwargs))
+        """How a call of this task pickles: by the task's name (see _restore_call), with the
+        task's code only when shipped to another process. A cached call holding the code,
+        and so the code's globals (other tasks), would go stale whenever any of those tasks
+        changed, although the call means whatever its name denotes when it is replayed."""
+        state = self._state()
+        if not is_shipping():
+            state = (*state[:4], None, state[5])
+        return (_restore_call, (state, args, kwargs))
 
     def __reduce__(self) -> tuple[Any, ...]:
         found = _pickled_tasks.get()
@@ -385,7 +392,20 @@ def _restore_call(state: tuple, args: tuple, kwargs: dict) -> TaskExpression:
     if defined is not None:
         return TaskExpression(defined.options(**overrides) if overrides else defined, args, kwargs)
     report_stale(f"task {fullname} is no longer defined")
+    if state[4] is None:  # pickled by name only, for the cache
+        return TaskExpression(_undefined_task(*state[:4]), args, kwargs)
     return TaskExpression(_shipped_task(*state), args, kwargs)
+
+
+def _undefined_task(fullname: str, task_hash: str, options: dict, version: str | None) -> Task:
+    """A stand-in for a task a cached call names but this process does not define: the
+    cached result is stale, and running the stand-in says why."""
+
+    def undefined(*args: Any, **kwargs: Any) -> NoReturn:
+        raise WorkflowLoadError(f"task {fullname} is not defined (was it renamed or removed?)")
+
+    namespace, _, name = fullname.rpartition(".")
+    return Task(undefined, name, namespace, version, options, source="", task_hash=task_hash)
 
 
 def _shipped_task(

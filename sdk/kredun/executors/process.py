@@ -20,7 +20,9 @@ def _run_in_child(payload: bytes) -> bytes:
     """Entry point inside the worker process: run one task call, return pickled outcome."""
     func, args, kwargs = cloudpickle.loads(payload)
     try:
-        return cloudpickle.dumps(("ok", func(*args, **kwargs)))
+        # Shipped back: calls in a returned expression carry their code, in case this
+        # process defined a task the scheduler's does not.
+        return ship(("ok", func(*args, **kwargs)))
     except BaseException as error:
         formatted = "".join(traceback.format_exception(error))
         try:
