@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 from pathlib import Path
 
@@ -12,17 +11,9 @@ from kredun.errors import TaskOptionError
 
 from tests.support.modes import MODES, PROCESS, run_in
 from tests.support.postgres import store_uri  # noqa: F401
+from tests.support.tasks import calls, note, restored_registry  # noqa: F401
 
 kredun_namespace = "cache_options_test"
-
-
-def note(log: str, name: str) -> None:
-    with open(log, "a") as handle:
-        handle.write(name + "\n")
-
-
-def calls(log: Path) -> list[str]:
-    return log.read_text().split() if log.exists() else []
 
 
 @task()
@@ -112,19 +103,11 @@ def run_once(uri: str, expr, process: bool = False):
         scheduler.close()
 
 
-@pytest.fixture
-def restored_registry():
-    registry = importlib.import_module("kredun.task")._registry
-    saved = dict(registry)
-    yield
-    registry.clear()
-    registry.update(saved)
-
-
 # -- hash_includes ----------------------------------------------------------------------------
 
 
-def test_hash_includes_is_part_of_the_task_hash(restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_hash_includes_is_part_of_the_task_hash():
     def define(includes):
         @task(namespace="ho", name="reader", hash_includes=includes)
         def reader(x):
@@ -145,7 +128,8 @@ def test_hash_includes_is_part_of_the_task_hash(restored_registry):
         define([threading.Lock()])
 
 
-def test_hash_includes_change_reruns_the_task(tmp_path, restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_hash_includes_change_reruns_the_task(tmp_path):
     log = str(tmp_path / "log")
 
     def define(version_of_data):
@@ -225,10 +209,10 @@ def test_shallow_reuses_the_final_value_without_the_subtree(tmp_path, store_uri,
     ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("restored_registry")
 def test_shallow_final_value_is_invalid_once_a_task_under_it_changes(
     tmp_path,
     store_uri,  # noqa: F811
-    restored_registry,
 ):
     log = str(tmp_path / "log")
 
@@ -252,7 +236,8 @@ def test_shallow_final_value_is_invalid_once_a_task_under_it_changes(
     assert jobs_of_last_execution(store_uri) == [("shallow_outer", "CACHED")]
 
 
-def test_shallow_in_one_scheduler_follows_redefinitions(tmp_path, restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_shallow_in_one_scheduler_follows_redefinitions(tmp_path):
     log = str(tmp_path / "log")
     scheduler = Scheduler()
     assert scheduler.run(shallow_main(log, 1)) == [2, 3]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postgres import store_uri  # noqa: F401
+from tests.support.tasks import restored_registry  # noqa: F401
 
 WORKFLOW = """
 import os
@@ -181,18 +182,8 @@ def _define(body: str):
     return step
 
 
-@pytest.fixture
-def restored_registry():
-    import importlib
-
-    registry = importlib.import_module("kredun.task")._registry
-    saved = dict(registry)
-    yield
-    registry.clear()
-    registry.update(saved)
-
-
-def test_a_task_value_from_an_older_definition_is_stale(restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_a_task_value_from_an_older_definition_is_stale():
     import pickle
 
     from kredun.serialize import dumps
@@ -210,7 +201,8 @@ def test_a_task_value_from_an_older_definition_is_stale(restored_registry):
     assert restored.hash == old.hash  # the value keeps the identity it was cached with
 
 
-def test_a_call_restores_to_the_current_definition(restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_a_call_restores_to_the_current_definition():
     import pickle
 
     from kredun.serialize import dumps
@@ -223,7 +215,8 @@ def test_a_call_restores_to_the_current_definition(restored_registry):
     assert call.task is current and problems == []
 
 
-def test_a_call_of_a_task_no_longer_defined_is_stale(restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_a_call_of_a_task_no_longer_defined_is_stale():
     import importlib
     import pickle
 
@@ -237,7 +230,8 @@ def test_a_call_of_a_task_no_longer_defined_is_stale(restored_registry):
     assert problems == ["task cv_unit.step is no longer defined"]
 
 
-def test_a_call_built_before_a_redefinition_runs_the_current_code(restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_a_call_built_before_a_redefinition_runs_the_current_code():
     from kredun import Scheduler
 
     expr = _define("x + 1")(5)
@@ -245,7 +239,8 @@ def test_a_call_built_before_a_redefinition_runs_the_current_code(restored_regis
     assert Scheduler().run(expr) == 7
 
 
-def test_a_task_value_redefined_in_this_process_is_not_replayed(restored_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_a_task_value_redefined_in_this_process_is_not_replayed():
     from kredun import Scheduler, task
 
     @task(namespace="cv_unit")

@@ -16,17 +16,9 @@ from kredun.context import get_context_value, merge_dicts, parse_context_updates
 from kredun.errors import ConfigError, ParameterError
 
 from tests.support.modes import MODES, run_in
+from tests.support.tasks import calls, note
 
 kredun_namespace = "context_test"
-
-
-def note(log: str, name: str) -> None:
-    with open(log, "a") as handle:
-        handle.write(name + "\n")
-
-
-def calls(log: Path) -> list[str]:
-    return log.read_text().split() if log.exists() else []
 
 
 @task()

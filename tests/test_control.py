@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from kredun import Scheduler, catch, catch_all, cond, task, throw
 from kredun.errors import PlanError
 
 from tests.support.modes import MODES, PROCESS, run_in
+from tests.support.tasks import calls
 from tests.test_plans import plan_of
 
 kredun_namespace = "control_test"
@@ -17,10 +16,6 @@ kredun_namespace = "control_test"
 def count(log: str, name: str) -> None:
     with open(log, "a") as handle:
         handle.write(name + "\n")
-
-
-def calls(log: Path) -> list[str]:
-    return log.read_text().split() if log.exists() else []
 
 
 @task()

@@ -3,27 +3,17 @@ nothing; each branch stops at its first job that would have to run (redun's sema
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from kredun import Scheduler, task
 from kredun.errors import DryRunResult
 
 from tests.support.modes import MODES, PROCESS, run_in
+from tests.support.tasks import calls, note, restored_registry  # noqa: F401
 
 kredun_namespace = "dryrun_test"
-
-
-def note(log: str, name: str) -> None:
-    with open(log, "a") as handle:
-        handle.write(name + "\n")
-
-
-def calls(log: Path) -> list[str]:
-    return log.read_text().split() if log.exists() else []
 
 
 @task()
@@ -44,15 +34,6 @@ def explode(log: str) -> int:
     raise ValueError("boom")
 
 
-@pytest.fixture
-def restored_registry():
-    registry = importlib.import_module("kredun.task")._registry
-    saved = dict(registry)
-    yield
-    registry.clear()
-    registry.update(saved)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_dryrun_runs_nothing(mode, tmp_path):
     log = str(tmp_path / "log")
@@ -71,7 +52,8 @@ def test_dryrun_runs_nothing(mode, tmp_path):
 
 
 @pytest.mark.parametrize("process", [False, True], ids=["threads", "process"])
-def test_dryrun_replays_the_cache_and_stops_at_what_changed(tmp_path, restored_registry, process):
+@pytest.mark.usefixtures("restored_registry")
+def test_dryrun_replays_the_cache_and_stops_at_what_changed(tmp_path, process):
     log = str(tmp_path / "log")
     scheduler = Scheduler(
         db_uri=f"sqlite:///{tmp_path / 'db'}", config=PROCESS if process else None

@@ -6,7 +6,6 @@ Hashes differ from redun's (a different hash function), so reprs are matched up 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 import threading
@@ -14,6 +13,8 @@ import time
 
 import pytest
 from kredun import Scheduler, task
+
+from tests.support.tasks import restored_registry  # noqa: F401
 
 redun_namespace = "redun_notebook"
 
@@ -151,18 +152,8 @@ def test_cells_8_and_11_nested_expression_and_cache_replay(scheduler, log_lines)
     assert "| ALL                      0       0       0       1       2       2" in log_lines
 
 
-@pytest.fixture
-def restored_task_registry():
-    """Tasks are looked up by name when called, as in redun: a test that redefines one must
-    not change what the other tests' calls run."""
-    task_module = importlib.import_module("kredun.task")  # `kredun.task` is the decorator
-    saved = dict(task_module._registry)
-    yield
-    task_module._registry.clear()
-    task_module._registry.update(saved)
-
-
-def test_cells_13_14_version_changes_hash_and_source(restored_task_registry):
+@pytest.mark.usefixtures("restored_registry")
+def test_cells_13_14_version_changes_hash_and_source():
     @task(version="1", namespace="redun_notebook", name="add")
     def slow_add(a, b):
         time.sleep(0)

@@ -148,7 +148,50 @@ def glob_file(pattern: str) -> list[str]:
     return filesystem_of(pattern).glob(_local_path(pattern))
 
 
-class File:
+class _PathValue:
+    """What File and Dir share: a path, and a hash of what is there taken when the value is
+    first hashed, which is its identity (pickled with it, compared on equality)."""
+
+    kind = ""
+    path: str
+    _hash: str | None
+
+    def _current_hash(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def hash(self) -> str:
+        """The hash taken when this value was first hashed (or last written through it)."""
+        if self._hash is None:
+            self._hash = self._current_hash()
+        return self._hash
+
+    def update_hash(self) -> None:
+        self._hash = self._current_hash()
+
+    def __kredun_hash__(self) -> str:
+        return self.hash
+
+    def __reduce__(self) -> tuple:
+        note_external(self)
+        return (_restore, (type(self), self.path, self.hash))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and isinstance(other, _PathValue)
+            and other.path == self.path
+            and other.hash == self.hash
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.path))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self.path}, hash={self.hash[:8]})"
+
+
+class File(_PathValue):
     """A file at a local path or `s3://bucket/key`, hashed by what is there."""
 
     kind = "File"
@@ -166,38 +209,12 @@ class File:
         stamp = self._fs.content_stamp(path) if self.by_content else self._fs.stamp(path)
         return hash_parts(self.kind, [self._fs.name, self.path, stamp])
 
-    @property
-    def hash(self) -> str:
-        """The hash taken when this value was first hashed (or last written through it)."""
-        if self._hash is None:
-            self._hash = self._current_hash()
-        return self._hash
-
-    def update_hash(self) -> None:
-        self._hash = self._current_hash()
-
-    def __kredun_hash__(self) -> str:
-        return self.hash
-
     def stale_reason(self) -> str | None:
         """Why this value no longer describes the file at its path, or None."""
         if self._current_hash() == self._hash:
             return None
         change = "changed" if self.exists() else "was deleted"
         return f"{self.kind.lower()} {self.path} {change} since it was cached"
-
-    def __reduce__(self) -> tuple:
-        note_external(self)
-        return (_restore, (type(self), self.path, self.hash))
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.path == self.path and other.hash == self.hash
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self.path))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(path={self.path}, hash={self.hash[:8]})"
 
     # -- contents --------------------------------------------------------------------------
 
@@ -307,7 +324,7 @@ class _HashOnClose:
         return getattr(self._stream, name)
 
 
-class Dir:
+class Dir(_PathValue):
     """A directory (an S3 prefix), hashed by its listing: every file under it and each
     file's hash. Iterating yields its files, recursively, in path order."""
 
@@ -334,35 +351,10 @@ class Dir:
         files = self._listing() if files is None else files
         return hash_parts(self.kind, [self._fs.name, self.path, *(f.hash for f in files)])
 
-    @property
-    def hash(self) -> str:
-        if self._hash is None:
-            self._hash = self._current_hash()
-        return self._hash
-
-    def update_hash(self) -> None:
-        self._hash = self._current_hash()
-
-    def __kredun_hash__(self) -> str:
-        return self.hash
-
     def stale_reason(self) -> str | None:
         if self._current_hash() == self._hash:
             return None
         return f"directory {self.path} changed since it was cached"
-
-    def __reduce__(self) -> tuple:
-        note_external(self)
-        return (_restore, (type(self), self.path, self.hash))
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.path == self.path and other.hash == self.hash
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self.path))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(path={self.path}, hash={self.hash[:8]})"
 
     def __iter__(self) -> Iterator[File]:
         files = self._listing()

@@ -457,6 +457,10 @@ class _ExecutionRun:
     def become(self, node: Node, expr: Any) -> None:
         sub_root, ready = self.values.build(expr, node.owner)
         self.ready.extend(ready)
+        self._forward(node, sub_root)
+
+    def _forward(self, node: Node, sub_root: Node) -> None:
+        """Make `node` take the value of `sub_root` (an expression a job or handler returned)."""
         node.kind = graph.FORWARD
         node.children = [sub_root]
         if sub_root.resolved:
@@ -952,13 +956,7 @@ class _ExecutionRun:
                 sub_root.parents.append(final)
             sub_root = final
         for node in job.nodes:
-            node.kind = graph.FORWARD
-            node.children = [sub_root]
-            if sub_root.resolved:
-                self._resolve(node, sub_root.value)
-            else:
-                node.waiting = 1
-                sub_root.parents.append(node)
+            self._forward(node, sub_root)
 
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
         assert outcome.error is not None
