@@ -2,8 +2,10 @@
 
 The operator end-to-end suite runs here once more, in a child pytest, with each cluster
 keeping the requests its operator made (the emulator logs them under the operator's own
-credentials). Their (API group, resource, verb) set must equal what the chart grants across
-its modes (namespaced, cluster-wide, peering) — no missing right, no unused one.
+credentials), and so does the chart's install on the real control plane, whose audit log
+names what the chart's ServiceAccount asked for. Their (API group, resource, verb) set must
+equal what the chart grants across its modes (namespaced, cluster-wide, peering) — no missing
+right, no unused one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from pathlib import Path
 from tests.support.operator import REPO_ROOT, REQUESTS_DIR_VARIABLE
 from tests.test_helm_chart import CI_DIR, find, render, rules_as_set
 
-E2E_SUITES = ["tests/test_operator_e2e.py", "tests/test_operator_resume.py"]
+# The emulator logs what the operator asks for in every mode and fault; the chart's own
+# install on the real control plane (its audit log) adds what the Deployment's operator asks.
+E2E_SUITES = [
+    "tests/test_operator_e2e.py",
+    "tests/test_operator_resume.py",
+    "tests/test_helm_control_plane.py",
+]
 
 
 def granted(values_file: str | None) -> dict[str, set[tuple[str, str, str]]]:

@@ -56,7 +56,16 @@ CONTROLLERS = (
     "replicaset-controller",
     # Lifts the not-ready taint that admission puts on every new Node once it is Ready.
     "node-lifecycle-controller",
+    # Binds claims (the chart's value store) to the PersistentVolumes tests create.
+    "persistentvolume-binder-controller",
 )
+# Who asked for what, and the answer: tests derive the RBAC an identity used from it.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
 
 
 @dataclass(frozen=True)
@@ -230,6 +239,7 @@ class ControlPlane:
         self.pki = work_dir / "pki"
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
+        self.audit_log = work_dir / "audit.jsonl"
         self.tokens = {
             user: secrets.token_hex(16) for user in (ADMIN, USER, CONTROLLER_MANAGER, SCHEDULER)
         }
@@ -259,6 +269,7 @@ class ControlPlane:
                 for user, token in self.tokens.items()
             )
         )
+        (self.pki / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
         etcd_url = self._start_etcd()
         self._start_apiserver(etcd_url)
         self._start_controller_manager()
@@ -335,6 +346,10 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            f"--audit-policy-file={self.pki / 'audit-policy.json'}",
+            f"--audit-log-path={self.audit_log}",
+            # Written as requests finish, so a test reads what happened up to now.
+            "--audit-log-mode=blocking",
         )
         self._wait_ready(apiserver, f"{self.url}/readyz", token=self.tokens[ADMIN])
 
@@ -445,6 +460,16 @@ class ControlPlane:
     def delete_namespace(self, name: str) -> None:
         with contextlib.suppress(KubeError):
             self.request("DELETE", f"/api/v1/namespaces/{quote(name)}")
+
+    def audit_events(self, username: str) -> list[dict[str, Any]]:
+        """The audit log's ResponseComplete events of one user, oldest first."""
+        events = []
+        with self.audit_log.open() as log:
+            for line in log:
+                event = json.loads(line)
+                if event["stage"] == "ResponseComplete" and event["user"]["username"] == username:
+                    events.append(event)
+        return events
 
     def delete_node(self, name: str) -> None:
         """Remove a Node a test registered (gone already is fine): tests share this cluster."""
