@@ -14,10 +14,15 @@ from typing import Any
 
 import pytest
 
+from tests import test_operator_e2e as e2e
+from tests import test_operator_fallback as fallback
+from tests import test_operator_resume as resume
+from tests.support.aws import MotoBatch, moto_batch, moto_batch_environ  # noqa: F401
 from tests.support.controlplane import ControlPlane, KubeError
 from tests.support.kube.testing import wait_for
 from tests.support.operator import CRD_PATH, REPO_ROOT, OperatorCluster
 from tests.test_crd import INVALID_SPECS, VALID_SPECS
+from tests.test_operator_fallback import aws  # noqa: F401 - a fixture
 
 # One plugin, so one session-scoped control plane per pytest process for every module.
 pytest_plugins = ["tests.support.controlplane_fixtures"]
@@ -124,3 +129,41 @@ def test_a_real_operator_reduces_the_example_with_pods_the_scheduler_placed(
     # 30 s (fixed in kube-controller-manager), so a freshly installed CRD can take that long.
     cluster.kubectl("delete", "execution", "hello", "-n", cluster.namespace, "--wait=false")
     wait_for(lambda: not cluster.pods("hello"), timeout=60, message="the Pods to be collected")
+
+
+# The operator's behaviours below are specified once, by the emulator tier's tests; here the
+# same test bodies run against the real API server, scheduler and controller-manager.
+
+
+def test_peered_replicas_run_each_execution_once_on_the_real_control_plane(
+    real_operator_cluster: OperatorCluster, tmp_path: Path
+) -> None:
+    e2e.test_peered_replicas_run_each_execution_once(real_operator_cluster, tmp_path)
+
+
+def test_a_killed_operator_adopts_its_pods_without_duplicates_on_the_real_control_plane(
+    real_operator_cluster: OperatorCluster,
+) -> None:
+    resume.test_killed_and_restarted_operators_resume_without_rerunning(real_operator_cluster)
+
+
+def test_the_seed_subrun_example_runs_each_group_in_one_pod_on_the_real_control_plane(
+    real_operator_cluster: OperatorCluster,
+) -> None:
+    e2e.test_seed_subrun_example_runs_each_group_in_one_pod(real_operator_cluster)
+
+
+def test_the_real_schedulers_unschedulable_pod_falls_back_to_batch(
+    control_plane: ControlPlane,
+    tmp_path: Path,
+    aws: MotoBatch,  # noqa: F811
+) -> None:
+    # The node has one CPU: the real scheduler reports a 2-CPU Pod Unschedulable.
+    with OperatorCluster(
+        tmp_path,
+        control_plane=control_plane,
+        namespace=f"op-{secrets.token_hex(4)}",
+        kubelet_options={"max_cpu": 1},
+        operator_config=fallback.BATCH_EXECUTOR,
+    ) as cluster:
+        fallback.test_unschedulable_pod_falls_back_to_batch(cluster, aws)
