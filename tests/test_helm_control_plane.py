@@ -146,16 +146,7 @@ def save_operator_requests(plane: ControlPlane, username: str) -> None:
     directory = os.environ.get(REQUESTS_DIR_VARIABLE)
     if not directory:
         return
-    requests = [
-        {
-            "group": ref.get("apiGroup", ""),
-            "resource": ref["resource"],
-            "subresource": ref.get("subresource", ""),
-            "verb": event["verb"],
-        }
-        for event in plane.audit_events(username)
-        if (ref := event.get("objectRef") or {}).get("resource")
-    ]
+    requests = plane.audited_requests(username)
     record = {"modes": ["namespaced", "standalone"], "requests": requests}  # chart defaults
     (Path(directory) / f"chart-{os.getpid()}.json").write_text(json.dumps(record))
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from tests.support.operator import REPO_ROOT, REQUESTS_DIR_VARIABLE
 from tests.test_helm_chart import CI_DIR, find, render, rules_as_set
 
-# The emulator logs what the operator asks for in every mode and fault; the chart's own
-# install on the real control plane (its audit log) adds what the Deployment's operator asks.
+# The emulator logs what the operator asks for; on the real control plane the audit log does,
+# for the operators the tests start and for the chart's own Deployment.
 E2E_SUITES = [
     "tests/test_operator_e2e.py",
-    "tests/test_operator_resume.py",
+    "tests/test_operator_control_plane.py",  # peering, restarts: from the audit log
     "tests/test_helm_control_plane.py",
 ]
 

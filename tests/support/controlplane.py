@@ -78,6 +78,9 @@ ADMIN = User("kredun-test-admin", ("system:masters",))
 USER = User("kredun-test-user", ("kredun-test-users",))
 CONTROLLER_MANAGER = User("system:kube-controller-manager")
 SCHEDULER = User("system:kube-scheduler")
+# Operators the tests start themselves: all rights (the chart's RBAC is tested through the
+# chart), a name of their own so the audit log tells their requests apart.
+OPERATOR = User("kredun-operator", ("system:masters",))
 
 
 def build_module() -> ModuleType:
@@ -241,7 +244,8 @@ class ControlPlane:
         self.url = f"https://127.0.0.1:{self.port}"
         self.audit_log = work_dir / "audit.jsonl"
         self.tokens = {
-            user: secrets.token_hex(16) for user in (ADMIN, USER, CONTROLLER_MANAGER, SCHEDULER)
+            user: secrets.token_hex(16)
+            for user in (ADMIN, USER, CONTROLLER_MANAGER, SCHEDULER, OPERATOR)
         }
         self.components: list[_Component] = []
         self._ssl: ssl.SSLContext | None = None
@@ -461,15 +465,37 @@ class ControlPlane:
         with contextlib.suppress(KubeError):
             self.request("DELETE", f"/api/v1/namespaces/{quote(name)}")
 
-    def audit_events(self, username: str) -> list[dict[str, Any]]:
-        """The audit log's ResponseComplete events of one user, oldest first."""
+    def audit_events(
+        self, username: str, since: datetime.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The audit log's ResponseComplete events of one user (received at or after
+        ``since``, an aware datetime), oldest first."""
         events = []
         with self.audit_log.open() as log:
             for line in log:
                 event = json.loads(line)
-                if event["stage"] == "ResponseComplete" and event["user"]["username"] == username:
+                if event["stage"] != "ResponseComplete" or event["user"]["username"] != username:
+                    continue
+                received = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"])
+                if since is None or received >= since:
                     events.append(event)
         return events
+
+    def audited_requests(
+        self, username: str, since: datetime.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """What ``username`` asked for, as the emulator's request log has it: group, resource,
+        subresource and verb of each request on a resource (discovery left out)."""
+        return [
+            {
+                "group": ref.get("apiGroup", ""),
+                "resource": ref["resource"],
+                "subresource": ref.get("subresource"),
+                "verb": event["verb"],
+            }
+            for event in self.audit_events(username, since)
+            if (ref := event.get("objectRef") or {}).get("resource")
+        ]
 
     def delete_node(self, name: str) -> None:
         """Remove a Node a test registered (gone already is fine): tests share this cluster."""
