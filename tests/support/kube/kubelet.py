@@ -10,6 +10,12 @@ kube-scheduler bound to it (``spec.nodeName``). Status goes through
 ``pods/status``; deleting a Pod stops its process (SIGTERM, SIGKILL after the grace period),
 after which the kubelet completes the deletion (``gracePeriodSeconds=0``), as a real one does.
 
+Volumes are written under the Pod's directory (emptyDir, configMap, secret, downwardAPI,
+projected with the ServiceAccount token from the TokenRequest API) or found (a claim's bound
+hostPath/local PersistentVolume, hostPath), and a container with volumeMounts runs under
+``mountns.py``, which puts them at their mountPaths in a private mount namespace (needs root).
+``KUBERNETES_SERVICE_HOST``/``_PORT`` name the API server, so in-cluster clients work.
+
 Only the Kubernetes API is used (through the ``kubernetes`` client's kubeconfig handling and
 HTTP stack), so it can run against any API server. Container output goes to
 ``<logs_dir>/<namespace>/<pod>.log``; the emulated API server serves that file as the Pod's
