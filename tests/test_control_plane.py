@@ -299,3 +299,62 @@ def test_deleting_a_running_pod_stops_its_process(
     # Graceful deletion on a real API server: the Pod stays until its kubelet confirms.
     wait_for(lambda: not items(control_plane, pods), timeout=30, message="the Pod to go")
     assert gpu_kubelet.running == []
+
+
+# Reads its volumes where the Pod mounts them, then asks the API server who its token is.
+VOLUME_READER = r"""
+import json, os, ssl, urllib.error, urllib.request
+account = "/var/run/secrets/kubernetes.io/serviceaccount"
+print(open("/etc/app/greeting.txt").read(), open("/etc/secret/password").read())
+open("/var/scratch/written", "w").write("ok")
+print(open("/var/scratch/written").read(), open(account + "/namespace").read())
+host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+request = urllib.request.Request(
+    f"https://{host}:{port}/api/v1/nodes",
+    headers={"Authorization": "Bearer " + open(account + "/token").read()},
+)
+context = ssl.create_default_context(cafile=account + "/ca.crt")
+try:
+    urllib.request.urlopen(request, context=context)
+except urllib.error.HTTPError as error:
+    print(error.code, json.loads(error.read())["message"])
+"""
+
+
+def test_the_local_kubelet_mounts_configmaps_secrets_and_the_service_account_token(
+    control_plane: ControlPlane, namespace: str, gpu_kubelet: LocalKubelet
+) -> None:
+    api = f"/api/v1/namespaces/{namespace}"
+    control_plane.request(
+        "POST", f"{api}/configmaps", {"metadata": {"name": "app"}, "data": {"greeting": "hi"}}
+    )
+    secret = {"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}
+    control_plane.request("POST", f"{api}/secrets", secret)
+    pod = gpu_pod("reader", 0, VOLUME_READER)
+    greeting = {"key": "greeting", "path": "greeting.txt"}
+    pod["spec"]["volumes"] = [
+        {"name": "app", "configMap": {"name": "app", "items": [greeting]}},
+        {"name": "creds", "secret": {"secretName": "creds"}},
+        {"name": "scratch", "emptyDir": {}},
+    ]  # fmt: skip
+    pod["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "app", "mountPath": "/etc/app", "readOnly": True},
+        {"name": "creds", "mountPath": "/etc/secret", "readOnly": True},
+        {"name": "scratch", "mountPath": "/var/scratch"},
+    ]
+    created = control_plane.request("POST", f"{api}/pods", pod)
+    # ServiceAccount admission added the projected token volume, as on any cluster.
+    assert any("projected" in v for v in created["spec"]["volumes"])
+
+    def phase() -> str:
+        return control_plane.request("GET", f"{api}/pods/reader")["status"].get("phase", "")
+
+    wait_for(lambda: phase() in ("Succeeded", "Failed"), timeout=60, message="the reader to end")
+    log = (gpu_kubelet.logs_dir / namespace / "reader.log").read_text()
+    assert phase() == "Succeeded", log
+    lines = log.splitlines()
+    assert lines[:2] == ["hi s3cret", f"ok {namespace}"]
+    account = f"system:serviceaccount:{namespace}:default"
+    assert lines[2].startswith(f'403 nodes is forbidden: User "{account}"'), log
+    # The mounts were the Pod's own: nothing appeared on the host.
+    assert not Path("/etc/app").exists() and not Path("/var/scratch").exists()

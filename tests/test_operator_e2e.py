@@ -111,7 +111,6 @@ def test_plan_with_fanout_returned_expressions_and_getitem(operator_cluster) -> 
     assert status["jobs"]["done"] == status["jobs"]["total"] == len(names)
 
     # The result reference resolves, client-side, to the value itself.
-    from kredun.refs import ref_from_json, resolve
 
     scheduler = cluster.scheduler()
     try:
@@ -370,46 +369,6 @@ def test_serving_all_namespaces(operator_cluster) -> None:
     assert len(cluster.api.objects("pods", namespace="default")) == 4
 
 
-def test_peered_replicas_run_each_execution_once(operator_cluster, tmp_path: Path) -> None:
-    cluster = operator_cluster
-    cluster.stop_operator()
-    peering_crds = REPO_ROOT / "helm" / "kredun" / "crds" / "kopf-peering.yaml"
-    cluster.kubectl("apply", "--validate=false", "-f", str(peering_crds))
-    cluster.api_request(
-        "POST",
-        f"/apis/kopf.dev/v1/namespaces/{cluster.namespace}/kopfpeerings",
-        {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "kredun"}},
-    )
-    replicas = []
-    try:
-        for pod_name in ("kredun-replica-a", "kredun-replica-b"):
-            log = tmp_path / f"{pod_name}.log"
-            env = cluster.operator_env(POD_NAME=pod_name)
-            process, port = cluster.spawn_operator("--peering", "kredun", env=env, log=log)
-            replicas.append((process, log))
-            wait_for(lambda: cluster.healthy(process, port), timeout=30)  # noqa: B023
-        # Distinct priorities: the lower one pauses instead of both working (or neither).
-        wait_for(
-            lambda: (
-                sum("Pausing operations in favour of" in log.read_text() for _, log in replicas)
-                == 1
-            ),
-            timeout=30,
-            message="one replica paused",
-        )
-        cluster.create("peered", cluster.plan_spec([flow.sleepy(i, 1) for i in range(3)]))
-        status = cluster.wait_for_phase("peered")
-        assert status["phase"] == "Succeeded", status
-        assert len(cluster.pods("peered")) == 3
-        assert set(cluster.kubelet.starts.values()) == {1}
-        logs = [log.read_text() for _, log in replicas]
-        assert not any("Possibly conflicting operators" in text for text in logs)
-    finally:
-        for process, _ in replicas:
-            process.terminate()
-            process.wait(timeout=20)
-
-
 def test_large_job_specs_travel_through_the_value_store(operator_cluster) -> None:
     cluster = operator_cluster
     # A list holding an expression stays a list in the plan: each literal is a reference of
@@ -462,25 +421,3 @@ def test_an_image_that_cannot_be_pulled_fails_the_job(operator_cluster) -> None:
     assert "ImagePullBackOff for image 'kredun:test'" in status["message"]
     assert "check spec.image" in status["message"]
     wait_for(lambda: cluster.pods("pull") == [], timeout=30, message="the stuck pod deleted")
-
-
-def test_seed_subrun_example_runs_each_group_in_one_pod(operator_cluster) -> None:
-    from examples.subrun import main
-
-    cluster = operator_cluster
-    cluster.create("seed", cluster.plan_spec(main(executor="k8s")))
-    status = cluster.wait_for_phase("seed", timeout=180)
-    assert status["phase"] == "Succeeded", status
-    fetch = cluster.scheduler().fetch_blob
-    result = resolve(ref_from_json(status["result"]["ref"]), fetch)
-    groups = result["results"]
-    assert [[r["value"] for r in group["value"]] for group in groups] == [
-        list(range(2, 12)),
-        list(range(12, 22)),
-    ]
-    for group in groups:
-        record_pids = {record["pid"] for record in group["value"]}
-        assert group["pid"] not in record_pids and len(record_pids) > 1
-    subrun_pods = [p for p in cluster.pods("seed") if p["metadata"]["labels"]["kredun.dev/task"]
-                   == "kredun.subrun"]  # fmt: skip
-    assert len(subrun_pods) == 2  # one Pod per group, its records in processes inside it

@@ -1,7 +1,9 @@
 """Kubernetes -> AWS Batch fallback: a job whose Pod cannot be scheduled (the local kubelet
 holds it Unschedulable), or whose request exceeds the configured cluster maximum, leaves
 Kubernetes for the `batch` executor (moto, jobs run as local processes sharing the
-cluster's SQLite database and directory value store)."""
+cluster's SQLite database and directory value store). The plain Unschedulable fallback is
+tested against the real scheduler (tests/test_operator_control_plane.py), which also uses the
+helpers here."""
 
 from __future__ import annotations
 
@@ -95,34 +97,6 @@ def task_pods(cluster: OperatorCluster, execution: str, task_name: str) -> list[
         for pod in cluster.pods(execution)
         if pod["metadata"]["annotations"].get("kredun.dev/task") == task_name
     ]
-
-
-def test_unschedulable_pod_falls_back_to_batch(small_cluster: OperatorCluster, aws) -> None:
-    cluster = small_cluster
-    big = flow.inc.options(executor="k8s", cpus=2, fallback="batch", fallback_after=1)
-    # Memory from the Execution's defaults: the Pod asked 3Gi, so must the Batch job.
-    spec = cluster.plan_spec(flow.add(big(1), 10), resources={"memory": "3Gi"})
-    cluster.create("fallback", spec)
-    status = cluster.wait_for_phase("fallback", timeout=90)
-    assert status["phase"] == "Succeeded", (status, cluster.log_text()[-4000:])
-    assert status["result"]["preview"] == "12"
-
-    [job] = batch_jobs(aws)
-    assert job["status"] == "SUCCEEDED"
-    assert job["container"]["command"][:2] == ["kredun", "worker"]
-    assert batch_requirements(aws, job) == {"VCPU": "2", "MEMORY": "3072"}
-
-    [event] = wait_for(lambda: fallback_events(cluster, "fallback"), timeout=10)
-    assert flow.inc.fullname in event["message"]
-    assert "'batch'" in event["message"] and "Unschedulable" in event["message"]
-    # The Pod that could not be scheduled was withdrawn; `add` ran as a Pod.
-    wait_for(lambda: not task_pods(cluster, "fallback", flow.inc.fullname), timeout=10)
-    assert task_pods(cluster, "fallback", flow.add.fullname)
-
-    executors = job_records(cluster, status)
-    assert executors.get(flow.inc.fullname) == ["batch"], executors
-    assert executors.get(flow.add.fullname) == ["default"], executors
-    assert "JobFailed" not in cluster.event_reasons("fallback")
 
 
 def test_request_over_the_cluster_maximum_goes_straight_to_batch(tmp_path: Path, aws) -> None:

@@ -2,8 +2,10 @@
 
 The operator end-to-end suite runs here once more, in a child pytest, with each cluster
 keeping the requests its operator made (the emulator logs them under the operator's own
-credentials). Their (API group, resource, verb) set must equal what the chart grants across
-its modes (namespaced, cluster-wide, peering) — no missing right, no unused one.
+credentials), and so does the chart's install on the real control plane, whose audit log
+names what the chart's ServiceAccount asked for. Their (API group, resource, verb) set must
+equal what the chart grants across its modes (namespaced, cluster-wide, peering) — no missing
+right, no unused one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.support.controlplane import binaries_or_skip
 from tests.support.operator import REPO_ROOT, REQUESTS_DIR_VARIABLE
 from tests.test_helm_chart import CI_DIR, find, render, rules_as_set
 
-E2E_SUITES = ["tests/test_operator_e2e.py", "tests/test_operator_resume.py"]
+# The emulator logs what the operator asks for; on the real control plane the audit log does,
+# for the operators the tests start and for the chart's own Deployment.
+E2E_SUITES = [
+    "tests/test_operator_e2e.py",
+    # Peering and restarts run on the real control plane only: their requests come from its
+    # audit log.
+    "tests/test_operator_control_plane.py::test_peered_replicas_run_each_execution_once",
+    "tests/test_operator_control_plane.py::"
+    "test_killed_and_restarted_operators_resume_without_rerunning",
+    "tests/test_helm_control_plane.py",
+]
+
+# Half its evidence comes from the real control plane: without it, rules would look unused.
+pytestmark = pytest.mark.control_plane
 
 
 def granted(values_file: str | None) -> dict[str, set[tuple[str, str, str]]]:
@@ -52,6 +70,7 @@ def used_by_operator(tmp_path: Path) -> dict[frozenset[str], set[tuple[str, str,
 
 
 def test_chart_grants_exactly_what_the_operator_uses(tmp_path: Path) -> None:
+    binaries_or_skip()
     used = used_by_operator(tmp_path)
     everything_used = set().union(*used.values())
     namespaced = granted(None)  # default values: the release namespace, standalone

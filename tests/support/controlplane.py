@@ -56,7 +56,16 @@ CONTROLLERS = (
     "replicaset-controller",
     # Lifts the not-ready taint that admission puts on every new Node once it is Ready.
     "node-lifecycle-controller",
+    # Binds claims (the chart's value store) to the PersistentVolumes tests create.
+    "persistentvolume-binder-controller",
 )
+# Who asked for what, and the answer: tests derive the RBAC an identity used from it.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [{"level": "Metadata"}],
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,9 @@ ADMIN = User("kredun-test-admin", ("system:masters",))
 USER = User("kredun-test-user", ("kredun-test-users",))
 CONTROLLER_MANAGER = User("system:kube-controller-manager")
 SCHEDULER = User("system:kube-scheduler")
+# Operators the tests start themselves: all rights (the chart's RBAC is tested through the
+# chart), a name of their own so the audit log tells their requests apart.
+OPERATOR = User("kredun-operator", ("system:masters",))
 
 
 def build_module() -> ModuleType:
@@ -230,8 +242,10 @@ class ControlPlane:
         self.pki = work_dir / "pki"
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
+        self.audit_log = work_dir / "audit.jsonl"
         self.tokens = {
-            user: secrets.token_hex(16) for user in (ADMIN, USER, CONTROLLER_MANAGER, SCHEDULER)
+            user: secrets.token_hex(16)
+            for user in (ADMIN, USER, CONTROLLER_MANAGER, SCHEDULER, OPERATOR)
         }
         self.components: list[_Component] = []
         self._ssl: ssl.SSLContext | None = None
@@ -259,6 +273,7 @@ class ControlPlane:
                 for user, token in self.tokens.items()
             )
         )
+        (self.pki / "audit-policy.json").write_text(json.dumps(AUDIT_POLICY))
         etcd_url = self._start_etcd()
         self._start_apiserver(etcd_url)
         self._start_controller_manager()
@@ -335,6 +350,10 @@ class ControlPlane:
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
+            f"--audit-policy-file={self.pki / 'audit-policy.json'}",
+            f"--audit-log-path={self.audit_log}",
+            # Written as requests finish, so a test reads what happened up to now.
+            "--audit-log-mode=blocking",
         )
         self._wait_ready(apiserver, f"{self.url}/readyz", token=self.tokens[ADMIN])
 
@@ -445,6 +464,38 @@ class ControlPlane:
     def delete_namespace(self, name: str) -> None:
         with contextlib.suppress(KubeError):
             self.request("DELETE", f"/api/v1/namespaces/{quote(name)}")
+
+    def audit_events(
+        self, username: str, since: datetime.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The audit log's ResponseComplete events of one user (received at or after
+        ``since``, an aware datetime), oldest first."""
+        events = []
+        with self.audit_log.open() as log:
+            for line in log:
+                event = json.loads(line)
+                if event["stage"] != "ResponseComplete" or event["user"]["username"] != username:
+                    continue
+                received = datetime.datetime.fromisoformat(event["requestReceivedTimestamp"])
+                if since is None or received >= since:
+                    events.append(event)
+        return events
+
+    def audited_requests(
+        self, username: str, since: datetime.datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """What ``username`` asked for, as the emulator's request log has it: group, resource,
+        subresource and verb of each request on a resource (discovery left out)."""
+        return [
+            {
+                "group": ref.get("apiGroup", ""),
+                "resource": ref["resource"],
+                "subresource": ref.get("subresource"),
+                "verb": event["verb"],
+            }
+            for event in self.audit_events(username, since)
+            if (ref := event.get("objectRef") or {}).get("resource")
+        ]
 
     def delete_node(self, name: str) -> None:
         """Remove a Node a test registered (gone already is fine): tests share this cluster."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -104,11 +105,19 @@ class OperatorCluster:
             self.kubectl("apply", "--validate=false", "-f", str(CRD_PATH))
             self.add_namespace(self.namespace)
         else:
+            from tests.support.controlplane import OPERATOR
+
             plane = self.control_plane
-            # The chart's RBAC is not under test here: the operator acts as the admin.
-            self.kubeconfig = self.operator_kubeconfig = plane.write_kubeconfig(
-                self.tmp_path / "kubeconfig"
+            # The chart's RBAC is not under test here (tests/test_helm_control_plane.py tests
+            # it): the operator may do anything, under a name of its own in the audit log.
+            self.kubeconfig = plane.write_kubeconfig(self.tmp_path / "kubeconfig")
+            self.operator_kubeconfig = plane.write_kubeconfig(
+                self.tmp_path / "operator-kubeconfig", OPERATOR
             )
+            # The control plane is shared, one test after another: this cluster's requests are
+            # the operator's from now on.
+            started = datetime.datetime.now(datetime.UTC)
+            self._stack.callback(self._save_operator_requests, started)
             self.kubectl = plane.kubectl(self.tmp_path)
             self.kubectl("apply", "-f", str(CRD_PATH))
             self._stack.callback(plane.delete_namespace, self.namespace)
@@ -134,13 +143,18 @@ class OperatorCluster:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def _save_operator_requests(self) -> None:
+    def _save_operator_requests(self, since: datetime.datetime | None = None) -> None:
         """With $KREDUN_TEST_OPERATOR_REQUESTS set, keep what the operator asked the API for
-        and in which modes it ran, so a test can hold the chart's RBAC rules against it."""
+        and in which modes it ran, so a test can hold the chart's RBAC rules against it.
+        The emulator logs requests; the real control plane's audit log has them since
+        ``since``."""
         directory = os.environ.get(REQUESTS_DIR_VARIABLE)
         if not directory:
             return
-        requests = [r._asdict() for r in self.api.request_log if r.user == OPERATOR_USER]
+        if self.control_plane is None:
+            requests = [r._asdict() for r in self.api.request_log if r.user == OPERATOR_USER]
+        else:
+            requests = self.control_plane.audited_requests(OPERATOR_USER, since)
         record = {"modes": sorted(self.operator_modes), "requests": requests}
         path = Path(directory) / f"{os.getpid()}-{id(self)}-{len(requests)}.json"
         path.write_text(json.dumps(record))

@@ -10,6 +10,12 @@ kube-scheduler bound to it (``spec.nodeName``). Status goes through
 ``pods/status``; deleting a Pod stops its process (SIGTERM, SIGKILL after the grace period),
 after which the kubelet completes the deletion (``gracePeriodSeconds=0``), as a real one does.
 
+Volumes are written under the Pod's directory (emptyDir, configMap, secret, downwardAPI,
+projected with the ServiceAccount token from the TokenRequest API) or found (a claim's bound
+hostPath/local PersistentVolume, hostPath), and a container with volumeMounts runs under
+``mountns.py``, which puts them at their mountPaths in a private mount namespace (needs root).
+``KUBERNETES_SERVICE_HOST``/``_PORT`` name the API server, so in-cluster clients work.
+
 Only the Kubernetes API is used (through the ``kubernetes`` client's kubeconfig handling and
 HTTP stack), so it can run against any API server. Container output goes to
 ``<logs_dir>/<namespace>/<pod>.log``; the emulated API server serves that file as the Pod's
@@ -84,6 +90,8 @@ _RETRY_SECONDS = 30.0
 # A real kubelet's node Lease: renewed every quarter of its duration.
 _LEASE_SECONDS = 40
 _NODE_LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+# Puts a Pod's volumes at their mountPaths (see its module doc).
+_MOUNTNS = Path(__file__).with_name("mountns.py")
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 
 
@@ -834,13 +842,14 @@ class LocalKubelet:
         restarts = 0
         last_state: dict[str, Any] | None = None
         try:
-            env = self._resolve_env_until_ready(run, container)
-            if env is None:
+            resolved = self._resolve_until_ready(run, container)
+            if resolved is None:
                 return
+            env, mounts = resolved
             while True:
                 started_at = now_timestamp()
                 exit_code, message = self._execute(
-                    run, container, env, log_path, append=restarts > 0
+                    run, container, env, mounts, log_path, append=restarts > 0
                 )
                 if exit_code is None:  # started fine: report Running, then wait for the exit
                     assert run.process is not None
@@ -906,14 +915,16 @@ class LocalKubelet:
             )
         )
 
-    def _resolve_env_until_ready(
+    def _resolve_until_ready(
         self, run: _PodRun, container: Mapping[str, Any]
-    ) -> dict[str, str] | None:
-        """Resolve the container's env, waiting (as CreateContainerConfigError) for missing refs."""
+    ) -> tuple[dict[str, str], Path | None] | None:
+        """The container's env and mounts, waiting (as CreateContainerConfigError) for
+        missing ConfigMaps, Secrets and claims."""
         reported = None
         while not run.stop_requested.is_set() and not self._stopping.is_set():
             try:
-                return self._container_env(run.pod, container)
+                env = self._container_env(run.pod, container)
+                return env, self._prepare_mounts(run, container)
             except _ConfigError as exc:
                 if str(exc) != reported:
                     reported = str(exc)
@@ -934,6 +945,7 @@ class LocalKubelet:
         run: _PodRun,
         container: Mapping[str, Any],
         env: dict[str, str],
+        mounts: Path | None,
         log_path: Path,
         *,
         append: bool,
@@ -943,10 +955,12 @@ class LocalKubelet:
             _expand(str(part), env)
             for part in (container.get("command") or []) + (container.get("args") or [])
         ]
+        if argv and mounts is not None:
+            argv = [sys.executable, str(_MOUNTNS), str(mounts), "--", *argv]
         work_dir = (
             Path(container["workingDir"])
             if container.get("workingDir")
-            else self.work_dir / f"{run.namespace}_{run.name}_{run.uid[:8]}"
+            else self._pod_dir(run) / "cwd"
         )
         with open(log_path, "ab" if append else "wb") as log:
             if not argv:
@@ -977,7 +991,7 @@ class LocalKubelet:
 
     def _container_env(self, pod: Pod, container: Mapping[str, Any]) -> dict[str, str]:
         """The process environment: ours, the kubelet's extras, then the container's."""
-        env = {**os.environ, **self.extra_env}
+        env = {**os.environ, **self.extra_env, **self._service_env()}
         # Console scripts of this interpreter's environment must be found even if it is not
         # activated (e.g. pytest run as .venv/bin/python).
         scripts = str(Path(sys.executable).parent)
@@ -1005,6 +1019,147 @@ class LocalKubelet:
             defined[name] = value
         env.update(defined)
         return env
+
+    def _service_env(self) -> dict[str, str]:
+        """Where in-cluster clients find the API server. A kubelet derives these from the
+        `kubernetes` Service; with no kube-proxy here, they name the API server itself."""
+        server = urllib3.util.parse_url(self._kube.client.configuration.host)
+        if server.scheme != "https":
+            return {}  # in-cluster clients only speak TLS: the emulator has no in-cluster use
+        return {
+            "KUBERNETES_SERVICE_HOST": str(server.host),
+            "KUBERNETES_SERVICE_PORT": str(server.port),
+        }
+
+    def _pod_dir(self, run: _PodRun) -> Path:
+        return self.work_dir / f"{run.namespace}_{run.name}_{run.uid[:8]}"
+
+    def _prepare_mounts(self, run: _PodRun, container: Mapping[str, Any]) -> Path | None:
+        """Write the container's volumes under the Pod's directory; the path of the mount list
+        that ``mountns.py`` puts in place (None: nothing to mount)."""
+        volume_mounts = container.get("volumeMounts") or []
+        if not volume_mounts:
+            return None
+        volumes = {v["name"]: v for v in (run.pod.get("spec") or {}).get("volumes") or []}
+        root = self._pod_dir(run) / "volumes"
+        sources: dict[str, Path] = {}
+        mounts = []
+        for mount in volume_mounts:
+            name = mount["name"]
+            if name not in sources:
+                if name not in volumes:
+                    raise _ConfigError(f'volume "{name}" is not among the Pod\'s volumes')
+                sources[name] = self._volume_source(run, volumes[name], root / name)
+            source = sources[name] / mount.get("subPath", "")
+            read_only = bool(mount.get("readOnly"))
+            mounts.append(
+                {"source": str(source), "target": mount["mountPath"], "readOnly": read_only}
+            )
+        listing = self._pod_dir(run) / "mounts.json"
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        listing.write_text(json.dumps(mounts))
+        return listing
+
+    def _volume_source(self, run: _PodRun, volume: Mapping[str, Any], directory: Path) -> Path:
+        """The host directory holding one volume, written now unless it is a claim or host path."""
+        namespace = run.namespace
+        if (claim := volume.get("persistentVolumeClaim")) is not None:
+            return self._claim_directory(namespace, claim["claimName"])
+        if (host_path := volume.get("hostPath")) is not None:
+            return Path(host_path["path"])
+        shutil.rmtree(directory, ignore_errors=True)  # a restart sees current contents
+        directory.mkdir(parents=True)
+        if "emptyDir" in volume:
+            return directory
+        files: dict[str, str] = {}
+        if (config_map := volume.get("configMap")) is not None:
+            files = self._projected_files("configmaps", namespace, config_map)
+        elif (secret := volume.get("secret")) is not None:
+            files = self._projected_files(
+                "secrets", namespace, {**secret, "name": secret.get("secretName")}
+            )
+        elif (downward := volume.get("downwardAPI")) is not None:
+            files = self._downward_files(run.pod, downward)
+        elif (projected := volume.get("projected")) is not None:
+            for source in projected.get("sources") or []:
+                if (token := source.get("serviceAccountToken")) is not None:
+                    files[token["path"]] = self._service_account_token(run, token)
+                elif (config_map := source.get("configMap")) is not None:
+                    files.update(self._projected_files("configmaps", namespace, config_map))
+                elif (secret := source.get("secret")) is not None:
+                    files.update(self._projected_files("secrets", namespace, secret))
+                elif (downward := source.get("downwardAPI")) is not None:
+                    files.update(self._downward_files(run.pod, downward))
+        else:
+            kinds = sorted(set(volume) - {"name"})
+            raise _ConfigError(f'volume "{volume["name"]}": the local kubelet cannot mount {kinds}')
+        for relative, text in files.items():
+            path = directory / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return directory
+
+    def _projected_files(
+        self, plural: str, namespace: str, source: Mapping[str, Any]
+    ) -> dict[str, str]:
+        data = self._config_data(plural, namespace, source)
+        items = source.get("items")
+        if not items:
+            return data
+        missing = [item["key"] for item in items if item["key"] not in data]
+        if missing and not source.get("optional"):
+            raise _ConfigError(f'{plural[:-1]} "{source["name"]}" has no key {missing[0]}')
+        return {item["path"]: data[item["key"]] for item in items if item["key"] in data}
+
+    def _downward_files(self, pod: Pod, source: Mapping[str, Any]) -> dict[str, str]:
+        return {
+            item["path"]: self._field_value(pod, item["fieldRef"]["fieldPath"])
+            for item in source.get("items") or []
+            if "fieldRef" in item
+        }
+
+    def _service_account_token(self, run: _PodRun, source: Mapping[str, Any]) -> str:
+        """A token bound to this Pod, from the TokenRequest API, as a kubelet gets it."""
+        account = (run.pod.get("spec") or {}).get("serviceAccountName") or "default"
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [source["audience"]] if source.get("audience") else [],
+                "expirationSeconds": int(source.get("expirationSeconds", 3600)),
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": run.name,
+                    "uid": run.uid,
+                },
+            },
+        }
+        path = f"/api/v1/namespaces/{quote(run.namespace)}/serviceaccounts/{quote(account)}/token"
+        try:
+            answer = self._kube.request("POST", path, body=request, retry_for=_RETRY_SECONDS)
+        except KubeError as exc:
+            raise _ConfigError(f'token of serviceaccount "{account}": {exc}') from None
+        return str(answer["status"]["token"])
+
+    def _claim_directory(self, namespace: str, claim: str) -> Path:
+        """The host directory of the PersistentVolume bound to ``claim`` (hostPath or local)."""
+        try:
+            pvc = self._kube.request(
+                "GET",
+                f"/api/v1/namespaces/{quote(namespace)}/persistentvolumeclaims/{quote(claim)}",
+            )
+            volume_name = (pvc.get("spec") or {}).get("volumeName")
+            if not volume_name:
+                raise _ConfigError(f'persistentvolumeclaim "{claim}" is not bound')
+            volume = self._kube.request("GET", f"/api/v1/persistentvolumes/{quote(volume_name)}")
+        except KubeError as exc:
+            raise _ConfigError(f'persistentvolumeclaim "{claim}": {exc}') from None
+        spec = volume.get("spec") or {}
+        path = (spec.get("hostPath") or spec.get("local") or {}).get("path")
+        if not path:
+            raise _ConfigError(f'persistentvolume "{volume_name}" is neither hostPath nor local')
+        return Path(path)
 
     def _config_data(self, plural: str, namespace: str, ref: Mapping[str, Any]) -> dict[str, str]:
         try:
