@@ -16,6 +16,7 @@ from .scheduler import Scheduler
 from .scripting import script
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
+from .tags import apply_tags
 from .task import PartialTask, Task, get_task, task
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "Task",
     "TaskExpression",
     "ValueExpression",
+    "apply_tags",
     "catch",
     "catch_all",
     "cond",

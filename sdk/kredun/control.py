@@ -45,6 +45,9 @@ class ControlRun(Protocol):
     def record_call(self, eval_hash: str, task: SchedulerTask, args_hash: str, expr: Any) -> None:
         """Record what a scheduler task call reduced to, for later runs to replay."""
 
+    def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
+        """Record tags on a value (by its hash) in the provenance store."""
+
 
 class SchedulerTask:
     """A task the scheduler evaluates itself, by calling `handler(run, node, *args)`."""

@@ -43,6 +43,17 @@ def _check_valid(value: Any) -> str | None:
     )
 
 
+def _tags(value: Any) -> str | None:
+    from .errors import TagError
+    from .tags import check_tags  # imports the control module, which imports this one
+
+    try:
+        check_tags(value)
+    except TagError as error:
+        return str(error).removeprefix("tags: ")
+    return None
+
+
 # Options every executor honours: name -> value check (None: any value).
 CORE_OPTIONS: dict[str, Check | None] = {
     "cache": _bool,
@@ -51,6 +62,7 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "nout": _optional_count,
     "check_valid": _check_valid,
     "script": _bool,  # the body returns a shell command, which the job runs (kredun.scripting)
+    "tags": _tags,  # recorded on every job of the task (kredun.tags)
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
 K8S_TASK_OPTIONS = (
@@ -60,7 +72,6 @@ K8S_TASK_OPTIONS = (
 # redun options kredun does not implement: refused with a reason instead of ignored.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
     "limits": "resource limits are not implemented by kredun yet",
-    "tags": "tags are not recorded by kredun",
     "config_args": "config_args are not supported; every argument is hashed",
     "compat": "compat is not supported; use version=",
     "hash_includes": "hash_includes is not implemented by kredun yet",

@@ -27,19 +27,25 @@ from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
 from .errors import CancelledError, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
+from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
 from .hashing import hash_bytes, hash_eval, hash_value
 from .job import Job
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
+    ArgumentRecord,
     CallRecord,
+    EdgeRecord,
     ExecutionRecord,
+    FileRecord,
     JobRecord,
     ProvenanceBatch,
+    TagRecord,
     TaskRecord,
 )
 from .serialize import dumps, loads, preview, type_name
+from .tags import check_tags
 from .task import Task, changed_tasks, current_definition
 from .validity import stale_reasons
 from .valuestore import ValueStore, open_value_store, store_value
@@ -152,15 +158,22 @@ class Scheduler:
         execution_id: str | None = None,
         values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
         stop: StopToken | None = None,
+        tags: Any = None,
+        parent_job_id: str | None = None,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
         `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
         operator does; `execution_id` lets a resumed execution keep its identity. Once
         `stop` is set (from any thread), the run ends within a tick: running jobs are shut
-        down and CancelledError is raised."""
+        down and CancelledError is raised. `tags` (a dict or (key, value) pairs) tag the
+        execution; `parent_job_id` records it as run inside that job (a subrun)."""
         run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
         run.stop = stop
+        run.record.parent_job_id = parent_job_id
+        run.pending.tags.extend(
+            TagRecord(run.record.id, key, value, "execution") for key, value in check_tags(tags)
+        )
         return run.run()
 
     def close(self) -> None:
@@ -422,6 +435,10 @@ class _ExecutionRun:
             args_hash=args_hash, result_hash=result_hash, result_kind="expression"))  # fmt: skip
         self.scheduler._results[eval_hash] = ("expression", expr, result_hash)
 
+    def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
+        value_hash = hash_value(value)
+        self.pending.tags.extend(TagRecord(value_hash, k, v, "value") for k, v in tags)
+
     # -- calls ----------------------------------------------------------------------------
 
     def _prepare_call(self, node: Node) -> None:
@@ -495,7 +512,7 @@ class _ExecutionRun:
 
     def _new_job(self, node: Node, eval_hash: str, args_hash: str, status: str) -> Job:
         task: Task = node.payload.task
-        args, kwargs, _, _ = graph.call_arguments(node)
+        args, kwargs, positional, named = graph.call_arguments(node)
         job_id = uuid.uuid4().hex
         parent: Job | None = node.owner
         executor_name = task.get_option("executor", "default")
@@ -509,9 +526,11 @@ class _ExecutionRun:
             status=status,
             executor=executor_name,
             start_time=_now(),
+            cache_off=None if status == "CACHED" else self._cache_off(task),
         )
         self.dirty_jobs[job_id] = record
         self._record_task(task)
+        self._record_arguments(job_id, task, positional, named)
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
         job.references = not self.values.records_results
         job.nodes.append(node)
@@ -533,10 +552,13 @@ class _ExecutionRun:
 
     def _dispatch(self, node: Node, eval_hash: str, args_hash: str) -> None:
         job = self._new_job(node, eval_hash, args_hash, "RUNNING")
-        if job.task.fullname == SUBRUN_TASK and not job.references and job.args[1:] == [{}]:
-            # A subrun given no configuration runs on this scheduler's stores and executors,
-            # so its inner calls are cached and recorded where this run's are.
-            job.args = [job.args[0], self.scheduler.config.to_dict()]
+        if job.task.fullname == SUBRUN_TASK and not job.references:
+            if job.args[1:] == [{}]:
+                # A subrun given no configuration runs on this scheduler's stores and
+                # executors, so its inner calls are cached and recorded where this run's are.
+                job.args = [job.args[0], self.scheduler.config.to_dict()]
+            # Its execution is recorded under this job (not part of the call's hash).
+            job.kwargs = {**job.kwargs, "parent_job": job.id}
         executor = self.scheduler.executor(job.executor_name)
         if self.verbose:
             self.logger.info("Run    Job %s:  %s on %s", job.id[:8], job.call_text(), executor.name)
@@ -589,6 +611,9 @@ class _ExecutionRun:
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
         """Substitute a job's result into every node waiting on it."""
+        for node in job.nodes:
+            node.producer = job.id
+        self._record_files(job.id, "output", self.scheduler._result_external.get(job.eval_hash))
         if kind == "value":
             for node in job.nodes:
                 self._resolve(node, value, result_hash)
@@ -676,6 +701,46 @@ class _ExecutionRun:
             )
         )
 
+    def _cache_off(self, task: Task) -> str | None:
+        """Why a job being created does not consult the cache, if it does not."""
+        if not self.cache:
+            return "run"
+        return None if task.get_option("cache", True) else "task"
+
+    def _record_arguments(
+        self, job_id: str, task: Task, positional: list[Node], named: dict[str, Node]
+    ) -> None:
+        """A job's arguments by parameter, the jobs whose results they hold (call-graph
+        edges), the Files and Dirs among them, and the task's tags."""
+        parameters = task.parameters
+        pending = self.pending
+        arguments = [*enumerate(positional), *named.items()]
+        for position, (key, node) in enumerate(arguments):
+            if isinstance(key, str):
+                name = key
+            elif key < len(parameters) and parameters[key].kind in _POSITIONAL:
+                name = parameters[key].name
+            else:
+                name = str(key)
+            value = node.value
+            pending.arguments.append(
+                ArgumentRecord(job_id, position, name, node.value_hash(), preview(value))
+            )
+            for producer in _producers(node):
+                pending.edges.append(EdgeRecord(producer, job_id, name))
+            if not isinstance(value, _ATOMIC):
+                self._record_files(job_id, "input", _files_in(value))
+        tags = task.get_option("tags", None)
+        if tags:
+            pending.tags.extend(TagRecord(job_id, k, v, "job") for k, v in check_tags(tags))
+
+    def _record_files(self, job_id: str, role: str, found: list[Any] | None) -> None:
+        for obj in found or ():
+            if isinstance(obj, StagingFile | StagingDir):
+                obj = obj.remote
+            if isinstance(obj, File | Dir):
+                self.pending.files.append(FileRecord(job_id, role, obj.path, obj.hash, obj.kind))
+
     def _flush_if_due(self) -> None:
         rows = len(self.dirty_jobs) + len(self.pending.values)
         if rows >= FLUSH_ROWS or time.monotonic() - self.last_flush >= FLUSH_INTERVAL:
@@ -735,3 +800,41 @@ def status_table(counts: dict[str, list[int]], when: datetime) -> list[str]:
         *(row(name, counts[name]) for name in names),
         "",
     ]
+
+
+_POSITIONAL = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")
+_ATOMIC = (int, float, str, bytes, bool, type(None))
+# Argument structures are walked for Files this deep and no further.
+_FILE_SEARCH_LIMIT = 10_000
+
+
+def _producers(node: Node) -> list[str]:
+    """The jobs whose results an argument node holds: itself, or within its containers."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        producer = getattr(current, "producer", None)
+        if producer is not None:
+            found.append(producer)
+        elif current.kind != graph.CALL:
+            stack.extend(current.children)
+    return found
+
+
+def _files_in(value: Any) -> list[Any]:
+    """The Files, Dirs and stagings in an argument value, through lists, tuples, sets and
+    dicts; large structures are searched up to a bound, as this runs for every job."""
+    found: list[Any] = []
+    stack = [value]
+    seen = 0
+    while stack and seen < _FILE_SEARCH_LIMIT:
+        current = stack.pop()
+        seen += 1
+        if isinstance(current, File | Dir | StagingFile | StagingDir):
+            found.append(current)
+        elif isinstance(current, list | tuple | set | frozenset):
+            stack.extend(current)
+        elif isinstance(current, dict):
+            stack.extend(current.values())
+    return found

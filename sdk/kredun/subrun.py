@@ -21,12 +21,12 @@ _NAMESPACE, _, _NAME = SUBRUN_TASK.rpartition(".")
 # made it, so it could not tell whether the code of any of them changed. The nested
 # scheduler caches each inner call itself, with full validity checks.
 @task(namespace=_NAMESPACE, name=_NAME, version="1", cache=False)
-def _subrun(quoted: QuotedExpression, config: dict[str, Any]) -> Any:
+def _subrun(quoted: QuotedExpression, config: dict[str, Any], parent_job: str = "") -> Any:
     from .scheduler import Scheduler
 
     scheduler = Scheduler(config=config)
     try:
-        return scheduler.run(quoted.expr)
+        return scheduler.run(quoted.expr, parent_job_id=parent_job or None)
     finally:
         scheduler.close()
 
