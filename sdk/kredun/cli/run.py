@@ -11,6 +11,7 @@ import traceback
 
 from ..config import project_config
 from ..scheduler import Scheduler
+from ..tags import parse_tag
 from ..workflow import find_task, load_workflow_file
 from .params import parse_task_params
 
@@ -24,6 +25,7 @@ def run_command(args: argparse.Namespace) -> int:
     module = load_workflow_file(args.file)
     task = find_task(module, args.task)
     kwargs = parse_task_params(task, args.params)
+    tags = [parse_tag(text) for text in args.tag]
     label = shlex.join(["kredun", "run", args.file, args.task, *args.params])
 
     scheduler = Scheduler(config=config)
@@ -34,11 +36,15 @@ def run_command(args: argparse.Namespace) -> int:
         progress = LiveProgress(scheduler.logger)
     try:
         if progress is None:
-            result = scheduler.run(task(**kwargs), cache=not args.no_cache, label=label)
+            result = scheduler.run(task(**kwargs), cache=not args.no_cache, label=label, tags=tags)
         else:
             with progress:
                 result = scheduler.run(
-                    task(**kwargs), cache=not args.no_cache, label=label, progress=progress.update
+                    task(**kwargs),
+                    cache=not args.no_cache,
+                    label=label,
+                    progress=progress.update,
+                    tags=tags,
                 )
     except Exception as error:
         if isinstance(error, _kredun_errors()):

@@ -738,6 +738,14 @@ class ProvenanceStore:
         )
         return self._records(statement, TagRecord, "reading tags")
 
+    def tagged(self, key: str, value: str | None = None) -> list[TagRecord]:
+        """The tags `key` (=`value`, when given) on every entity carrying them."""
+        statement = _select_records(tag_table, _TAG_COLUMNS).where(tag_table.c.key == key)
+        if value is not None:
+            statement = statement.where(tag_table.c.value == value)
+        statement = statement.order_by(tag_table.c.entity_kind, tag_table.c.entity_id)
+        return self._records(statement, TagRecord, "finding tagged records")
+
     def all_tags(self) -> list[tuple[str, str, int]]:
         """(key, value, how many entities carry it)."""
         statement = (
