@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import queue
 import sys
 import time
@@ -240,6 +241,8 @@ class _ExecutionRun:
         # Provenance not yet written.
         self.dirty_jobs: dict[str, JobRecord] = {}
         self.pending = ProvenanceBatch()
+        # Per task hash: the (name, value hash, preview) of parameters with defaults.
+        self._defaults: dict[str, list[tuple[str, str, str]]] = {}
         self.last_flush = time.monotonic()
 
     # -- the loop -------------------------------------------------------------------------
@@ -715,6 +718,7 @@ class _ExecutionRun:
         parameters = task.parameters
         pending = self.pending
         arguments = [*enumerate(positional), *named.items()]
+        given: set[str] = set()
         for position, (key, node) in enumerate(arguments):
             if isinstance(key, str):
                 name = key
@@ -722,6 +726,7 @@ class _ExecutionRun:
                 name = parameters[key].name
             else:
                 name = str(key)
+            given.add(name)
             value = node.value
             pending.arguments.append(
                 ArgumentRecord(job_id, position, name, node.value_hash(), preview(value))
@@ -730,6 +735,17 @@ class _ExecutionRun:
                 pending.edges.append(EdgeRecord(producer, job_id, name))
             if not isinstance(value, _ATOMIC):
                 self._record_files(job_id, "input", _files_in(value))
+        defaults = self._defaults.get(task.hash)
+        if defaults is None:
+            defaults = self._defaults[task.hash] = _default_arguments(task)
+        if defaults:
+            position = len(arguments)
+            for name, value_hash, shown in defaults:
+                if name not in given:
+                    pending.arguments.append(
+                        ArgumentRecord(job_id, position, name, value_hash, shown)
+                    )
+                    position += 1
         tags = task.get_option("tags", None)
         if tags:
             pending.tags.extend(TagRecord(job_id, k, v, "job") for k, v in check_tags(tags))
@@ -739,7 +755,9 @@ class _ExecutionRun:
             if isinstance(obj, StagingFile | StagingDir):
                 obj = obj.remote
             if isinstance(obj, File | Dir):
-                self.pending.files.append(FileRecord(job_id, role, obj.path, obj.hash, obj.kind))
+                # Local paths absolute, so `kredun log --file` finds them from anywhere.
+                path = obj.path if "://" in obj.path else os.path.abspath(obj.path)
+                self.pending.files.append(FileRecord(job_id, role, path, obj.hash, obj.kind))
 
     def _flush_if_due(self) -> None:
         rows = len(self.dirty_jobs) + len(self.pending.values)
@@ -820,6 +838,17 @@ def _producers(node: Node) -> list[str]:
         elif current.kind != graph.CALL:
             stack.extend(current.children)
     return found
+
+
+def _default_arguments(task: Task) -> list[tuple[str, str, str]]:
+    """Parameters with defaults, recorded for calls that leave them out: the call's hash
+    includes them, so `kredun log --why` must see them."""
+    values = task.default_values
+    return [
+        (parameter.name, parameter.default_hash, preview(values[parameter.name]))
+        for parameter in task.parameters
+        if parameter.default_hash is not None
+    ]
 
 
 def _files_in(value: Any) -> list[Any]:
