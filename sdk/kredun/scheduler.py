@@ -533,7 +533,7 @@ class _ExecutionRun:
         )
         self.dirty_jobs[job_id] = record
         self._record_task(task)
-        self._record_arguments(job_id, task, positional, named)
+        self._record_arguments(job_id, task, positional, named, status != "CACHED")
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
         job.references = not self.values.records_results
         job.nodes.append(node)
@@ -711,10 +711,20 @@ class _ExecutionRun:
         return None if task.get_option("cache", True) else "task"
 
     def _record_arguments(
-        self, job_id: str, task: Task, positional: list[Node], named: dict[str, Node]
+        self,
+        job_id: str,
+        task: Task,
+        positional: list[Node],
+        named: dict[str, Node],
+        values: bool,
     ) -> None:
         """A job's arguments by parameter, the jobs whose results they hold (call-graph
-        edges), the Files and Dirs among them, and the task's tags."""
+        edges), the Files and Dirs among them, and the task's tags.
+
+        A replayed job's argument values are those of the job that computed the result
+        (the same eval hash means the same arguments), so with `values` False they are left
+        to `provenance.why.job_arguments` to find there: replays are the cheapest jobs,
+        and recording their arguments again made a cached rerun a third slower."""
         parameters = task.parameters
         pending = self.pending
         arguments = [*enumerate(positional), *named.items()]
@@ -728,9 +738,10 @@ class _ExecutionRun:
                 name = str(key)
             given.add(name)
             value = node.value
-            pending.arguments.append(
-                ArgumentRecord(job_id, position, name, node.value_hash(), preview(value))
-            )
+            if values:
+                pending.arguments.append(
+                    ArgumentRecord(job_id, position, name, node.value_hash(), preview(value))
+                )
             for producer in _producers(node):
                 pending.edges.append(EdgeRecord(producer, job_id, name))
             if not isinstance(value, _ATOMIC):
@@ -738,7 +749,7 @@ class _ExecutionRun:
         defaults = self._defaults.get(task.hash)
         if defaults is None:
             defaults = self._defaults[task.hash] = _default_arguments(task)
-        if defaults:
+        if defaults and values:
             position = len(arguments)
             for name, value_hash, shown in defaults:
                 if name not in given:

@@ -17,7 +17,7 @@ from ..errors import AmbiguousIdError, NotFoundError, TagError
 from ..provenance.base import normalize_id
 from ..provenance.records import ExecutionRecord, JobRecord, ProvenanceBatch, TagRecord
 from ..provenance.store import ProvenanceStore
-from ..provenance.why import explain
+from ..provenance.why import explain, job_arguments
 from ..tags import parse_tag
 
 
@@ -197,7 +197,7 @@ def _execution_details(store: ProvenanceStore, execution: ExecutionRecord) -> tu
 
 
 def _job_details(store: ProvenanceStore, job: JobRecord) -> tuple[list[str], Any]:
-    arguments = store.arguments_of(job.id)
+    arguments = job_arguments(store, job)
     edges = store.edges_of(job.id)
     files = store.files_of(job.id)
     tags = store.tags_of(job.id)
@@ -255,7 +255,7 @@ def _file_history(store: ProvenanceStore, path: str) -> tuple[list[str], Any]:
             f"execution {job.execution_id[:8]})  [{file.hash[:8]}]"
         )
         inputs = [f for f in store.files_of(job.id) if f.role == "input"]
-        arguments = store.arguments_of(job.id) if file.role == "output" else []
+        arguments = job_arguments(store, job) if file.role == "output" else []
         if file.role == "output":
             lines += [f"    from {f.kind} {f.path}  [{f.hash[:8]}]" for f in inputs]
             lines += [f"    with {a.name} = {a.preview}" for a in arguments]

@@ -166,7 +166,8 @@ argument_table = Table(
     Column("job_id", String(HASH_LENGTH), primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("name", Text, nullable=False),
-    Column("value_hash", String(HASH_LENGTH), nullable=False, index=True),
+    # Not indexed: nothing looks arguments up by value, and each index slows every write.
+    Column("value_hash", String(HASH_LENGTH), nullable=False),
     Column("preview", Text, nullable=False),
 )
 

@@ -10,6 +10,7 @@ an explicit cache=False.
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from typing import Any
 
 from .base import ProvenanceBackend
@@ -34,10 +35,10 @@ def explain(store: ProvenanceBackend, job: JobRecord) -> list[str]:
     earlier = store.find_jobs(task=job.task_name, before=job.start_time, limit=CANDIDATES)
     if not earlier:
         return [f"{job.task_name} ran because no earlier call of it is recorded: a first run."]
-    arguments = _by_name(store.arguments_of(job.id))
+    arguments = _by_name(job_arguments(store, job))
     closest, differences = min(
         (
-            (other, _differences(arguments, _by_name(store.arguments_of(other.id))))
+            (other, _differences(arguments, _by_name(job_arguments(store, other))))
             for other in earlier
         ),
         key=lambda pair: len(pair[1]),
@@ -58,6 +59,16 @@ def explain(store: ProvenanceBackend, job: JobRecord) -> list[str]:
             "context that takes part in the hash differs"
         )
     return lines
+
+
+def job_arguments(store: ProvenanceBackend, job: JobRecord) -> list[ArgumentRecord]:
+    """A job's arguments; a replayed job's are those of the job that computed its result
+    (the scheduler does not record them twice)."""
+    arguments = store.arguments_of(job.id)
+    if arguments or job.status != "CACHED" or job.eval_hash is None:
+        return arguments
+    origin = store.find_jobs(eval_hash=job.eval_hash, status="DONE", limit=1)
+    return [replace(a, job_id=job.id) for a in store.arguments_of(origin[0].id)] if origin else []
 
 
 def _replayed(store: ProvenanceBackend, job: JobRecord) -> list[str]:

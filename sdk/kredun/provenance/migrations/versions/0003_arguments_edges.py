@@ -30,7 +30,6 @@ def upgrade() -> None:
         sa.Column("value_hash", HASH, nullable=False),
         sa.Column("preview", sa.Text, nullable=False),
     )
-    op.create_index("ix_kredun_argument_value_hash", "kredun_argument", ["value_hash"])
     op.create_table(
         "kredun_edge",
         sa.Column("src_job_id", HASH, primary_key=True),
