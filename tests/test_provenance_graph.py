@@ -6,6 +6,7 @@ Tests taking `store_uri` run on SQLite and PostgreSQL (tests/support/postgres.py
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,3 +259,24 @@ def test_migration_from_0002_keeps_every_row(store_uri: str) -> None:  # noqa: F
         assert store.arguments_of(job.id) == []
     with ProvenanceStore(store_uri) as store:
         assert store.value_data(["a" * 40]) == {"a" * 40: b"\x80\x04K\x03."}
+
+
+# -- tags on cluster Executions ---------------------------------------------------------------
+
+
+def test_execution_tags_become_labels_where_kubernetes_allows() -> None:
+    from kredun.resource import ANNOTATION_TAGS
+    from kredun.submit import _execution_manifest
+
+    tags = [("team", "genomics"), ("run", ""), ("note", "has spaces"), ("x" * 64, "v"),
+            ("sample", "a"), ("sample", "b")]  # fmt: skip
+    manifest = _execution_manifest(inc(1), "h" * 40, b"plan", image="img", tags=tags)
+    labels = manifest["metadata"]["labels"]
+    assert {k: v for k, v in labels.items() if k.startswith("tags.kredun.dev/")} == {
+        "tags.kredun.dev/team": "genomics",
+        "tags.kredun.dev/run": "",
+    }
+    assert json.loads(manifest["metadata"]["annotations"][ANNOTATION_TAGS]) == {
+        "team": ["genomics"], "run": [""], "note": ["has spaces"], "x" * 64: ["v"],
+        "sample": ["a", "b"],
+    }  # fmt: skip
