@@ -136,6 +136,7 @@ def test_a_subruns_execution_is_recorded_under_the_job_that_ran_it(tmp_path: Pat
     try:
         assert scheduler.run(subrun(add(inc(1), 1))) == 3
         store = scheduler.store
+        assert isinstance(store, ProvenanceStore)
         (outer,) = by_task(store)["kredun.subrun"]
         (inner,) = store.find_executions(parent_job_id=outer.id)
         assert {job.task_name for job in store.jobs_of(inner.id)} == {"add", "inc"}
@@ -166,6 +167,7 @@ def test_tags_on_tasks_runs_and_values(scheduler: Scheduler) -> None:
     if isinstance(store, ProvenanceStore):
         (execution,) = store.find_executions(tag=("project", "p"))
         assert execution.id == job.execution_id
+        assert job.result_hash is not None
         assert {(t.key, t.value, t.entity_kind) for t in store.tags_of(job.result_hash)} == {
             ("sample", "s1", "value")
         }

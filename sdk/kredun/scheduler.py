@@ -727,7 +727,7 @@ class _ExecutionRun:
         and recording their arguments again made a cached rerun a third slower."""
         parameters = task.parameters
         pending = self.pending
-        arguments = [*enumerate(positional), *named.items()]
+        arguments: list[tuple[int | str, Node]] = [*enumerate(positional), *named.items()]
         given: set[str] = set()
         for position, (key, node) in enumerate(arguments):
             if isinstance(key, str):

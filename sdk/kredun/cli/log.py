@@ -202,7 +202,9 @@ def _job_details(store: ProvenanceStore, job: JobRecord) -> tuple[list[str], Any
     files = store.files_of(job.id)
     tags = store.tags_of(job.id)
     task = store.get_task(job.task_hash)
-    result = store.value_records([job.result_hash]).get(job.result_hash or "")
+    result = (
+        store.value_records([job.result_hash]).get(job.result_hash) if job.result_hash else None
+    )
     inner = store.find_executions(parent_job_id=job.id)
     sources = {edge.name: edge.src_job_id for edge in edges if edge.dst_job_id == job.id}
     lines = [
