@@ -832,6 +832,7 @@ def status_table(counts: dict[str, list[int]], when: datetime) -> list[str]:
 
 
 _POSITIONAL = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")
+_LEAF_KINDS = frozenset((graph.VALUE, graph.LIFTED))
 _ATOMIC = (int, float, str, bytes, bool, type(None))
 # Argument structures are walked for Files this deep and no further.
 _FILE_SEARCH_LIMIT = 10_000
@@ -843,6 +844,10 @@ def _producers(node: Node) -> list[str]:
     stack = [node]
     while stack:
         current = stack.pop()
+        # Literals, by far the most common arguments, are skipped first: getattr of an
+        # unset slot raises inside, which costs more than all the rest of this loop.
+        if current.kind in _LEAF_KINDS:
+            continue
         producer = getattr(current, "producer", None)
         if producer is not None:
             found.append(producer)
