@@ -282,3 +282,26 @@ def test_execution_tags_become_labels_where_kubernetes_allows() -> None:
         "team": ["genomics"], "run": [""], "note": ["has spaces"], "x" * 64: ["v"],
         "sample": ["a", "b"],
     }  # fmt: skip
+
+
+def test_why_on_either_store(scheduler: Scheduler) -> None:
+    from kredun.provenance.why import explain, job_arguments
+
+    scheduler.run(add(1, 2))
+    scheduler.run(add(1, 3))
+    store = scheduler.store
+    newest, first = store.find_jobs(task="add")
+    assert explain(store, newest) == [
+        f"add ran: compared with the closest earlier call, job {first.id[:8]} (execution "
+        f"{first.execution_id[:8]}, {first.start_time.astimezone():%Y-%m-%d %H:%M:%S}):",
+        "  argument 'b' changed: 2 -> 3",
+    ]
+    scheduler.run(add(1, b=2))
+    replay = store.find_jobs(task="add", limit=1)[0]
+    assert replay.status == "CACHED"
+    (line,) = explain(store, replay)
+    assert f"replayed the cached result of job {first.id[:8]}" in line
+    assert [(a.name, a.preview) for a in job_arguments(store, replay)] == [("a", "1"), ("b", "2")]
+    assert explain(store, first) == [
+        "add ran because no earlier call of it is recorded: a first run."
+    ]
