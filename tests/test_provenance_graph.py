@@ -305,3 +305,30 @@ def test_why_on_either_store(scheduler: Scheduler) -> None:
     assert explain(store, first) == [
         "add ran because no earlier call of it is recorded: a first run."
     ]
+
+
+@task()
+def shell_copy(src: str, out: str) -> Any:
+    from kredun import script
+
+    return script(
+        "cat in.txt > out.txt",
+        inputs=[File(src).stage("in.txt")],
+        outputs=File(out).stage("out.txt"),
+        tempdir=True,
+    )
+
+
+def test_script_lineage_and_no_outputs_for_returned_expressions(
+    scheduler: Scheduler, tmp_path: Path
+) -> None:
+    source, target = tmp_path / "src.txt", tmp_path / "final.txt"
+    source.write_text("hello")
+    scheduler.run(shell_copy(str(source), str(target)))
+    jobs = by_task(scheduler.store)
+    (outer,), (command,) = jobs["shell_copy"], jobs["kredun.script"]
+    # shell_copy returned an expression holding Files: it wrote none of them.
+    assert scheduler.store.files_of(outer.id) == []
+    roles = {(f.role, f.path) for f in scheduler.store.files_of(command.id)}
+    assert ("output", str(target)) in roles
+    assert {("staged", str(source)), ("staged", str(target))} <= roles

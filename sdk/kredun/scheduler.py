@@ -616,8 +616,9 @@ class _ExecutionRun:
         """Substitute a job's result into every node waiting on it."""
         for node in job.nodes:
             node.producer = job.id
-        self._record_files(job.id, "output", self.scheduler._result_external.get(job.eval_hash))
         if kind == "value":
+            # Files in a returned expression are arguments of later calls, not outputs.
+            self._record_files(job.id, "output", self.scheduler._result_external.get(job.eval_hash))
             for node in job.nodes:
                 self._resolve(node, value, result_hash)
             return
@@ -764,11 +765,19 @@ class _ExecutionRun:
     def _record_files(self, job_id: str, role: str, found: list[Any] | None) -> None:
         for obj in found or ():
             if isinstance(obj, StagingFile | StagingDir):
-                obj = obj.remote
-            if isinstance(obj, File | Dir):
-                # Local paths absolute, so `kredun log --file` finds them from anywhere.
-                path = obj.path if "://" in obj.path else os.path.abspath(obj.path)
-                self.pending.files.append(FileRecord(job_id, role, path, obj.hash, obj.kind))
+                # Role "staged": a staging may be a script's input or its output. By the
+                # remote's path and the staging's own hash (of both paths): hashing the
+                # remote would mean I/O here, and an output's remote may not exist yet.
+                path, value_hash, kind = obj.remote.path, obj.__kredun_hash__(), type(obj).__name__
+                role = "staged"
+            elif isinstance(obj, File | Dir):
+                path, value_hash, kind = obj.path, obj.hash, obj.kind
+            else:
+                continue
+            # Local paths absolute, so `kredun log --file` finds them from anywhere.
+            if "://" not in path:
+                path = os.path.abspath(path)
+            self.pending.files.append(FileRecord(job_id, role, path, value_hash, kind))
 
     def _flush_if_due(self) -> None:
         rows = len(self.dirty_jobs) + len(self.pending.values)

@@ -251,7 +251,7 @@ def _file_history(store: ProvenanceStore, path: str) -> tuple[list[str], Any]:
     lines = [f"File {path}"]
     answer = []
     for file, job in history:
-        verb = "written by" if file.role == "output" else "read by"
+        verb = {"output": "written by", "input": "read by"}.get(file.role, "staged by")
         lines.append(
             f"  {verb} job {job.id[:8]} {job.task_name} ({job.status}, {_time(job.start_time)}, "
             f"execution {job.execution_id[:8]})  [{file.hash[:8]}]"

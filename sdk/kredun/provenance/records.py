@@ -96,7 +96,8 @@ class EdgeRecord:
 
 @dataclass(slots=True)
 class FileRecord:
-    """File lineage: a job read (role "input") or wrote (role "output") a File or Dir."""
+    """File lineage: a job read (role "input") or wrote (role "output") a File or Dir, or
+    took a staging of one (role "staged": a script's input or output, by remote path)."""
 
     job_id: str
     role: str
