@@ -332,3 +332,60 @@ def test_script_lineage_and_no_outputs_for_returned_expressions(
     roles = {(f.role, f.path) for f in scheduler.store.files_of(command.id)}
     assert ("output", str(target)) in roles
     assert {("staged", str(source)), ("staged", str(target))} <= roles
+
+
+def test_sql_store_writes_and_answers_every_question(store_uri: str) -> None:  # noqa: F811
+    from kredun.provenance.records import (
+        ArgumentRecord,
+        EdgeRecord,
+        ExecutionRecord,
+        FileRecord,
+        JobRecord,
+        ProvenanceBatch,
+        TagRecord,
+        ValueRecord,
+    )
+
+    run_id, first, second = "e" * 32, "a" * 32, "b" * 32
+
+    def job(job_id: str, status: str, offset: int) -> JobRecord:
+        start = T0.replace(second=offset)
+        return JobRecord(job_id, run_id, None, "add", "t" * 40, job_id[0] * 40, status,
+                         "default", start, start, "v" * 40, cache_off="task")  # fmt: skip
+
+    batch = ProvenanceBatch(
+        executions=[ExecutionRecord(run_id, "run", "DONE", T0)],
+        jobs=[job(first, "DONE", 1), job(second, "FAILED", 2)],
+        values=[ValueRecord("v" * 40, "builtins.int", "7", 5, b"x")],
+        arguments=[
+            ArgumentRecord(second, 0, "a", "1" * 40, "1"),
+            ArgumentRecord(second, 1, "b", "v" * 40, "7"),
+        ],
+        edges=[EdgeRecord(first, second, "b")],
+        files=[
+            FileRecord(first, "output", "/data/x", "f" * 40, "File"),
+            FileRecord(second, "input", "/data/x", "f" * 40, "File"),
+        ],
+        tags=[TagRecord(run_id, "project", "p", "execution"), TagRecord(second, "k", "v", "job")],
+    )
+    with ProvenanceStore(store_uri) as store:
+        store.ensure_schema()
+        store.write(batch)
+        store.write(batch)  # insert-or-ignore: writing twice changes nothing
+        assert [a.name for a in store.arguments_of(second)] == ["a", "b"]
+        assert store.edges_of(first) == store.edges_of(second) == batch.edges
+        assert [f.role for f in store.files_of(second)] == ["input"]
+        assert [(f.role, j.id) for f, j in store.file_history("/data/x")] == [
+            ("input", second),
+            ("output", first),
+        ]
+        assert [j.id for j in store.find_jobs(status="FAILED")] == [second]
+        assert [j.id for j in store.find_jobs(tag=("k", "v"))] == [second]
+        assert store.find_jobs(task="add", before=T0.replace(second=2)) == [batch.jobs[0]]
+        assert [e.id for e in store.find_executions(tag=("project", None))] == [run_id]
+        assert store.find_value("vvvv").preview == "7"
+        assert [(t.key, t.value) for t in store.tagged("project")] == [("project", "p")]
+        assert store.all_tags() == [("k", "v", 1), ("project", "p", 1)]
+        assert store.remove_tags(second, "k") == 1
+        assert store.tags_of(second) == []
+        assert store.find_job(first).cache_off == "task"
