@@ -17,6 +17,7 @@ depends_on = None
 
 HASH = sa.String(64)
 SHORT = sa.String(16)
+# Ignored by PostgreSQL; on SQLite the rows live in the primary key's b-tree.
 
 
 def upgrade() -> None:
@@ -29,12 +30,14 @@ def upgrade() -> None:
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("value_hash", HASH, nullable=False),
         sa.Column("preview", sa.Text, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "kredun_edge",
         sa.Column("src_job_id", HASH, primary_key=True),
         sa.Column("dst_job_id", HASH, primary_key=True),
         sa.Column("name", sa.Text, primary_key=True),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_kredun_edge_dst_job_id", "kredun_edge", ["dst_job_id"])
     op.create_table(
@@ -50,6 +53,7 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.text("CURRENT_TIMESTAMP"),
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_kredun_file_path", "kredun_file", ["path"])
     op.create_table(
@@ -58,6 +62,7 @@ def upgrade() -> None:
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("value", sa.Text, primary_key=True),
         sa.Column("entity_kind", SHORT, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_kredun_tag_key_value", "kredun_tag", ["key", "value"])
 
