@@ -162,7 +162,6 @@ job_table = Table(
 # keys so a batch writes them in any order and the bulk writer stays one statement each.
 # On SQLite they are WITHOUT ROWID: the rows live in their primary key's b-tree instead of
 # a rowid table plus a key index, which halves the work of each insert.
-_CLUSTERED = {"sqlite_with_rowid": False}
 argument_table = Table(
     "kredun_argument",
     metadata,
@@ -172,7 +171,7 @@ argument_table = Table(
     # Not indexed: nothing looks arguments up by value, and each index slows every write.
     Column("value_hash", String(HASH_LENGTH), nullable=False),
     Column("preview", Text, nullable=False),
-    **_CLUSTERED,
+    sqlite_with_rowid=False,
 )
 
 edge_table = Table(
@@ -181,7 +180,7 @@ edge_table = Table(
     Column("src_job_id", String(HASH_LENGTH), primary_key=True),
     Column("dst_job_id", String(HASH_LENGTH), primary_key=True, index=True),
     Column("name", Text, primary_key=True),
-    **_CLUSTERED,
+    sqlite_with_rowid=False,
 )
 
 file_table = Table(
@@ -195,7 +194,7 @@ file_table = Table(
     _created(),
     # `kredun log --file PATH` looks files up by path.
     Index("ix_kredun_file_path", "path"),
-    **_CLUSTERED,
+    sqlite_with_rowid=False,
 )
 
 tag_table = Table(
@@ -206,5 +205,5 @@ tag_table = Table(
     Column("value", Text, primary_key=True),
     Column("entity_kind", String(STATUS_LENGTH), nullable=False),
     Index("ix_kredun_tag_key_value", "key", "value"),
-    **_CLUSTERED,
+    sqlite_with_rowid=False,
 )
