@@ -45,7 +45,7 @@ def test_a_misspelt_option_fails_at_decoration_naming_it_and_the_valid_ones() ->
         ({"cache_scope": "ALL"}, "option cache_scope='ALL' must be CacheScope"),
         ({"hash_includes": 3}, "option hash_includes=3 must be a list"),
         ({"script": "yes"}, "option script='yes' must be True or False"),
-        ({"tags": [("a", 1)]}, "option 'tags'"),
+        ({"tags": [("a", [1])]}, "option tags=[('a', [1])] the value of tag 'a'"),
         ({"retries": -1}, "option retries=-1 must be a whole number >= 0"),
         ({"retries": "2"}, "option retries='2' must be a whole number"),
         ({"cache": "no"}, "option cache='no' must be True or False"),

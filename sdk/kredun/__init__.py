@@ -26,6 +26,7 @@ from .scheduler import Scheduler
 from .scripting import script
 from .submit import ExecutionHandle, submit
 from .subrun import subrun
+from .tags import apply_tags
 from .task import CacheCheckValid, CacheScope, PartialTask, Task, get_task, namespace, task
 
 __version__ = "0.1.0"
@@ -51,6 +52,7 @@ __all__ = [
     "TaskExpression",
     "Thread",
     "ValueExpression",
+    "apply_tags",
     "catch",
     "catch_all",
     "cond",

@@ -48,6 +48,9 @@ class ControlRun(Protocol):
     def context_of(self, node: Any) -> Any:
         """The `kredun.context.Context` the expression at `node` is evaluated under."""
 
+    def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
+        """Record tags on a value (by its hash) in the provenance store."""
+
 
 class SchedulerTask:
     """A task the scheduler evaluates itself, by calling `handler(run, node, *args)`."""

@@ -100,3 +100,7 @@ class ScriptError(KredunError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (str(self), self.stderr, self.returncode))
+
+
+class TagError(KredunError, ValueError):
+    """A tag is malformed: tags are (key, value) pairs of text, keys non-empty."""

@@ -39,9 +39,11 @@ _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
 
 
 class Node:
+    # "producer" (the id of the job whose result a node took; provenance's call graph) is
+    # set only on such nodes and read with getattr, so other nodes pay nothing for it.
     __slots__ = (
-        "children", "failed", "hash", "kind", "owner", "parents", "payload", "resolved", "value",
-        "waiting",
+        "children", "failed", "hash", "kind", "owner", "parents", "payload", "producer",
+        "resolved", "value", "waiting",
     )  # fmt: skip
 
     def __init__(self, kind: str, payload: Any = None, children: list[Node] | None = None):

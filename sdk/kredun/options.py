@@ -76,6 +76,17 @@ def _dict(value: Any) -> str | None:
     return None if isinstance(value, dict) else "must be a dict"
 
 
+def _tags(value: Any) -> str | None:
+    from .errors import TagError
+    from .tags import check_tags  # imports the control module, which imports this one
+
+    try:
+        check_tags(value)
+    except TagError as error:
+        return str(error).removeprefix("tags: ")
+    return None
+
+
 # Options every executor honours: name -> value check (None: any value).
 CORE_OPTIONS: dict[str, Check | None] = {
     "cache": _bool,
@@ -89,6 +100,7 @@ CORE_OPTIONS: dict[str, Check | None] = {
     "limits": _limits,
     "_context_override": _dict,  # set by task.update_context()
     "_export": None,  # names of options a job passes down (task.export_options)
+    "tags": _tags,  # recorded on every job of the task (kredun.tags)
 }
 # Read by the k8s executor (kredun_operator.podspec and .pods).
 K8S_TASK_OPTIONS = (
@@ -97,7 +109,6 @@ K8S_TASK_OPTIONS = (
 )  # fmt: skip
 # redun options kredun does not implement: refused with a reason instead of ignored.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
-    "tags": "tags are not recorded by kredun",
     "config_args": "config_args are not supported; every argument is hashed",
     "compat": "compat is not supported; use version=",
 }

@@ -42,6 +42,25 @@ ANNOTATION_TASK = "kredun.dev/task"  # a job Pod's task, in full
 ANNOTATION_JOB = "kredun.dev/job-id"  # a job Pod's job id (provenance)
 
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# An Execution's tags: each one Kubernetes allows as a label is one, under this prefix; all
+# of them, as a JSON object of lists, are in the annotation.
+TAG_LABEL_PREFIX = "tags.kredun.dev/"
+ANNOTATION_TAGS = "kredun.dev/tags"
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+
+
+def tag_labels(tags: list[tuple[str, str]]) -> dict[str, str]:
+    """The tags that fit Kubernetes' label rules as they are (name and value: at most 63 of
+    [A-Za-z0-9_.-], alphanumeric at both ends; the value may be empty), as labels. A key
+    with several values cannot be one label: those stay in the annotation only."""
+    counts: dict[str, int] = {}
+    for key, _ in tags:
+        counts[key] = counts.get(key, 0) + 1
+    return {
+        TAG_LABEL_PREFIX + key: value
+        for key, value in tags
+        if counts[key] == 1 and _LABEL_NAME.match(key) and (not value or _LABEL_NAME.match(value))
+    }
 
 
 def label_value(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import queue
 import sys
 import time
@@ -29,6 +30,7 @@ from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
 from .errors import CancelledError, ConfigError, DryRunResult, KredunError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
+from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
 from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
@@ -36,14 +38,19 @@ from .options import job_limits
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
+    ArgumentRecord,
     CallRecord,
+    EdgeRecord,
     ExecutionRecord,
+    FileRecord,
     FinalRecord,
     JobRecord,
     ProvenanceBatch,
+    TagRecord,
     TaskRecord,
 )
 from .serialize import dumps, loads, preview, type_name
+from .tags import check_tags
 from .task import (
     Task,
     changed_tasks,
@@ -190,6 +197,8 @@ class Scheduler:
         stop: StopToken | None = None,
         context: dict[str, Any] | None = None,
         dryrun: bool = False,
+        tags: Any = None,
+        parent_job_id: str | None = None,
     ) -> Any:
         """Evaluate `expr` and return its value. A task's exception is re-raised as is.
 
@@ -200,7 +209,8 @@ class Scheduler:
         `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
         operator does; `execution_id` lets a resumed execution keep its identity. Once
         `stop` is set (from any thread), the run ends within a tick: running jobs are shut
-        down and CancelledError is raised."""
+        down and CancelledError is raised. `tags` (a dict or (key, value) pairs) tag the
+        execution; `parent_job_id` records it as run inside that job (a subrun)."""
         if context is not None and not isinstance(context, dict):
             raise TypeError(f"Scheduler.run(context=...) must be a dict, not {context!r}")
         values_ = merge_dicts([self.config.context, context or {}])
@@ -208,6 +218,10 @@ class Scheduler:
         run.stop = stop
         run.context = Context(values_) if values_ else EMPTY_CONTEXT
         run.dryrun = dryrun
+        run.record.parent_job_id = parent_job_id
+        run.pending.tags.extend(
+            TagRecord(run.record.id, key, value, "execution") for key, value in check_tags(tags)
+        )
         return run.run()
 
     def close(self) -> None:
@@ -277,6 +291,8 @@ class _ExecutionRun:
         # Provenance not yet written.
         self.dirty_jobs: dict[str, JobRecord] = {}
         self.pending = ProvenanceBatch()
+        # Per task hash: the (name, value hash, preview) of parameters with defaults.
+        self._defaults: dict[str, list[tuple[str, str, str]]] = {}
         self.last_flush = time.monotonic()
         self.context = EMPTY_CONTEXT
         self.dryrun = False
@@ -499,6 +515,10 @@ class _ExecutionRun:
             args_hash=args_hash, result_hash=result_hash, result_kind="expression"))  # fmt: skip
         self.scheduler._results[eval_hash] = ("expression", expr, result_hash)
 
+    def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
+        value_hash = hash_value(value)
+        self.pending.tags.extend(TagRecord(value_hash, k, v, "value") for k, v in tags)
+
     # -- calls ----------------------------------------------------------------------------
 
     def _prepare_call(self, node: Node) -> None:
@@ -705,7 +725,7 @@ class _ExecutionRun:
         self, node: Node, eval_hash: str, args_hash: str, context: Context, status: str
     ) -> Job:
         task: Task = node.payload.task
-        args, kwargs, _, _ = graph.call_arguments(node)
+        args, kwargs, positional, named = graph.call_arguments(node)
         job_id = uuid.uuid4().hex
         parent: Job | None = node.owner
         executor_name = task.get_option("executor", "default")
@@ -719,9 +739,11 @@ class _ExecutionRun:
             status=status,
             executor=executor_name,
             start_time=_now(),
+            cache_off=None if status == "CACHED" else self._cache_off(task),
         )
         self.dirty_jobs[job_id] = record
         self._record_task(task)
+        self._record_arguments(job_id, task, positional, named, status != "CACHED")
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
         job.references = not self.values.records_results
         job.nodes.append(node)
@@ -773,6 +795,8 @@ class _ExecutionRun:
                 job.args = [job.args[0], self.scheduler.config.to_dict()]
             if context.values:
                 job.kwargs = {**job.kwargs, "context": context.values}
+            # Its execution is recorded under this job (not part of the call's hash).
+            job.kwargs = {**job.kwargs, "parent_job": job.id}
         self.in_flight.setdefault(job.key, job)
         if limits:
             job.limits = limits
@@ -940,7 +964,11 @@ class _ExecutionRun:
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
         """Substitute a job's result into every node waiting on it."""
+        for node in job.nodes:
+            node.producer = job.id
         if kind == "value":
+            # Files in a returned expression are arguments of later calls, not outputs.
+            self._record_files(job.id, "output", self.scheduler._result_external.get(job.eval_hash))
             for node in job.nodes:
                 self._resolve(node, value, result_hash)
             return
@@ -1034,6 +1062,80 @@ class _ExecutionRun:
             )
         )
 
+    def _cache_off(self, task: Task) -> str | None:
+        """Why a job being created does not consult the cache, if it does not."""
+        if not self.cache:
+            return "run"
+        return None if task.get_option("cache", True) else "task"
+
+    def _record_arguments(
+        self,
+        job_id: str,
+        task: Task,
+        positional: list[Node],
+        named: dict[str, Node],
+        values: bool,
+    ) -> None:
+        """A job's arguments by parameter, the jobs whose results they hold (call-graph
+        edges), the Files and Dirs among them, and the task's tags.
+
+        A replayed job's argument values are those of the job that computed the result
+        (the same eval hash means the same arguments), so with `values` False they are left
+        to `provenance.why.job_arguments` to find there: replays are the cheapest jobs,
+        and recording their arguments again made a cached rerun a third slower."""
+        parameters = task.parameters
+        pending = self.pending
+        arguments: list[tuple[int | str, Node]] = [*enumerate(positional), *named.items()]
+        given: set[str] = set()
+        for position, (key, node) in enumerate(arguments):
+            if isinstance(key, str):
+                name = key
+            elif key < len(parameters) and parameters[key].kind in _POSITIONAL:
+                name = parameters[key].name
+            else:
+                name = str(key)
+            given.add(name)
+            value = node.value
+            if values:
+                pending.arguments.append(
+                    ArgumentRecord(job_id, position, name, node.value_hash(), preview(value))
+                )
+            for producer in _producers(node):
+                pending.edges.append(EdgeRecord(producer, job_id, name))
+            if not isinstance(value, _ATOMIC):
+                self._record_files(job_id, "input", _files_in(value))
+        defaults = self._defaults.get(task.hash)
+        if defaults is None:
+            defaults = self._defaults[task.hash] = _default_arguments(task)
+        if defaults and values:
+            position = len(arguments)
+            for name, value_hash, shown in defaults:
+                if name not in given:
+                    pending.arguments.append(
+                        ArgumentRecord(job_id, position, name, value_hash, shown)
+                    )
+                    position += 1
+        tags = task.get_option("tags", None)
+        if tags:
+            pending.tags.extend(TagRecord(job_id, k, v, "job") for k, v in check_tags(tags))
+
+    def _record_files(self, job_id: str, role: str, found: list[Any] | None) -> None:
+        for obj in found or ():
+            if isinstance(obj, StagingFile | StagingDir):
+                # Role "staged": a staging may be a script's input or its output. By the
+                # remote's path and the staging's own hash (of both paths): hashing the
+                # remote would mean I/O here, and an output's remote may not exist yet.
+                path, value_hash, kind = obj.remote.path, obj.__kredun_hash__(), type(obj).__name__
+                role = "staged"
+            elif isinstance(obj, File | Dir):
+                path, value_hash, kind = obj.path, obj.hash, obj.kind
+            else:
+                continue
+            # Local paths absolute, so `kredun log --file` finds them from anywhere.
+            if "://" not in path:
+                path = os.path.abspath(path)
+            self.pending.files.append(FileRecord(job_id, role, path, value_hash, kind))
+
     def _flush_if_due(self) -> None:
         rows = len(self.dirty_jobs) + len(self.pending.values)
         if rows >= FLUSH_ROWS or time.monotonic() - self.last_flush >= FLUSH_INTERVAL:
@@ -1095,3 +1197,57 @@ def status_table(counts: dict[str, list[int]], when: datetime) -> list[str]:
         *(row(name, counts[name]) for name in names),
         "",
     ]
+
+
+_POSITIONAL = ("POSITIONAL_ONLY", "POSITIONAL_OR_KEYWORD")
+_LEAF_KINDS = frozenset((graph.VALUE, graph.LIFTED))
+_ATOMIC = (int, float, str, bytes, bool, type(None))
+# Argument structures are walked for Files this deep and no further.
+_FILE_SEARCH_LIMIT = 10_000
+
+
+def _producers(node: Node) -> list[str]:
+    """The jobs whose results an argument node holds: itself, or within its containers."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        # Literals, by far the most common arguments, are skipped first: getattr of an
+        # unset slot raises inside, which costs more than all the rest of this loop.
+        if current.kind in _LEAF_KINDS:
+            continue
+        producer = getattr(current, "producer", None)
+        if producer is not None:
+            found.append(producer)
+        elif current.kind != graph.CALL:
+            stack.extend(current.children)
+    return found
+
+
+def _default_arguments(task: Task) -> list[tuple[str, str, str]]:
+    """Parameters with defaults, recorded for calls that leave them out: the call's hash
+    includes them, so `kredun log --why` must see them."""
+    values = task.default_values
+    return [
+        (parameter.name, parameter.default_hash, preview(values[parameter.name]))
+        for parameter in task.parameters
+        if parameter.default_hash is not None
+    ]
+
+
+def _files_in(value: Any) -> list[Any]:
+    """The Files, Dirs and stagings in an argument value, through lists, tuples, sets and
+    dicts; large structures are searched up to a bound, as this runs for every job."""
+    found: list[Any] = []
+    stack = [value]
+    seen = 0
+    while stack and seen < _FILE_SEARCH_LIMIT:
+        current = stack.pop()
+        seen += 1
+        if isinstance(current, File | Dir | StagingFile | StagingDir):
+            found.append(current)
+        elif isinstance(current, list | tuple | set | frozenset):
+            stack.extend(current)
+        elif isinstance(current, dict):
+            stack.extend(current.values())
+    return found

@@ -35,6 +35,7 @@ from .plan import dumps_plan, encode_plan
 from .refs import Ref, ValueRef, ref_from_json, resolve
 from .resource import (
     ANNOTATION_EXPRESSION,
+    ANNOTATION_TAGS,
     API_VERSION,
     CANCELLED,
     FAILED,
@@ -49,9 +50,11 @@ from .resource import (
     VERSION,
     execution_selector,
     label_value,
+    tag_labels,
 )
 from .resources import Resources
 from .serialize import local_code_by_value, preview, ship
+from .tags import check_tags
 from .task import definitions_near
 
 if TYPE_CHECKING:
@@ -250,12 +253,19 @@ def _execution_manifest(
     node_selector: dict[str, str] | None = None,
     tolerations: list[dict[str, Any]] | None = None,
     resources: dict[str, Any] | None = None,
+    tags: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The Execution to create for a plan already in the value store."""
     metadata: dict[str, Any] = {
         "labels": {LABEL_MANAGED_BY: MANAGED_BY},
         "annotations": {ANNOTATION_EXPRESSION: preview(expr, 500)},
     }
+    if tags:
+        metadata["labels"].update(tag_labels(tags))
+        grouped: dict[str, list[str]] = {}
+        for key, value in tags:
+            grouped.setdefault(key, []).append(value)
+        metadata["annotations"][ANNOTATION_TAGS] = json.dumps(grouped, sort_keys=True)
     task = getattr(expr, "task", None)
     if task is not None and label_value(task.fullname):
         metadata["labels"][LABEL_TASK] = label_value(task.fullname)
@@ -380,6 +390,7 @@ def submit(
     tolerations: list[dict[str, Any]] | None = None,
     resources: dict[str, Any] | None = None,
     cache: bool = True,
+    tags: Any = None,
 ) -> ExecutionHandle:
     """Run `expr` on a Kubernetes cluster: build its plan here, upload it, create an Execution.
 
@@ -394,9 +405,12 @@ def submit(
     `image` (default: $KREDUN_JOB_IMAGE or `[jobs] image`) runs the job Pods. `name` (default:
     generated from the task's name) names the Execution. `executor`, `service_account`,
     `node_selector`, `tolerations` and `resources` ({"cpus", "memory", "gpus"}) are defaults
-    for jobs whose task sets none. With `wait=True`, returns once the Execution finished
-    (see `ExecutionHandle.wait`).
+    for jobs whose task sets none. `tags` (a dict or (key, value) pairs) become labels
+    `tags.kredun.dev/KEY=VALUE` where Kubernetes allows, and all of them the annotation
+    `kredun.dev/tags`. With `wait=True`, returns once the Execution finished (see
+    `ExecutionHandle.wait`).
     """
+    checked_tags = check_tags(tags)
     if not contains_expression(expr):
         raise TypeError(f"submit() needs an expression (call a task), got {preview(expr, 80)}")
     if name is not None:
@@ -430,6 +444,7 @@ def submit(
         node_selector=node_selector,
         tolerations=tolerations,
         resources=resources,
+        tags=checked_tags,
     )
     api = kubernetes.client.CustomObjectsApi(client)
     with _api_errors("create the execution", namespace, name):

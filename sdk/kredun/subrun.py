@@ -28,6 +28,7 @@ def _subrun(
     context: dict[str, Any] | None = None,
     config_dir: str | None = None,
     load_modules: list[str] | None = None,
+    parent_job: str = "",
 ) -> Any:
     import importlib
     from pathlib import Path
@@ -43,7 +44,7 @@ def _subrun(
     )
     try:
         # `context`: the parent job's, filled in by the parent scheduler when it is not empty.
-        return scheduler.run(quoted.expr, context=context)
+        return scheduler.run(quoted.expr, context=context, parent_job_id=parent_job or None)
     finally:
         scheduler.close()
 

@@ -11,7 +11,7 @@ from ..errors import KredunError
 
 # Commands defined here; any other command comes from the `kredun.commands` entry points.
 BUILT_IN = frozenset(
-    {"run", "log", "worker", "db", "submit", "get", "logs", "cancel", "batch-logs"}
+    {"run", "log", "tag", "worker", "db", "submit", "get", "logs", "cancel", "batch-logs"}
 )
 
 
@@ -55,15 +55,48 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     run.add_argument(
         "--context-file", metavar="FILE", help="JSON object merged into the context first"
     )
+    run.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tag the execution (repeatable)",
+    )
     run.add_argument("file", metavar="FILE", help="workflow file (a Python module)")
     run.add_argument("task", metavar="TASK", help="task name (or full name) in FILE")
     run.add_argument("params", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     log = commands.add_parser(
-        "log", parents=[database], help="list recent executions, or show one's job tree"
+        "log",
+        parents=[database],
+        help="list executions; show an execution, job, value or task; explain the cache",
+        description="Without ID: the newest executions. With ID (an execution or job id, "
+        "with or without dashes, or a value hash; a prefix will do; or a task name): its "
+        "details.",
     )
-    log.add_argument("execution", nargs="?", metavar="ID", help="execution id (a prefix will do)")
-    log.add_argument("--limit", type=int, default=20, help="executions to list (default 20)")
+    log.add_argument("id", nargs="?", metavar="ID", help="execution, job, value or task")
+    log.add_argument("--limit", type=int, default=20, help="rows to list (default 20)")
+    log.add_argument(
+        "--status",
+        type=str.upper,
+        choices=("PENDING", "RUNNING", "FAILED", "CACHED", "DONE", "CANCELLED"),
+        help="only executions (or with --jobs/--task, jobs) with this status",
+    )
+    log.add_argument("--tag", metavar="KEY[=VALUE]", help="only records carrying this tag")
+    log.add_argument("--jobs", action="store_true", help="list jobs instead of executions")
+    log.add_argument("--task", metavar="NAME", help="list the jobs of this task")
+    log.add_argument("--file", metavar="PATH", help="where a file came from: who wrote it")
+    log.add_argument("--why", metavar="JOB", help="why a job ran, or what it replayed")
+    log.add_argument("--format", choices=("text", "json"), default="text")
+
+    tag = commands.add_parser("tag", help="list, add or remove tags")
+    tag_commands = tag.add_subparsers(dest="tag_command", required=True, metavar="COMMAND")
+    tag_list = tag_commands.add_parser("list", parents=[database], help="tags and their counts")
+    tag_list.add_argument("id", nargs="?", metavar="ID", help="the tags of this record only")
+    for name, help_text in (("add", "add KEY=VALUE tags"), ("rm", "remove KEY or KEY=VALUE")):
+        change = tag_commands.add_parser(name, parents=[database], help=help_text)
+        change.add_argument("id", metavar="ID", help="execution, job or value (a prefix will do)")
+        change.add_argument("tags", nargs="+", metavar="TAG")
 
     worker = commands.add_parser(
         "worker",
@@ -115,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .log import log_command
 
             return log_command(args)
+        if args.command == "tag":
+            from .log import tag_command
+
+            return tag_command(args)
         if args.command == "worker":
             from .worker import worker_command
 

@@ -43,6 +43,9 @@ def add_cluster_commands(commands: Any) -> None:
         "--timeout", type=float, metavar="SECONDS", help="with --wait: give up after SECONDS"
     )
     submit.add_argument("--no-cache", action="store_true", help="run every job, ignoring the cache")
+    submit.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="tag the Execution"
+    )
     submit.add_argument("file", metavar="FILE", help="workflow file (a Python module)")
     submit.add_argument("task", metavar="TASK", help="task name (or full name) in FILE")
     submit.add_argument("params", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -95,6 +98,8 @@ def submit_command(args: argparse.Namespace) -> int:
             "no job image: pass --image, or set $KREDUN_JOB_IMAGE or [jobs] image in "
             ".kredun/kredun.toml"
         )
+    from ..tags import parse_tag
+
     task = find_task(load_workflow_file(args.file), args.task)
     kwargs = parse_task_params(task, args.params)
     handle = submit(
@@ -105,6 +110,7 @@ def submit_command(args: argparse.Namespace) -> int:
         config=config,
         kubeconfig=args.kubeconfig,
         cache=not args.no_cache,
+        tags=[parse_tag(text) for text in args.tag],
     )
     if not args.wait:
         print(handle.name)

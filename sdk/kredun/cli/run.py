@@ -13,6 +13,7 @@ from ..config import project_config
 from ..context import load_context_file, merge_dicts, parse_context_updates
 from ..errors import DryRunResult
 from ..scheduler import Scheduler
+from ..tags import parse_tag
 from ..workflow import find_task, load_workflow_file
 from .params import parse_task_params
 
@@ -26,6 +27,7 @@ def run_command(args: argparse.Namespace) -> int:
     module = load_workflow_file(args.file)
     task = find_task(module, args.task)
     kwargs = parse_task_params(task, args.params)
+    tags = [parse_tag(text) for text in args.tag]
     label = shlex.join(["kredun", "run", args.file, args.task, *args.params])
     context = merge_dicts([
         load_context_file(args.context_file) if args.context_file else {},
@@ -42,13 +44,14 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         if progress is None:
             result = scheduler.run(
-                expr, cache=not args.no_cache, label=label, context=context, dryrun=args.dryrun
-            )
+                expr, cache=not args.no_cache, label=label, context=context,
+                dryrun=args.dryrun, tags=tags,
+            )  # fmt: skip
         else:
             with progress:
                 result = scheduler.run(
                     expr, cache=not args.no_cache, label=label, context=context,
-                    progress=progress.update, dryrun=args.dryrun,
+                    progress=progress.update, dryrun=args.dryrun, tags=tags,
                 )  # fmt: skip
     except DryRunResult as report:
         print_dryrun(report.would_run, report.cached)

@@ -8,17 +8,27 @@ and `AmbiguousIdError` from `kredun.errors` for ids, `StoreError` for everything
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from .records import (
+    ArgumentRecord,
     CallRecord,
+    EdgeRecord,
     ExecutionRecord,
+    FileRecord,
     FinalRecord,
     JobRecord,
     ProvenanceBatch,
     TaskRecord,
     ValueRecord,
 )
+
+
+def normalize_id(text: str) -> str:
+    """A job or execution id as stored: 32 lowercase hex digits, so the dashed UUID form
+    (and a prefix of it) finds the same record."""
+    return text.replace("-", "").strip().lower()
 
 
 class ProvenanceBackend(Protocol):
@@ -53,5 +63,26 @@ class ProvenanceBackend(Protocol):
 
     def jobs_of(self, execution_id: str) -> list[JobRecord]:
         """One execution's jobs in the order they started."""
+
+    def find_job(self, id_prefix: str) -> JobRecord:
+        """Like find_execution, for jobs; dashes in the id are ignored."""
+
+    def find_jobs(
+        self,
+        task: str | None = None,
+        status: str | None = None,
+        tag: tuple[str, str | None] | None = None,
+        eval_hash: str | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Jobs matching every filter given, newest first."""
+
+    def arguments_of(self, job_id: str) -> list[ArgumentRecord]: ...
+
+    def edges_of(self, job_id: str) -> list[EdgeRecord]:
+        """The call-graph edges into and out of a job."""
+
+    def files_of(self, job_id: str) -> list[FileRecord]: ...
 
     def close(self) -> None: ...

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from datetime import datetime
+from typing import TypeVar
 
 from ..errors import AmbiguousIdError, NotFoundError
-from .base import ProvenanceBackend
+from .base import ProvenanceBackend, normalize_id
 from .records import (
+    ArgumentRecord,
     CallRecord,
+    EdgeRecord,
     ExecutionRecord,
+    FileRecord,
     FinalRecord,
     JobRecord,
     ProvenanceBatch,
@@ -22,6 +27,8 @@ from .records import (
 )
 
 MEMORY_URI = "memory://"
+
+R = TypeVar("R")
 
 
 class MemoryProvenanceStore:
@@ -34,6 +41,10 @@ class MemoryProvenanceStore:
         self._finals: dict[str, FinalRecord] = {}
         self._jobs: dict[str, JobRecord] = {}
         self._executions: dict[str, ExecutionRecord] = {}
+        self._arguments: dict[str, list[ArgumentRecord]] = {}
+        self._edges: dict[str, list[EdgeRecord]] = {}  # by both ends
+        self._files: dict[str, list[FileRecord]] = {}
+        self._tags: dict[str, set[tuple[str, str]]] = {}
 
     def ensure_schema(self) -> None:
         pass  # nothing to create
@@ -49,6 +60,15 @@ class MemoryProvenanceStore:
             # The scheduler's own record objects: it writes each again after changing it.
             self._executions.update((r.id, r) for r in batch.executions)
             self._jobs.update((r.id, r) for r in batch.jobs)
+            for argument in batch.arguments:
+                self._arguments.setdefault(argument.job_id, []).append(argument)
+            for edge in batch.edges:
+                self._edges.setdefault(edge.dst_job_id, []).append(edge)
+                self._edges.setdefault(edge.src_job_id, []).append(edge)
+            for file in batch.files:
+                self._files.setdefault(file.job_id, []).append(file)
+            for tag in batch.tags:
+                self._tags.setdefault(tag.entity_id, set()).add((tag.key, tag.value))
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
         return {h: self._calls[h] for h in eval_hashes if h in self._calls}
@@ -72,17 +92,41 @@ class MemoryProvenanceStore:
 
     def find_execution(self, id_prefix: str) -> ExecutionRecord:
         """As the SQL store's: an exact id wins over longer ids it prefixes."""
-        if id_prefix in self._executions:
-            return self._executions[id_prefix]
-        matches = sorted(i for i in self._executions if i.startswith(id_prefix))
-        if not matches:
-            raise NotFoundError(f"no execution id starts with {id_prefix!r}")
-        if len(matches) > 1:
-            raise AmbiguousIdError(
-                f"execution id prefix {id_prefix!r} is ambiguous "
-                f"(matches {matches[0]}, {matches[1]}, ...); give more characters"
+        return _unique(self._executions, id_prefix, "execution")
+
+    def find_job(self, id_prefix: str) -> JobRecord:
+        return _unique(self._jobs, normalize_id(id_prefix), "job")
+
+    def find_jobs(
+        self,
+        task: str | None = None,
+        status: str | None = None,
+        tag: tuple[str, str | None] | None = None,
+        eval_hash: str | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        def matches(job: JobRecord) -> bool:
+            tags = self._tags.get(job.id, set())
+            return (
+                (task is None or job.task_name == task)
+                and (status is None or job.status == status)
+                and (eval_hash is None or job.eval_hash == eval_hash)
+                and (before is None or job.start_time < before)
+                and (tag is None or any(k == tag[0] and tag[1] in (None, v) for k, v in tags))
             )
-        return self._executions[matches[0]]
+
+        found = sorted(filter(matches, self._jobs.values()), key=lambda j: (j.start_time, j.id))
+        return found[::-1][:limit]
+
+    def arguments_of(self, job_id: str) -> list[ArgumentRecord]:
+        return sorted(self._arguments.get(job_id, []), key=lambda a: a.position)
+
+    def edges_of(self, job_id: str) -> list[EdgeRecord]:
+        return list(self._edges.get(job_id, []))
+
+    def files_of(self, job_id: str) -> list[FileRecord]:
+        return sorted(self._files.get(job_id, []), key=lambda f: (f.role, f.path))
 
     def jobs_of(self, execution_id: str) -> list[JobRecord]:
         jobs = [job for job in self._jobs.values() if job.execution_id == execution_id]
@@ -90,6 +134,21 @@ class MemoryProvenanceStore:
 
     def close(self) -> None:
         pass
+
+
+def _unique(records: dict[str, R], prefix: str, what: str) -> R:
+    """The record whose id is, or uniquely starts with, `prefix`: an exact id wins."""
+    if prefix in records:
+        return records[prefix]
+    matches = sorted(i for i in records if i.startswith(prefix))
+    if not matches:
+        raise NotFoundError(f"no {what} id starts with {prefix!r}")
+    if len(matches) > 1:
+        raise AmbiguousIdError(
+            f"{what} id prefix {prefix!r} is ambiguous "
+            f"(matches {matches[0]}, {matches[1]}, ...); give more characters"
+        )
+    return records[matches[0]]
 
 
 def open_provenance_store(uri: str, scope: str = "") -> ProvenanceBackend:

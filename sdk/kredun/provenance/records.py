@@ -67,6 +67,9 @@ class JobRecord:
     error: str | None = None  # one line: "ValueError: boom"
     traceback: str | None = None
     attempt: int = 0
+    # Why the cache was not consulted: "task" (the task says cache=False) or "run" (the
+    # whole run did); None when it was.
+    cache_off: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +83,48 @@ class ExecutionRecord:
     result_preview: str | None = None
     error: str | None = None
     parent_job_id: str | None = None  # set for a subrun's nested execution
+
+
+@dataclass(slots=True)
+class ArgumentRecord:
+    """One argument of a job's call, by parameter."""
+
+    job_id: str
+    position: int  # order in the call: positional arguments first, then keywords
+    name: str  # the parameter it binds to ("0", "1", ... when the task cannot say)
+    value_hash: str
+    preview: str
+
+
+@dataclass(slots=True)
+class EdgeRecord:
+    """The call graph: `src_job_id`'s result is (part of) `dst_job_id`'s argument `name`."""
+
+    src_job_id: str
+    dst_job_id: str
+    name: str
+
+
+@dataclass(slots=True)
+class FileRecord:
+    """File lineage: a job read (role "input") or wrote (role "output") a File or Dir, or
+    took a staging of one (role "staged": a script's input or output, by remote path)."""
+
+    job_id: str
+    role: str
+    path: str
+    hash: str
+    kind: str  # "File" or "Dir"
+
+
+@dataclass(slots=True)
+class TagRecord:
+    """A tag on an execution, job or value (`entity_id` is its id or hash)."""
+
+    entity_id: str
+    key: str
+    value: str
+    entity_kind: str  # "execution", "job" or "value"
 
 
 @dataclass(slots=True)
@@ -97,8 +142,13 @@ class ProvenanceBatch:
     jobs: list[JobRecord] = field(default_factory=list)
     executions: list[ExecutionRecord] = field(default_factory=list)
     finals: list[FinalRecord] = field(default_factory=list)
+    arguments: list[ArgumentRecord] = field(default_factory=list)
+    edges: list[EdgeRecord] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+    tags: list[TagRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.tasks or self.values or self.calls or self.finals or self.jobs or self.executions
-        )
+            self.tasks or self.values or self.calls or self.finals or self.jobs
+            or self.executions or self.arguments or self.edges or self.files or self.tags
+        )  # fmt: skip

@@ -32,7 +32,7 @@ from sqlalchemy import (
 # The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
 # database's alembic_version against it with one query, so alembic is only imported when the
 # schema actually needs creating or upgrading.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 # Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
 HASH_LENGTH = 64
@@ -167,4 +167,55 @@ job_table = Table(
     Column("error", Text, nullable=True),
     Column("traceback", Text, nullable=True),
     Column("attempt", Integer, nullable=False),
+    Column("cache_off", String(STATUS_LENGTH), nullable=True),
+)
+
+# Rows below are keyed by job and written once (insert-or-ignore); they have no foreign
+# keys so a batch writes them in any order and the bulk writer stays one statement each.
+# On SQLite they are WITHOUT ROWID: the rows live in their primary key's b-tree instead of
+# a rowid table plus a key index, which halves the work of each insert.
+argument_table = Table(
+    "kredun_argument",
+    metadata,
+    Column("job_id", String(HASH_LENGTH), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    # Not indexed: nothing looks arguments up by value, and each index slows every write.
+    Column("value_hash", String(HASH_LENGTH), nullable=False),
+    Column("preview", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+edge_table = Table(
+    "kredun_edge",
+    metadata,
+    Column("src_job_id", String(HASH_LENGTH), primary_key=True),
+    Column("dst_job_id", String(HASH_LENGTH), primary_key=True, index=True),
+    Column("name", Text, primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+file_table = Table(
+    "kredun_file",
+    metadata,
+    Column("job_id", String(HASH_LENGTH), primary_key=True),
+    Column("role", String(STATUS_LENGTH), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("hash", String(HASH_LENGTH), nullable=False),
+    Column("kind", String(STATUS_LENGTH), nullable=False),
+    _created(),
+    # `kredun log --file PATH` looks files up by path.
+    Index("ix_kredun_file_path", "path"),
+    sqlite_with_rowid=False,
+)
+
+tag_table = Table(
+    "kredun_tag",
+    metadata,
+    Column("entity_id", String(HASH_LENGTH), primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+    Column("entity_kind", String(STATUS_LENGTH), nullable=False),
+    Index("ix_kredun_tag_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import fields
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,23 +46,32 @@ from sqlalchemy.pool import StaticPool
 
 from kredun.bounds import INLINE_VALUE_LIMIT
 from kredun.errors import AmbiguousIdError, DatabaseURIError, NotFoundError, StoreError
+from kredun.provenance.base import normalize_id
 from kredun.provenance.bulk import TableWriter, prepare
 from kredun.provenance.records import (
+    ArgumentRecord,
     CallRecord,
+    EdgeRecord,
     ExecutionRecord,
+    FileRecord,
     FinalRecord,
     JobRecord,
     ProvenanceBatch,
+    TagRecord,
     TaskRecord,
     ValueRecord,
 )
 from kredun.provenance.schema import (
     HEAD_REVISION,
+    argument_table,
     call_table,
+    edge_table,
     execution_table,
+    file_table,
     final_table,
     job_table,
     metadata,
+    tag_table,
     task_table,
     value_table,
 )
@@ -105,6 +115,10 @@ _CALL_COLUMNS = _columns(CallRecord)
 _FINAL_COLUMNS = _columns(FinalRecord)
 _EXECUTION_COLUMNS = _columns(ExecutionRecord)
 _JOB_COLUMNS = _columns(JobRecord)
+_ARGUMENT_COLUMNS = _columns(ArgumentRecord)
+_EDGE_COLUMNS = _columns(EdgeRecord)
+_FILE_COLUMNS = _columns(FileRecord)
+_TAG_COLUMNS = _columns(TagRecord)
 
 
 def _select_records(table: Table, columns: tuple[str, ...]) -> Select[Any]:
@@ -230,6 +244,15 @@ def _writers(dialect: Dialect) -> list[tuple[str, TableWriter]]:
         (
             "jobs",
             TableWriter(job_table, JobRecord, "id", dialect, upsert=True, fixed=("execution_id",)),
+        ),
+        *(
+            (attribute, TableWriter(table, record, key, dialect))
+            for attribute, table, record, key in (
+                ("arguments", argument_table, ArgumentRecord, ("job_id", "position")),
+                ("edges", edge_table, EdgeRecord, ("src_job_id", "dst_job_id", "name")),
+                ("files", file_table, FileRecord, ("job_id", "role", "path")),
+                ("tags", tag_table, TagRecord, ("entity_id", "key", "value")),
+            )
         ),
     ]
 
@@ -611,6 +634,159 @@ class ProvenanceStore:
                 counts.setdefault(task_name, {})[status] = count
         return counts
 
+    # -- questions (kredun log) ---------------------------------------------------------------
+
+    def _records(self, statement: Select[Any], record_type: type, what: str) -> list[Any]:
+        with self._connect(what) as connection:
+            return [record_type(*_fields(row)) for row in connection.execute(statement)]
+
+    def _unique(self, statement: Select[Any], key: Column[str], prefix: str, what: str) -> Any:
+        """The one row whose `key` is, or uniquely starts with, `prefix`."""
+        statement = statement.where(key.startswith(prefix, autoescape=True)).order_by(key).limit(2)
+        with self._connect(f"finding a {what}") as connection:
+            rows = connection.execute(statement).all()
+        if not rows:
+            raise NotFoundError(f"no {what} id starts with {prefix!r}")
+        if len(rows) > 1 and rows[0][0] != prefix:
+            raise AmbiguousIdError(
+                f"{what} id prefix {prefix!r} is ambiguous "
+                f"(matches {rows[0][0]}, {rows[1][0]}, ...); give more characters"
+            )
+        return rows[0]
+
+    def find_job(self, id_prefix: str) -> JobRecord:
+        """The job whose id (dashes allowed, as in a UUID) is or uniquely starts with the
+        prefix. Raises NotFoundError or AmbiguousIdError."""
+        select_jobs = _select_records(job_table, _JOB_COLUMNS)
+        row = self._unique(select_jobs, job_table.c.id, normalize_id(id_prefix), "job")
+        return JobRecord(*_fields(row))
+
+    def find_value(self, hash_prefix: str) -> ValueRecord:
+        # The hash first, as `_unique` reports ids from the first column.
+        columns = [value_table.c.hash, *(value_table.c[name] for name in _VALUE_COLUMNS)]
+        statement = select(*columns).where(value_table.c.scope == self.scope)
+        row = self._unique(statement, value_table.c.hash, hash_prefix.lower(), "value")
+        return ValueRecord(*_fields(row)[1:])
+
+    def find_jobs(
+        self,
+        task: str | None = None,
+        status: str | None = None,
+        tag: tuple[str, str | None] | None = None,
+        eval_hash: str | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+    ) -> list[JobRecord]:
+        """Jobs matching every filter given, newest first."""
+        statement = _select_records(job_table, _JOB_COLUMNS)
+        if task is not None:
+            statement = statement.where(job_table.c.task_name == task)
+        if status is not None:
+            statement = statement.where(job_table.c.status == status)
+        if eval_hash is not None:
+            statement = statement.where(job_table.c.eval_hash == eval_hash)
+        if before is not None:
+            statement = statement.where(job_table.c.start_time < before)
+        if tag is not None:
+            statement = statement.where(job_table.c.id.in_(_tagged(*tag)))
+        statement = statement.order_by(job_table.c.start_time.desc(), job_table.c.id.desc())
+        return self._records(statement.limit(limit), JobRecord, "finding jobs")
+
+    def find_executions(
+        self,
+        status: str | None = None,
+        tag: tuple[str, str | None] | None = None,
+        parent_job_id: str | None = None,
+        limit: int = 20,
+    ) -> list[ExecutionRecord]:
+        """Executions matching every filter given, newest first."""
+        statement = _SELECT_EXECUTIONS
+        if status is not None:
+            statement = statement.where(execution_table.c.status == status)
+        if parent_job_id is not None:
+            statement = statement.where(execution_table.c.parent_job_id == parent_job_id)
+        if tag is not None:
+            statement = statement.where(execution_table.c.id.in_(_tagged(*tag)))
+        statement = statement.order_by(
+            execution_table.c.start_time.desc(), execution_table.c.id.desc()
+        ).limit(limit)
+        return self._records(statement, ExecutionRecord, "finding executions")
+
+    def arguments_of(self, job_id: str) -> list[ArgumentRecord]:
+        statement = (
+            _select_records(argument_table, _ARGUMENT_COLUMNS)
+            .where(argument_table.c.job_id == job_id)
+            .order_by(argument_table.c.position)
+        )
+        return self._records(statement, ArgumentRecord, "reading arguments")
+
+    def edges_of(self, job_id: str) -> list[EdgeRecord]:
+        """The call-graph edges into and out of a job."""
+        statement = _select_records(edge_table, _EDGE_COLUMNS).where(
+            (edge_table.c.dst_job_id == job_id) | (edge_table.c.src_job_id == job_id)
+        )
+        return self._records(statement, EdgeRecord, "reading the call graph")
+
+    def files_of(self, job_id: str) -> list[FileRecord]:
+        statement = (
+            _select_records(file_table, _FILE_COLUMNS)
+            .where(file_table.c.job_id == job_id)
+            .order_by(file_table.c.role, file_table.c.path)
+        )
+        return self._records(statement, FileRecord, "reading files")
+
+    def file_history(self, path: str) -> list[tuple[FileRecord, JobRecord]]:
+        """Every job that read or wrote `path`, newest first."""
+        statement = (
+            select(*(file_table.c[n] for n in _FILE_COLUMNS))
+            .add_columns(*(job_table.c[n] for n in _JOB_COLUMNS))
+            .join(job_table, job_table.c.id == file_table.c.job_id)
+            .where(file_table.c.path == path)
+            .order_by(job_table.c.start_time.desc())
+        )
+        split = len(_FILE_COLUMNS)
+        with self._connect("reading a file's history") as connection:
+            return [
+                (FileRecord(*row[:split]), JobRecord(*row[split:]))
+                for row in connection.execute(statement)
+            ]
+
+    def tags_of(self, entity_id: str) -> list[TagRecord]:
+        statement = (
+            _select_records(tag_table, _TAG_COLUMNS)
+            .where(tag_table.c.entity_id == entity_id)
+            .order_by(tag_table.c.key, tag_table.c.value)
+        )
+        return self._records(statement, TagRecord, "reading tags")
+
+    def tagged(self, key: str, value: str | None = None) -> list[TagRecord]:
+        """The tags `key` (=`value`, when given) on every entity carrying them."""
+        statement = _select_records(tag_table, _TAG_COLUMNS).where(tag_table.c.key == key)
+        if value is not None:
+            statement = statement.where(tag_table.c.value == value)
+        statement = statement.order_by(tag_table.c.entity_kind, tag_table.c.entity_id)
+        return self._records(statement, TagRecord, "finding tagged records")
+
+    def all_tags(self) -> list[tuple[str, str, int]]:
+        """(key, value, how many entities carry it)."""
+        statement = (
+            select(tag_table.c.key, tag_table.c.value, func.count())
+            .group_by(tag_table.c.key, tag_table.c.value)
+            .order_by(tag_table.c.key, tag_table.c.value)
+        )
+        with self._connect("listing tags") as connection:
+            return [tuple(row) for row in connection.execute(statement)]  # type: ignore[misc]
+
+    def remove_tags(self, entity_id: str, key: str, value: str | None = None) -> int:
+        """Remove a tag (every value of `key` when `value` is None); returns how many."""
+        statement = tag_table.delete().where(
+            (tag_table.c.entity_id == entity_id) & (tag_table.c.key == key)
+        )
+        if value is not None:
+            statement = statement.where(tag_table.c.value == value)
+        with self._connect("removing tags", write=True) as connection:
+            return connection.execute(statement).rowcount
+
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -630,6 +806,12 @@ class ProvenanceStore:
 
     def __repr__(self) -> str:
         return f"ProvenanceStore({self.display_uri!r})"
+
+
+def _tagged(key: str, value: str | None) -> Select[Any]:
+    """The ids of entities carrying tag `key` (with `value`, when given)."""
+    statement = select(tag_table.c.entity_id).where(tag_table.c.key == key)
+    return statement if value is None else statement.where(tag_table.c.value == value)
 
 
 def _fields(row: Any) -> tuple[Any, ...]:

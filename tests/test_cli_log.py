@@ -1,0 +1,184 @@
+"""`kredun log`, `kredun log --why`, `kredun log --file` and `kredun tag`, run as users run
+them: separate processes in a working directory with its own SQLite database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+KREDUN = [sys.executable, "-m", "kredun"]
+
+WORKFLOW = """
+from kredun import File, task
+
+
+@task()
+def count(source: File) -> int:
+    return len(source.read())
+
+
+@task()
+def double(n: int) -> int:
+    return n * 2
+
+
+@task(cache=False)
+def fresh(n: int) -> int:
+    return n
+
+
+@task()
+def report(total: int, path: str) -> File:
+    out = File(path)
+    out.write(f"total {total}")
+    return out
+
+
+@task(tags={"team": "t1"})
+def main(src: str, k: int = 1) -> list:
+    counted = double(count(File(src)))
+    return [counted, double(k), fresh(k), report(counted, "report.txt")]
+"""
+
+
+def kredun(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [*KREDUN, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KREDUN_DATABASE_URI": f"sqlite:///{cwd}/p.db"},
+    )  # fmt: skip
+    return done
+
+
+def ok(cwd: Path, *args: str) -> str:
+    done = kredun(cwd, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def newest(cwd: Path, task_name: str) -> dict[str, Any]:
+    jobs: list[dict[str, Any]] = json.loads(
+        ok(cwd, "log", "--task", task_name, "--format", "json", "--limit", "1")
+    )
+    return jobs[0]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "wf.py").write_text(WORKFLOW)
+    (tmp_path / "in.txt").write_text("abc")
+    ok(tmp_path, "run", "--tag", "project=p1", "wf.py", "main", "--src", "in.txt")
+    return tmp_path
+
+
+def test_why_names_what_changed_since_the_closest_earlier_call(workdir: Path) -> None:
+    ok(workdir, "run", "wf.py", "main", "--src", "in.txt")
+    why = ok(workdir, "log", "--why", newest(workdir, "main")["id"])
+    first = json.loads(ok(workdir, "log", "--format", "json"))[-1]
+    assert "replayed the cached result" in why and first["id"] in why
+
+    ok(workdir, "run", "wf.py", "main", "--src", "in.txt", "--k", "2")
+    why = ok(workdir, "log", "--why", newest(workdir, "main")["id"])
+    assert "argument 'k' changed: 1 -> 2" in why
+
+    (workdir / "in.txt").write_text("abcdef")
+    ok(workdir, "run", "wf.py", "main", "--src", "in.txt", "--k", "2")
+    count_job = newest(workdir, "count")
+    assert count_job["status"] == "DONE"
+    why = ok(workdir, "log", "--why", count_job["id"])
+    assert "argument 'source': input File" in why and "in.txt changed" in why
+
+    (workdir / "wf.py").write_text(WORKFLOW.replace("return n * 2", "return n + n"))
+    ok(workdir, "run", "wf.py", "main", "--src", "in.txt", "--k", "2")
+    why = ok(workdir, "log", "--why", newest(workdir, "double")["id"])
+    assert "the code of task double changed" in why
+    assert "-    return n * 2" in why and "+    return n + n" in why
+
+    why = ok(workdir, "log", "--why", newest(workdir, "fresh")["id"])
+    assert "cache=False" in why
+    ok(workdir, "run", "--no-cache", "wf.py", "main", "--src", "in.txt", "--k", "2")
+    assert "--no-cache" in ok(workdir, "log", "--why", newest(workdir, "main")["id"])
+
+
+def test_a_job_by_dashed_id_shows_arguments_result_edges_files_and_source(
+    workdir: Path,
+) -> None:
+    job = newest(workdir, "report")
+    shown = ok(workdir, "log", str(uuid.UUID(job["id"]))[:13])
+    assert shown.startswith(f"Job {job['id']}  DONE  report")
+    double_jobs = json.loads(ok(workdir, "log", "--task", "double", "--format", "json"))
+    producer = next(j for j in double_jobs if f"[{j['result_hash'][:8]}]" in shown)
+    assert "total = 6  [" in shown and f"<- job {producer['id'][:8]}" in shown
+    assert "path = 'report.txt'" in shown
+    assert f"output: File {workdir / 'report.txt'}" in shown
+    assert "result: File(path=" in shown
+    assert "def report(total: int, path: str) -> File:" in shown
+    details = json.loads(ok(workdir, "log", job["id"], "--format", "json"))
+    assert [a["name"] for a in details["arguments"]] == ["total", "path"]
+    assert details["files"][0]["role"] == "output"
+
+
+def test_file_says_which_job_wrote_it_from_which_inputs(workdir: Path) -> None:
+    answer = ok(workdir, "log", "--file", "report.txt")
+    assert "written by job" in answer and " report " in answer
+    assert "with total = 6" in answer
+    source = ok(workdir, "log", "--file", str(workdir / "in.txt"))
+    assert "read by job" in source and " count " in source
+    missing = kredun(workdir, "log", "--file", "nowhere.txt")
+    assert missing.returncode == 2 and "no job recorded" in missing.stderr
+
+
+def test_failed_job_shows_traceback_and_status_filter(workdir: Path) -> None:
+    (workdir / "bad.py").write_text(
+        "from kredun import task\n\n@task()\ndef boom(n: int) -> int:\n"
+        "    raise ValueError(f'boom {n}')\n"
+    )
+    assert kredun(workdir, "run", "bad.py", "boom", "--n", "3").returncode == 1
+    failed = json.loads(ok(workdir, "log", "--jobs", "--status", "failed", "--format", "json"))
+    assert [job["task_name"] for job in failed] == ["boom"]
+    shown = ok(workdir, "log", failed[0]["id"][:10])
+    assert "error: ValueError: boom 3" in shown and "traceback:" in shown
+    assert "raise ValueError" in shown
+    executions = ok(workdir, "log", "--status", "FAILED")
+    assert len(executions.splitlines()) == 1 and "bad.py boom" in executions
+    bad = kredun(workdir, "log", "--status", "LOST")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_tags_filter_log_and_kredun_tag_changes_them(workdir: Path) -> None:
+    assert "job " in ok(workdir, "log", "--tag", "team=t1")
+    assert len(ok(workdir, "log", "--tag", "project=p1", "--status", "DONE").splitlines()) == 1
+    execution = json.loads(ok(workdir, "log", "--format", "json"))[0]["id"]
+    assert "Tagged execution" in ok(workdir, "tag", "add", execution[:8], "owner=ana", "x=1")
+    assert ok(workdir, "tag", "list", execution[:8]).splitlines()[1:] == [
+        "owner=ana", "project=p1", "x=1",
+    ]  # fmt: skip
+    assert "owner=ana  (1)" in ok(workdir, "tag", "list")
+    assert "Removed 1" in ok(workdir, "tag", "rm", execution[:8], "owner")
+    assert ok(workdir, "log", "--tag", "owner") == "Nothing carries that tag.\n"
+    bad = kredun(workdir, "tag", "add", execution[:8], "novalue")
+    assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr
+
+
+def test_values_and_tasks_are_found_too(workdir: Path) -> None:
+    job = newest(workdir, "double")
+    value = ok(workdir, "log", job["result_hash"][:10])
+    assert value.startswith(f"Value {job['result_hash']}  builtins.int")
+    task = ok(workdir, "log", "double")
+    assert task.startswith("Task double") and "def double(n: int)" in task
+
+
+def test_no_broken_pipe_traceback_under_head(workdir: Path) -> None:
+    done = subprocess.run(
+        f"{sys.executable} -m kredun log --jobs --limit 200 | head -1",
+        shell=True, cwd=workdir, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "KREDUN_DATABASE_URI": f"sqlite:///{workdir}/p.db"},
+    )  # fmt: skip
+    assert len(done.stdout.splitlines()) == 1
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
