@@ -287,3 +287,16 @@ def test_resubmitted_plan_does_not_replay_an_edited_task_value(stores, tmp_path)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("plans_edit_flow", None)
+
+
+@task()
+def greet(name="world"):
+    return f"hello {name}"
+
+
+def test_a_plan_call_leaving_out_a_defaulted_argument_is_recorded(stores):
+    """The operator's scheduler knows a plan task's defaults by hash only; it records the
+    argument all the same (provenance of calls through a plan)."""
+    database, value_store = stores
+    ref = operator_like_run(plan_of(greet(), value_store), database, value_store)
+    assert resolved(ref, database, value_store) == "hello world"

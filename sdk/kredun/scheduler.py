@@ -1227,9 +1227,15 @@ def _producers(node: Node) -> list[str]:
 def _default_arguments(task: Task) -> list[tuple[str, str, str]]:
     """Parameters with defaults, recorded for calls that leave them out: the call's hash
     includes them, so `kredun log --why` must see them."""
-    values = task.default_values
+    values = task.default_values  # empty for a plan's task: it knows defaults by hash only
     return [
-        (parameter.name, parameter.default_hash, preview(values[parameter.name]))
+        (
+            parameter.name,
+            parameter.default_hash,
+            preview(values[parameter.name])
+            if parameter.name in values
+            else f"<default {parameter.default_hash[:8]}>",
+        )
         for parameter in task.parameters
         if parameter.default_hash is not None
     ]
