@@ -168,6 +168,7 @@ class ExecutionContext:
             value_store_uri=settings.value_store_uri,
             executors=executors,
             cache_scope=self.scope,
+            max_retries=settings.jobs.max_retries,
         )
 
     @property

@@ -9,7 +9,9 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [value_store.pvc] claim_name, mount_path   # mounted into every job Pod
     [aws]             credentials_secret, access_key_id_key, secret_access_key_key
     [jobs]            image, service_account, image_pull_policy, image_pull_secrets,
-                      tolerations, database_secret, database_secret_key
+                      tolerations, database_secret, database_secret_key,
+                      unschedulable_after,     # seconds, then an Unschedulable Pod fails
+                      max_retries              # caps every task's `retries` (default 5)
     [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max   # seconds
@@ -54,6 +56,10 @@ class JobDefaults:
     env: tuple[dict[str, Any], ...] = ()
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
+    # Seconds a job's Pod may stay Unschedulable, without a fallback, before the job fails.
+    unschedulable_after: float = 600.0
+    # The most retries of one job, whatever its task's `retries` option asks.
+    max_retries: int = 5
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
         env=tuple(env),
         volumes=tuple(volumes),
         volume_mounts=tuple(mounts),
+        unschedulable_after=reader.number(jobs, "unschedulable_after", 600.0),
+        max_retries=reader.count(jobs, "max_retries", 5),
     )
 
 
@@ -238,6 +246,12 @@ class _Reader:
         if not all(isinstance(value, str) for value in table.values()):
             raise SettingsError(f"{self.origin}: every value of [{key}] must be a string")
         return dict(table)
+
+    def count(self, data: dict[str, Any], key: str, default: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SettingsError(f"{self.origin}: {key} must be a whole number >= 0")
+        return int(value)
 
     def number(self, data: dict[str, Any], key: str, default: float) -> float:
         value = data.get(key, default)

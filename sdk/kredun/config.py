@@ -60,6 +60,8 @@ class Config:
     # Which cached calls and values this configuration's runs see (kredun.tenancy).
     cache_scope: str = ""
     tenancy: Tenancy = field(default_factory=Tenancy)
+    # The most retries of one job, whatever its `retries` option says (None: no cap).
+    max_retries: int | None = None
 
     def require_database_uri(self) -> str:
         """The database URI, for code that cannot run without one."""

@@ -30,6 +30,7 @@ from .expression import TaskExpression
 from .graph import Node
 from .hashing import hash_bytes, hash_eval, hash_value
 from .job import Job
+from .options import retry_limit
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
@@ -606,7 +607,7 @@ class _ExecutionRun:
 
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
         assert outcome.error is not None
-        retries = int(job.task.get_option("retries", 0) or 0)
+        retries = retry_limit(job.task.get_option("retries"), self.scheduler.config.max_retries)
         if job.attempt < retries and self.failure is None:
             job.attempt += 1
             self._update_record(job, attempt=job.attempt)
