@@ -40,7 +40,7 @@ def test_hand_written_execution_from_the_example(operator_cluster) -> None:
     )
     # call_by_name, main, greet, shout: one Pod each.
     assert status["jobs"] == {
-        "pending": 0, "running": 0, "failed": 0, "cached": 0, "done": 4, "total": 4
+        "pending": 0, "running": 0, "failed": 0, "cached": 0, "done": 4, "total": 4, "queued": 0
     }  # fmt: skip
     assert status["progress"] == "4/4"
     assert status["startTime"] <= status["completionTime"]

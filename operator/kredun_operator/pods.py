@@ -115,13 +115,15 @@ class PodExecutor(RemoteExecutor):
         pod_job = PodJob(self, job, spec_json, report, resources, fallback)
         with self._lock:
             self._jobs.add(pod_job)
-        context.slots.start(pod_job.start)
+        context.queue(+1)
+        # A slot of the Execution (spec.maxParallelJobs), then one of its namespace.
+        context.slots.start(lambda: context.namespace_slots.start(pod_job.start))
 
     def released(self, pod_job: PodJob) -> None:
-        """A job ended: free its slot."""
+        """A job ended: free its slots."""
         with self._lock:
             self._jobs.discard(pod_job)
-        self.context.slots.release()
+        pod_job.free_slots()
 
     def shutdown(self) -> None:
         """Forget the jobs; on cancellation or deletion, also delete their running Pods.
@@ -205,6 +207,7 @@ class PodJob:
         self._submitted = time.monotonic()
         self._created = False
         self._done = False
+        self._slotted = False  # holds a slot of its Execution and one of its namespace
         self._lock = threading.Lock()
         self._unschedulable_timer: threading.Timer | None = None
 
@@ -213,14 +216,30 @@ class PodJob:
         return self.context.runtime
 
     def start(self) -> None:
+        """Called once the job holds its slots."""
+        self.context.queue(-1)
+        with self._lock:
+            self._slotted = True
+        if self._done or self.context.stop_mode is not None:
+            self.free_slots()  # abandoned while it waited
+            return
         # Listen first: events for the Pod may arrive while it is being created.
         self._runtime.pods.register(self.namespace, self.name, self._on_event)
         self._runtime.pool.submit(self._create)
+
+    def free_slots(self) -> None:
+        """Give back the slots this job holds (once), letting a waiting job start."""
+        with self._lock:
+            slotted, self._slotted = self._slotted, False
+        if slotted:
+            self.context.namespace_slots.release()
+            self.context.slots.release()
 
     def abandon(self) -> None:
         """Stop following the Pod without reporting anything."""
         self._claim()
         self._runtime.pods.unregister(self.namespace, self.name, self._on_event)
+        self.free_slots()
 
     def _claim(self) -> bool:
         """True for the one caller that gets to end this job."""

@@ -136,23 +136,51 @@ class ExecutionRunner:
         if not self.status.get("phase"):
             self.status.update(phase=PENDING)
         self.status.update(executionId=self.execution_id)
-        delay = 0.5
-        while context.stop_mode is None:
-            try:
-                self._reduce(spec, context)
-                return
-            except CancelledError:
-                break
-            except Exception as error:
-                if context.stop_mode is not None:
-                    break
-                if not is_outage(error):
-                    self._failed(error, spec)
+        if not self._admitted(context):
+            self._stopped(context)
+            return
+        try:
+            delay = 0.5
+            while context.stop_mode is None:
+                try:
+                    self._reduce(spec, context)
                     return
-                self._store_unavailable(error, delay)
-                context.wait_for_stop(delay)
-                delay = min(delay * 2, settings.store_retry_max)
-        self._stopped(context)
+                except CancelledError:
+                    break
+                except Exception as error:
+                    if context.stop_mode is not None:
+                        break
+                    if not is_outage(error):
+                        self._failed(error, spec)
+                        return
+                    self._store_unavailable(error, delay)
+                    context.wait_for_stop(delay)
+                    delay = min(delay * 2, settings.store_retry_max)
+            self._stopped(context)
+        finally:
+            self.runtime.executions.leave()
+
+    def _admitted(self, context: ExecutionContext) -> bool:
+        """Wait, Pending, while the operator runs its most Executions at once; False if the
+        run was stopped meanwhile."""
+        admission = self.runtime.executions
+        shown = 0
+        while (place := admission.enter(self)) != 0:
+            if place != shown:
+                shown = place
+                self.status.condition("Admitted", False, "Queued")
+                self.status.update(
+                    message=f"queued, number {place} in line: the operator runs at most "
+                    f"{admission.limit} Executions at once ([operator] max_running_executions)"
+                )
+                self.status.flush(force=True)
+            if context.wait_for_stop(0.5):
+                admission.withdraw(self)
+                return False
+        if shown:
+            self.status.condition("Admitted", True, "Running")
+            self.status.update(message="")
+        return True
 
     def _reduce(self, spec: ExecutionSpec, context: ExecutionContext) -> None:
         """One attempt at running the Execution to its end."""
@@ -193,6 +221,9 @@ class ExecutionRunner:
         if jobs["cached"] > self._cached_seen:
             metrics.jobs.labels(self._executor, "cached").inc(jobs["cached"] - self._cached_seen)
             self._cached_seen = jobs["cached"]
+        # Jobs ready to run but waiting for a slot (spec.maxParallelJobs, or the namespace's
+        # [jobs] max_running_per_namespace).
+        jobs["queued"] = context.queued_jobs
         self.status.update(progress=f"{jobs['done']}/{jobs['total']}", jobs=jobs)
         self.status.flush()
         if context.stop_mode is None and (self.body.get("spec") or {}).get("cancel") is True:

@@ -11,10 +11,12 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [jobs]            image, service_account, image_pull_policy, image_pull_secrets,
                       tolerations, database_secret, database_secret_key,
                       unschedulable_after,     # seconds, then an Unschedulable Pod fails
-                      max_retries              # caps every task's `retries` (default 5)
+                      max_retries,             # caps every task's `retries` (default 5)
+                      max_running_per_namespace   # job Pods at once per namespace (0: any)
     [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max   # seconds
+                      max_running_executions, database_pool_size   # 0: no limit
     [tenancy.shared_cache]  group = ["namespace", ...]   # namespaces sharing one cache
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
     [executors.NAME]  type = "k8s", fallback = "batch", fallback_after = 120,
@@ -60,6 +62,8 @@ class JobDefaults:
     unschedulable_after: float = 600.0
     # The most retries of one job, whatever its task's `retries` option asks.
     max_retries: int = 5
+    # The most job Pods of one namespace running (or being created) at once; 0: no limit.
+    max_running_per_namespace: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class OperatorSettings:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_interval: float = 1.0  # seconds between two status patches of one Execution
     store_retry_max: float = 30.0  # longest wait between retries while a store is down
+    # Executions running at once; more wait Pending, queued (0: no limit).
+    max_running_executions: int = 0
+    # Connections of the operator's one database pool, shared by every Execution.
+    database_pool_size: int = 10
     # Each namespace is a cache scope of its own unless it shares one with a group.
     tenancy: Tenancy = field(default_factory=Tenancy)
 
@@ -123,6 +131,8 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
         store_retry_max=reader.number(operator, "store_retry_max", 30.0),
+        max_running_executions=reader.count(operator, "max_running_executions", 0),
+        database_pool_size=max(1, reader.count(operator, "database_pool_size", 10)),
         tenancy=tenancy,
     )
 
@@ -161,6 +171,7 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
         volume_mounts=tuple(mounts),
         unschedulable_after=reader.number(jobs, "unschedulable_after", 600.0),
         max_retries=reader.count(jobs, "max_retries", 5),
+        max_running_per_namespace=reader.count(jobs, "max_running_per_namespace", 0),
     )
 
 

@@ -122,7 +122,9 @@ class Scheduler:
     def store(self) -> ProvenanceBackend:
         if self._store is None:
             store = open_provenance_store(
-                self.config.require_database_uri(), self.config.cache_scope
+                self.config.require_database_uri(),
+                self.config.cache_scope,
+                self.config.database_pool_size,
             )
             store.ensure_schema()
             self._store = store
