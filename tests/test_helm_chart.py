@@ -604,6 +604,22 @@ def test_job_service_accounts_per_namespace_without_rights() -> None:
             assert job_sa not in {s["name"] for s in binding["subjects"]}, files
 
 
+def test_pod_policy_allows_the_job_service_account_only_by_default() -> None:
+    from kredun_operator.settings import settings_from_dict
+
+    stores = {"database": {"uri": "sqlite:////x.db"}, "value_store": {"uri": "file:///v"}}
+    jobs = kredun_toml(render())["jobs"]
+    assert (jobs["service_accounts"], jobs["allowed_images"]) == ([], [])
+    settings = settings_from_dict({"jobs": jobs, **stores})
+    assert settings.jobs.allowed_service_accounts() == {"kredun-jobs"}
+    assert settings.jobs.allowed_images == ()
+    policy = {"allowedServiceAccounts": ["etl"], "allowedImages": ["registry.example.com/"]}
+    jobs = kredun_toml(render(set_values={"jobs": policy}))["jobs"]
+    settings = settings_from_dict({"jobs": jobs, **stores})
+    assert settings.jobs.allowed_service_accounts() == {"kredun-jobs", "etl"}
+    assert settings.jobs.allowed_images == ("registry.example.com/",)
+
+
 def test_pvc_value_store() -> None:
     manifests = render([CI_DIR / "pvc-values.yaml"])
     claim = find_one(manifests, "PersistentVolumeClaim")

@@ -112,6 +112,7 @@ def test_job_pods_request_the_task_resources_over_the_defaults() -> None:
 def test_job_pod_manifest() -> None:
     template = _template(
         service_account="jobs",
+        allowed_service_accounts=frozenset({"jobs"}),
         node_selector={"pool": "a"},
         tolerations=[{"key": "k", "operator": "Exists"}],
         image_pull_secrets=["regcred"],
@@ -139,6 +140,14 @@ def test_job_pod_manifest() -> None:
         "controller": True,
     }]  # fmt: skip
     assert spec["restartPolicy"] == "Never"
+    # Pod Security "restricted".
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}
+    }  # fmt: skip
+    assert spec["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+    }  # fmt: skip
     assert spec["automountServiceAccountToken"] is False
     assert spec["serviceAccountName"] == "jobs"
     assert spec["nodeSelector"] == {"pool": "a", "gpu": "yes"}

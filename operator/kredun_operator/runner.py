@@ -38,7 +38,7 @@ from .errors import PodFailedError, SpecError
 from .events import EventRecorder
 from .limits import check_spec
 from .pods import delete_running_pods
-from .podspec import pod_template
+from .podspec import pod_template, policy_problem
 from .preview import result_preview
 from .spec import ExecutionSpec, build_plan, parse_spec
 from .status import StatusWriter, job_counts, now_timestamp, tail
@@ -126,6 +126,10 @@ class ExecutionRunner:
         template = pod_template(
             self.namespace, self.name, self.uid, spec.fields, settings.jobs, scope
         )
+        problem = policy_problem(template, template.image, template.service_account)
+        if problem is not None:
+            self._end_failed(f"invalid spec: {problem}", {})
+            return
         context = self._context = ExecutionContext(
             self.runtime, template, self.events, spec.max_parallel_jobs, scope
         )

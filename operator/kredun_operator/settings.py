@@ -12,7 +12,8 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
                       tolerations, database_secret, database_secret_key,
                       unschedulable_after,     # seconds, then an Unschedulable Pod fails
                       max_retries,             # caps every task's `retries` (default 5)
-                      max_running_per_namespace   # job Pods at once per namespace (0: any)
+                      max_running_per_namespace,  # job Pods at once per namespace (0: any)
+                      service_accounts, allowed_images   # Pod policy: allowlists
     [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max   # seconds
@@ -64,6 +65,14 @@ class JobDefaults:
     max_retries: int = 5
     # The most job Pods of one namespace running (or being created) at once; 0: no limit.
     max_running_per_namespace: int = 0
+    # Pod policy. ServiceAccounts job Pods may run as besides `service_account` (an
+    # Execution or task naming any other fails); images must start with one of
+    # `allowed_images` (e.g. "registry.example.com/team/") unless that is empty.
+    service_accounts: tuple[str, ...] = ()
+    allowed_images: tuple[str, ...] = ()
+
+    def allowed_service_accounts(self) -> frozenset[str]:
+        return frozenset((*self.service_accounts, *filter(None, [self.service_account])))
 
 
 @dataclass(frozen=True)
@@ -155,14 +164,12 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
     tolerations = jobs.get("tolerations", [])
     if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
         raise SettingsError(f"{reader.origin}: [jobs] tolerations must be a list of tables")
-    pull_secrets = jobs.get("image_pull_secrets", [])
-    if not isinstance(pull_secrets, list) or not all(isinstance(s, str) for s in pull_secrets):
-        raise SettingsError(f"{reader.origin}: [jobs] image_pull_secrets must list names")
+    pull_secrets = reader.names(jobs, "image_pull_secrets")
     return JobDefaults(
         image=reader.string(data, "jobs", "image") or None,
         service_account=reader.string(data, "jobs", "service_account") or None,
         image_pull_policy=reader.string(data, "jobs", "image_pull_policy") or None,
-        image_pull_secrets=tuple(pull_secrets),
+        image_pull_secrets=pull_secrets,
         resources=job_resources,
         node_selector=reader.strings(jobs, "node_selector"),
         tolerations=tuple(tolerations),
@@ -172,6 +179,8 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
         unschedulable_after=reader.number(jobs, "unschedulable_after", 600.0),
         max_retries=reader.count(jobs, "max_retries", 5),
         max_running_per_namespace=reader.count(jobs, "max_running_per_namespace", 0),
+        service_accounts=reader.names(jobs, "service_accounts"),
+        allowed_images=reader.names(jobs, "allowed_images"),
     )
 
 
@@ -257,6 +266,12 @@ class _Reader:
         if not all(isinstance(value, str) for value in table.values()):
             raise SettingsError(f"{self.origin}: every value of [{key}] must be a string")
         return dict(table)
+
+    def names(self, jobs: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = jobs.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise SettingsError(f"{self.origin}: [jobs] {key} must list names")
+        return tuple(value)
 
     def count(self, data: dict[str, Any], key: str, default: int) -> int:
         value = data.get(key, default)
