@@ -3,7 +3,10 @@ succeeds, no finished job runs again and no running Pod is duplicated."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
+
+from kredun.provenance.store import ProvenanceStore
 
 from tests import test_operator_workflows as flow
 from tests.support.kube.testing import wait_for
@@ -65,3 +68,19 @@ def test_killed_and_restarted_operators_resume_without_rerunning(operator_cluste
     assert set(cluster.kubelet.starts.values()) == {1}, cluster.kubelet.starts
     assert status["jobs"]["failed"] == 0
     assert status["startTime"] <= status["completionTime"]
+    # Provenance tells the same story: one row per job, all DONE, none left RUNNING, each
+    # lasting from its first recorded launch to its end (a launch the SIGKILLed operator had
+    # not yet written down starts with the next operator's row), within the Execution's.
+    with ProvenanceStore(cluster.database) as store:
+        execution_id = uuid.UUID(status["executionId"]).hex
+        rows = store.jobs_of(execution_id)
+        execution = store.find_execution(execution_id)
+    assert len(rows) == 5, [(row.task_name, row.status) for row in rows]
+    assert {row.status for row in rows} == {"DONE"}
+    assert len({row.eval_hash for row in rows}) == 5
+    assert execution.status == "DONE" and execution.end_time is not None
+    for row in rows:
+        assert row.end_time is not None
+        assert execution.start_time <= row.start_time < row.end_time <= execution.end_time
+    # The Execution's row keeps the start of its first operator: three stages of 4 s.
+    assert (execution.end_time - execution.start_time).total_seconds() >= 8

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from . import graph
 from .config import Config, config_from_dict
 from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
-from .errors import CancelledError, KredunError, SerializationError
+from .errors import CancelledError, KredunError, NotFoundError, SerializationError
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .graph import Node
@@ -212,6 +212,10 @@ class _ExecutionRun:
         self.cache = cache
         self.progress = progress
         self.id = uuid.UUID(execution_id) if execution_id else uuid.uuid4()
+        # An execution id given may continue an execution an earlier process began (the
+        # operator after a restart): its rows, by eval hash, are continued, not duplicated.
+        self.resumes = execution_id is not None
+        self.earlier: dict[str | None, list[JobRecord]] = {}
         self.record = ExecutionRecord(
             id=self.id.hex,
             args=label or preview(expr, 500),
@@ -247,6 +251,8 @@ class _ExecutionRun:
     def _run(self) -> Any:
         started = time.monotonic()
         self.scheduler.store  # noqa: B018 -- a bad database fails here, before anything runs
+        if self.resumes:
+            self._load_earlier()
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
         try:
@@ -496,6 +502,31 @@ class _ExecutionRun:
             else:
                 self._dispatch(node, eval_hash, args_hash)
 
+    def _load_earlier(self) -> None:
+        """Continue the rows of this execution's earlier life, if it had one: its start
+        time, and its jobs by eval hash (see `_earlier_row`)."""
+        store = self.scheduler.store
+        try:
+            self.record.start_time = store.find_execution(self.record.id).start_time
+        except NotFoundError:
+            return
+        for record in store.jobs_of(self.record.id):
+            self.earlier.setdefault(record.eval_hash, []).append(record)
+
+    def _earlier_row(self, eval_hash: str, status: str) -> JobRecord | None:
+        """The row an earlier life of this execution wrote for the same job: a replay
+        (CACHED) takes one that finished there, a launch one that did not (its Pod may be
+        adopted), so a resumed run writes one row per job and leaves none RUNNING."""
+        rows = self.earlier.get(eval_hash) or []
+        unfinished = ("PENDING", "RUNNING", "CANCELLED")
+        # A replay may also be of a job whose Pod finished while no scheduler watched it.
+        preferences = [("DONE", "CACHED"), unfinished] if status == "CACHED" else [unfinished]
+        for wanted in preferences:
+            for index, row in enumerate(rows):
+                if row.status in wanted:
+                    return rows.pop(index)
+        return None
+
     def _new_job(self, node: Node, eval_hash: str, args_hash: str, status: str) -> Job:
         task: Task = node.payload.task
         args, kwargs, _, _ = graph.call_arguments(node)
@@ -513,9 +544,21 @@ class _ExecutionRun:
             executor=executor_name,
             start_time=_now(),
         )
-        self.dirty_jobs[job_id] = record
+        earlier = self._earlier_row(eval_hash, status) if self.earlier else None
+        if earlier is not None and status == "CACHED":
+            record = earlier  # it ran in the earlier life: its row stays as written
+            job_id = record.id
+            if record.status not in ("DONE", "CACHED"):  # it ended while nobody watched
+                record.status, record.end_time, record.error = "DONE", _now(), None
+                self.dirty_jobs[job_id] = record
+        else:
+            if earlier is not None:
+                job_id = record.id = earlier.id
+                record.start_time, record.attempt = earlier.start_time, earlier.attempt
+            self.dirty_jobs[job_id] = record
         self._record_task(task)
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
+        job.attempt = record.attempt  # a continued job goes on with its attempt (its Pod's)
         job.references = not self.values.records_results
         job.nodes.append(node)
         return job
@@ -553,7 +596,10 @@ class _ExecutionRun:
         result_hash: str | None,
     ) -> None:  # fmt: skip
         job = self._new_job(node, eval_hash, args_hash, "CACHED")
-        self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
+        if job.record.status == "CACHED":  # not a job that ran in an earlier life
+            self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
+        elif job.record.result_hash is None:
+            self._update_record(job, result_hash=result_hash)
         if self.verbose:
             self.logger.info(
                 "Cached Job %s:  %s (eval_hash=%s)", job.id[:8], job.call_text(), eval_hash[:8]
@@ -707,6 +753,13 @@ class _ExecutionRun:
         if status == "CANCELLED":
             for job in self.in_flight.values():
                 self._update_record(job, status="CANCELLED", end_time=record.end_time)
+        # Jobs an earlier life left unfinished that this one never reached again.
+        for rows in self.earlier.values():
+            for row in rows:
+                if row.status in ("PENDING", "RUNNING"):
+                    row.status, row.end_time = "CANCELLED", record.end_time
+                    row.error = "interrupted: the scheduler running it stopped"
+                    self.dirty_jobs[row.id] = row
         self.pending.executions.append(record)
         self._flush()
 

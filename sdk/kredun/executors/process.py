@@ -16,7 +16,6 @@ from ..job import Job
 from ..serialize import ship
 from .base import Executor, JobOutcome, ReportOutcome
 
-
 PARENT_CHECK_SECONDS = 0.5
 
 
