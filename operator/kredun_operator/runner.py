@@ -6,7 +6,8 @@ Execution's uid, so a restarted operator continues the same execution: finished 
 from the provenance store, running Pods are adopted by name.
 
 While the provenance database or the value store cannot be reached, the run waits and
-retries with backoff, showing `StoreAvailable=False`; it does not fail.
+retries with backoff, showing `StoreAvailable=False`; it fails only when the outage lasts
+longer than `[operator] store_outage_deadline`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from .status import StatusWriter, job_counts, now_timestamp, tail
 logger = logging.getLogger(__name__)
 
 REF_INLINE_LIMIT = 16 * 1024  # larger result references go to the value store (refHash)
+STORE_CHECK_SECONDS = 5.0  # how often a run that touched no store checks the database
+PROBE_HASH = "0" * 40  # no task has it
 
 
 def execution_id_for(uid: str) -> str:
@@ -82,6 +85,9 @@ class ExecutionRunner:
         self._stop: StopMode | None = None
         self._cached_seen = 0
         self._executor = "k8s"  # the default executor of the spec, labelling cached jobs
+        self._outage_since: float | None = None  # when the stores became unreachable
+        self._scheduler: Scheduler | None = None
+        self._store_checked = 0.0
         self.events = EventRecorder(runtime.kube, runtime.pool, self.namespace, self.name, self.uid)
         self.status = StatusWriter(
             runtime.kube,
@@ -157,6 +163,17 @@ class ExecutionRunner:
                     if not is_outage(error):
                         self._failed(error, spec)
                         return
+                    if self._outage_since is None:
+                        self._outage_since = time.monotonic()
+                    waited = time.monotonic() - self._outage_since
+                    if waited > settings.store_outage_deadline:
+                        self._end_failed(
+                            f"the provenance database or value store was unreachable for "
+                            f"{waited:.0f}s, past [operator] store_outage_deadline "
+                            f"({settings.store_outage_deadline:g}s): {error}",
+                            {"error": str(error)},
+                        )
+                        return
                     self._store_unavailable(error, delay)
                     context.wait_for_stop(delay)
                     delay = min(delay * 2, settings.store_retry_max)
@@ -190,6 +207,7 @@ class ExecutionRunner:
         """One attempt at running the Execution to its end."""
         scheduler = Scheduler(config=context.scheduler_config(spec.executor))
         self._cached_seen, self._executor = 0, spec.executor
+        self._scheduler, self._store_checked = scheduler, time.monotonic()
         try:
             scheduler.store  # noqa: B018 -- an unreachable database shows here, before any work
             plan = build_plan(spec, lambda plan_hash: fetch_plan(scheduler, plan_hash))
@@ -197,6 +215,7 @@ class ExecutionRunner:
             if not self.status.get("startTime"):
                 self.status.update(startTime=now_timestamp())
             self.status.condition("StoreAvailable", True, "Reachable")
+            self._outage_since = None
             self.status.update(message="")
             self.status.flush(force=True)
             result = scheduler.run(
@@ -230,6 +249,12 @@ class ExecutionRunner:
         jobs["queued"] = context.queued_jobs
         self.status.update(progress=f"{jobs['done']}/{jobs['total']}", jobs=jobs)
         self.status.flush()
+        if now - self._store_checked > STORE_CHECK_SECONDS and self._scheduler is not None:
+            # While it only waits for Pods the run touches no store: ask the database now
+            # and then (one primary-key lookup), so an outage pauses the run
+            # (StoreAvailable=False) when it begins, not when the run next writes.
+            self._store_checked = now
+            self._scheduler.store.get_task(PROBE_HASH)
         if context.stop_mode is None and (self.body.get("spec") or {}).get("cancel") is True:
             context.stop(StopMode.CANCEL)
 

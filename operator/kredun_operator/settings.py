@@ -16,7 +16,7 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
                       service_accounts, allowed_images   # Pod policy: allowlists
     [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
-    [operator]        status_interval, store_retry_max   # seconds
+    [operator]        status_interval, store_retry_max, store_outage_deadline   # seconds
                       max_running_executions, database_pool_size   # 0: no limit
     [tenancy.shared_cache]  group = ["namespace", ...]   # namespaces sharing one cache
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
@@ -84,6 +84,8 @@ class OperatorSettings:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_interval: float = 1.0  # seconds between two status patches of one Execution
     store_retry_max: float = 30.0  # longest wait between retries while a store is down
+    # An Execution whose stores stay unreachable this long (seconds) fails.
+    store_outage_deadline: float = 600.0
     # Executions running at once; more wait Pending, queued (0: no limit).
     max_running_executions: int = 0
     # Connections of the operator's one database pool, shared by every Execution.
@@ -140,6 +142,7 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
         store_retry_max=reader.number(operator, "store_retry_max", 30.0),
+        store_outage_deadline=reader.number(operator, "store_outage_deadline", 600.0),
         max_running_executions=reader.count(operator, "max_running_executions", 0),
         database_pool_size=max(1, reader.count(operator, "database_pool_size", 10)),
         tenancy=tenancy,
