@@ -379,6 +379,7 @@ def test_settings_from_the_helm_chart_config() -> None:
         },
         "value_store": {"uri": "s3://b/p", "s3": {"endpoint": "http://minio", "region": "eu"}},
         "aws": {"credentials_secret": "aws", "access_key_id_key": "id"},
+        "operator": {"store_outage_deadline": 90},
     }  # fmt: skip
     settings = settings_from_dict(data)
     jobs = settings.jobs
@@ -390,6 +391,9 @@ def test_settings_from_the_helm_chart_config() -> None:
         "name": "KREDUN_DATABASE_URI", "valueFrom": {"secretKeyRef": {"name": "db", "key": "uri"}}
     }  # fmt: skip
     assert env["KREDUN_VALUE_STORE"]["value"] == "s3://b/p"
+    # Job Pods wait out a store outage as long as the operator does.
+    assert settings.store_outage_deadline == 90
+    assert env["KREDUN_STORE_RETRY_SECONDS"]["value"] == "90"
     assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio"
     assert env["AWS_REGION"]["value"] == "eu"
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "aws", "key": "id"}

@@ -142,7 +142,7 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
         store_retry_max=reader.number(operator, "store_retry_max", 30.0),
-        store_outage_deadline=reader.number(operator, "store_outage_deadline", 600.0),
+        store_outage_deadline=_outage_deadline(reader, data),
         max_running_executions=reader.count(operator, "max_running_executions", 0),
         database_pool_size=max(1, reader.count(operator, "database_pool_size", 10)),
         tenancy=tenancy,
@@ -205,6 +205,10 @@ def _executors(reader: _Reader, data: dict[str, Any]) -> dict[str, dict[str, Any
     return executors
 
 
+def _outage_deadline(reader: _Reader, data: dict[str, Any]) -> float:
+    return reader.number(reader.table(data, "operator"), "store_outage_deadline", 600.0)
+
+
 def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[dict[str, Any]]:
     """How job Pods find the stores. A database URI holds a password, so when the chart
     names the Secret it came from, Pods read it from there instead of from their spec."""
@@ -217,6 +221,8 @@ def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[di
     env: list[dict[str, Any]] = [
         {"name": "KREDUN_DATABASE_URI", **database},
         {"name": "KREDUN_VALUE_STORE", "value": stores.require_value_store_uri()},
+        # Jobs wait out a store outage as long as their Execution does.
+        {"name": "KREDUN_STORE_RETRY_SECONDS", "value": f"{_outage_deadline(reader, data):g}"},
     ]
     endpoint = reader.string(data, "value_store", "s3", "endpoint")
     if endpoint:
