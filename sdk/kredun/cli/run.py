@@ -8,11 +8,14 @@ import pprint
 import shlex
 import sys
 import traceback
+import uuid
+from typing import Any
 
 from ..config import project_config
 from ..scheduler import Scheduler
 from ..workflow import find_task, load_workflow_file
 from .params import parse_task_params
+from .runs import RunMarkers
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -32,14 +35,26 @@ def run_command(args: argparse.Namespace) -> int:
         from .progress import LiveProgress
 
         progress = LiveProgress(scheduler.logger)
+    runs = RunMarkers(scheduler.config.require_database_uri())
+    execution_id = uuid.uuid4()
+    marker = None
     try:
+        for interrupted in runs.mark_interrupted(scheduler.store):
+            logging.getLogger("kredun").warning(
+                "Execution %s was interrupted (its kredun run ended without finishing)",
+                interrupted,
+            )
+        marker = runs.begin(execution_id.hex)  # as the provenance store names it
+        options: dict[str, Any] = {
+            "cache": not args.no_cache,
+            "label": label,
+            "execution_id": str(execution_id),
+        }
         if progress is None:
-            result = scheduler.run(task(**kwargs), cache=not args.no_cache, label=label)
+            result = scheduler.run(task(**kwargs), **options)
         else:
             with progress:
-                result = scheduler.run(
-                    task(**kwargs), cache=not args.no_cache, label=label, progress=progress.update
-                )
+                result = scheduler.run(task(**kwargs), progress=progress.update, **options)
     except Exception as error:
         if isinstance(error, _kredun_errors()):
             raise
@@ -48,6 +63,7 @@ def run_command(args: argparse.Namespace) -> int:
         print("".join(traceback.format_exception(error)), file=sys.stderr, end="")
         return 1
     finally:
+        runs.end(marker)
         scheduler.close()
     print(pprint.pformat(result))
     return 0
