@@ -414,7 +414,7 @@ def test_standard_labels(files: list[Path]) -> None:
 def test_config_file_is_valid_toml(files: list[Path]) -> None:
     manifests = render(files)
     config = kredun_toml(manifests)
-    assert set(config) <= {"jobs", "value_store", "aws"}
+    assert set(config) <= {"operator", "jobs", "value_store", "aws"}
     jobs = config["jobs"]
     assert {"image", "service_account", "image_pull_policy", "resources", "node_selector"} <= set(
         jobs
@@ -602,6 +602,42 @@ def test_job_service_accounts_per_namespace_without_rights() -> None:
         job_sa = kredun_toml(rendered)["jobs"]["service_account"]
         for binding in find(rendered, "RoleBinding") + find(rendered, "ClusterRoleBinding"):
             assert job_sa not in {s["name"] for s in binding["subjects"]}, files
+
+
+def test_pod_policy_allows_the_job_service_account_only_by_default() -> None:
+    from kredun_operator.settings import settings_from_dict
+
+    stores = {"database": {"uri": "sqlite:////x.db"}, "value_store": {"uri": "file:///v"}}
+    jobs = kredun_toml(render())["jobs"]
+    assert (jobs["service_accounts"], jobs["allowed_images"]) == ([], [])
+    settings = settings_from_dict({"jobs": jobs, **stores})
+    assert settings.jobs.allowed_service_accounts() == {"kredun-jobs"}
+    assert settings.jobs.allowed_images == ()
+    policy = {"allowedServiceAccounts": ["etl"], "allowedImages": ["registry.example.com/"]}
+    jobs = kredun_toml(render(set_values={"jobs": policy}))["jobs"]
+    settings = settings_from_dict({"jobs": jobs, **stores})
+    assert settings.jobs.allowed_service_accounts() == {"kredun-jobs", "etl"}
+    assert settings.jobs.allowed_images == ("registry.example.com/",)
+
+
+def test_operator_bounds_reach_the_settings() -> None:
+    from kredun_operator.settings import settings_from_dict
+
+    stores = {"database": {"uri": "sqlite:////x.db"}, "value_store": {"uri": "file:///v"}}
+    defaults = settings_from_dict({**kredun_toml(render()), **stores})
+    assert (defaults.max_running_executions, defaults.database_pool_size) == (0, 10)
+    assert defaults.store_outage_deadline == 600
+    assert (defaults.jobs.max_retries, defaults.jobs.max_running_per_namespace) == (5, 0)
+    assert defaults.jobs.unschedulable_after == 600
+    values = {
+        "operator": {"maxRunningExecutions": 50, "databasePoolSize": 4, "storeOutageDeadline": 90},
+        "jobs": {"maxRetries": 2, "maxRunningPerNamespace": 20, "unschedulableAfter": 120},
+    }
+    settings = settings_from_dict({**kredun_toml(render(set_values=values)), **stores})
+    assert (settings.max_running_executions, settings.database_pool_size) == (50, 4)
+    assert settings.store_outage_deadline == 90
+    assert (settings.jobs.max_retries, settings.jobs.max_running_per_namespace) == (2, 20)
+    assert settings.jobs.unschedulable_after == 120
 
 
 def test_pvc_value_store() -> None:

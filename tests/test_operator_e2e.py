@@ -40,7 +40,7 @@ def test_hand_written_execution_from_the_example(operator_cluster) -> None:
     )
     # call_by_name, main, greet, shout: one Pod each.
     assert status["jobs"] == {
-        "pending": 0, "running": 0, "failed": 0, "cached": 0, "done": 4, "total": 4
+        "pending": 0, "running": 0, "failed": 0, "cached": 0, "done": 4, "total": 4, "queued": 0
     }  # fmt: skip
     assert status["progress"] == "4/4"
     assert status["startTime"] <= status["completionTime"]
@@ -320,8 +320,14 @@ def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
     assert pod["metadata"]["labels"]["kredun.dev/task"] == "kredun.subrun"
 
 
-def test_task_options_shape_the_pod(operator_cluster) -> None:
-    cluster = operator_cluster
+def test_task_options_shape_the_pod(tmp_path: Path) -> None:
+    # "runner" is allowed by the operator's Pod policy; other ServiceAccounts are not.
+    config = '[jobs]\nservice_accounts = ["runner"]\n'
+    with OperatorCluster(tmp_path, operator_config=config) as cluster:
+        _task_options_shape_the_pod(cluster)
+
+
+def _task_options_shape_the_pod(cluster: OperatorCluster) -> None:
     sized = flow.inc.options(cpus=0.5, memory=2, gpus=0, image="other:1", timeout=30)
     spec = cluster.plan_spec(
         sized(1),

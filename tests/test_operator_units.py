@@ -112,6 +112,7 @@ def test_job_pods_request_the_task_resources_over_the_defaults() -> None:
 def test_job_pod_manifest() -> None:
     template = _template(
         service_account="jobs",
+        allowed_service_accounts=frozenset({"jobs"}),
         node_selector={"pool": "a"},
         tolerations=[{"key": "k", "operator": "Exists"}],
         image_pull_secrets=["regcred"],
@@ -139,6 +140,14 @@ def test_job_pod_manifest() -> None:
         "controller": True,
     }]  # fmt: skip
     assert spec["restartPolicy"] == "Never"
+    # Pod Security "restricted".
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}
+    }  # fmt: skip
+    assert spec["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+    }  # fmt: skip
     assert spec["automountServiceAccountToken"] is False
     assert spec["serviceAccountName"] == "jobs"
     assert spec["nodeSelector"] == {"pool": "a", "gpu": "yes"}
@@ -370,6 +379,7 @@ def test_settings_from_the_helm_chart_config() -> None:
         },
         "value_store": {"uri": "s3://b/p", "s3": {"endpoint": "http://minio", "region": "eu"}},
         "aws": {"credentials_secret": "aws", "access_key_id_key": "id"},
+        "operator": {"store_outage_deadline": 90},
     }  # fmt: skip
     settings = settings_from_dict(data)
     jobs = settings.jobs
@@ -381,6 +391,9 @@ def test_settings_from_the_helm_chart_config() -> None:
         "name": "KREDUN_DATABASE_URI", "valueFrom": {"secretKeyRef": {"name": "db", "key": "uri"}}
     }  # fmt: skip
     assert env["KREDUN_VALUE_STORE"]["value"] == "s3://b/p"
+    # Job Pods wait out a store outage as long as the operator does.
+    assert settings.store_outage_deadline == 90
+    assert env["KREDUN_STORE_RETRY_SECONDS"]["value"] == "90"
     assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio"
     assert env["AWS_REGION"]["value"] == "eu"
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "aws", "key": "id"}
@@ -408,6 +421,9 @@ def test_settings_mount_a_pvc_value_store(monkeypatch) -> None:
         ({**STORES, "jobs": {"resources": {"gpus": 0.5}}}, r"\[jobs.resources\] gpus must be a"),
         ({**STORES, "jobs": {"resources": {"memory": "4GB"}}}, "memory must be a number of GiB"),
         ({**STORES, "operator": {"status_interval": 0}}, "positive number"),
+        ({**STORES, "jobs": {"max_retries": -1}}, "max_retries must be a whole number >= 0"),
+        ({**STORES, "jobs": {"max_retries": 2.5}}, "max_retries must be a whole number >= 0"),
+        ({**STORES, "jobs": {"unschedulable_after": "1m"}}, "unschedulable_after must be a"),
         ({**STORES, "executors": {"x": {"type": "local"}}}, "inside the operator"),
         ({**STORES, "executors": {"x": {"job_queue": "q"}}}, "needs a 'type'"),
     ],

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.kube.apiserver import KubeApiServer
-from tests.support.kube.kubelet import LocalKubelet, Resources, parse_quantity
+from tests.support.kube.kubelet import _IMAGE_REFERENCE, LocalKubelet, Resources, parse_quantity
 from tests.support.kube.testing import subprocess_env, wait_for
 
 pytest_plugins = ["tests.support.kube.fixtures"]
@@ -430,3 +430,38 @@ def test_runs_as_a_standalone_process(
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0, process.stdout.read() if process.stdout else ""
+
+
+@pytest.mark.parametrize(
+    ("image", "valid"),
+    [
+        ("kredun:test", True),
+        ("registry.example.com:5000/team/app:1.2", True),
+        (f"repo/app@sha256:{'a' * 64}", True),
+        ("Not An Image", False),
+        ("UPPER/case", False),
+        ("repo/app:", False),
+    ],
+)
+def test_the_kubelet_knows_an_invalid_image_name(image: str, valid: bool) -> None:
+    assert (_IMAGE_REFERENCE.match(image) is not None) == valid
+
+
+def test_a_missing_image_reports_pull_errors_until_deleted(
+    kube_api: KubeApiServer, kubeconfig: Path, core: Any
+) -> None:
+    missing = "registry.invalid/none:0"
+    with LocalKubelet(kubeconfig, logs_dir=kube_api.logs_dir, unpullable_images=[missing]):
+        core.create_namespaced_pod("default", pod("p", ["true"], container={"image": missing}))
+        seen: list[str] = []
+
+        def reasons() -> list[str]:
+            found = core.read_namespaced_pod("p", "default")
+            for status in found.status.container_statuses or []:
+                reason = status.state.waiting.reason if status.state.waiting else None
+                if reason and (not seen or seen[-1] != reason):
+                    seen.append(reason)
+            return seen if "ImagePullBackOff" in seen else []
+
+        assert wait_for(reasons, timeout=20) == ["ErrImagePull", "ImagePullBackOff"]
+        assert core.read_namespaced_pod("p", "default").status.phase == "Pending"

@@ -52,6 +52,18 @@ class Runtime:
     def __post_init__(self) -> None:
         self._value_stores: dict[str, ValueStore] = {}
         self._value_stores_lock = threading.Lock()
+        self.executions = Admission(self.settings.max_running_executions or None)
+        self._namespace_slots: dict[str, JobSlots] = {}
+
+    def namespace_slots(self, namespace: str) -> JobSlots:
+        """The job slots all Executions of a namespace share ([jobs]
+        max_running_per_namespace)."""
+        with self._value_stores_lock:
+            slots = self._namespace_slots.get(namespace)
+            if slots is None:
+                limit = self.settings.jobs.max_running_per_namespace or None
+                slots = self._namespace_slots[namespace] = JobSlots(limit)
+            return slots
 
     def value_store(self, scope: str) -> ValueStore:
         """The part of the value store that holds one cache scope's values."""
@@ -73,6 +85,10 @@ class JobSlots:
         self._waiting: deque[Callable[[], None]] = deque()
         self._lock = threading.Lock()
 
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
     def start(self, start: Callable[[], None]) -> None:
         with self._lock:
             if self.limit is not None and self._running >= self.limit:
@@ -88,6 +104,39 @@ class JobSlots:
                 return
             start = self._waiting.popleft()
         start()
+
+
+class Admission:
+    """At most `limit` Executions running at once ([operator] max_running_executions); the
+    others wait, Pending, and enter in the order they asked. No limit when None."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._running = 0
+        self._waiting: deque[object] = deque()
+        self._lock = threading.Lock()
+
+    def enter(self, who: object) -> int:
+        """0 if `who` may run now; otherwise its place in the queue (1 is next)."""
+        with self._lock:
+            if who not in self._waiting:
+                self._waiting.append(who)
+            place = self._waiting.index(who)
+            if self.limit is None or self._running + place < self.limit:
+                self._waiting.remove(who)
+                self._running += 1
+                return 0
+            return place + 1
+
+    def withdraw(self, who: object) -> None:
+        """`who` stopped waiting (cancelled or deleted while queued)."""
+        with self._lock:
+            if who in self._waiting:
+                self._waiting.remove(who)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
 
 
 class StopMode(enum.Enum):
@@ -116,12 +165,19 @@ class ExecutionContext:
         self.scope = scope
         self.events = events
         self.slots = JobSlots(max_parallel_jobs)
+        self.namespace_slots = runtime.namespace_slots(template.namespace)
+        self.queued_jobs = 0  # launched, waiting for a slot
+        self._queue_lock = threading.Lock()
         # When job outcomes were handed to the scheduler, for its reaction-time metric.
         self.delivered: deque[float] = deque()
         self._stop: StopMode | None = None
         self._stopped = threading.Event()
         # Set when the scheduler should end the run: its stop token (Scheduler.run(stop=)).
         self.run_ended = threading.Event()
+
+    def queue(self, change: int) -> None:
+        with self._queue_lock:
+            self.queued_jobs += change
 
     @property
     def stop_mode(self) -> StopMode | None:
@@ -168,6 +224,8 @@ class ExecutionContext:
             value_store_uri=settings.value_store_uri,
             executors=executors,
             cache_scope=self.scope,
+            max_retries=settings.jobs.max_retries,
+            database_pool_size=settings.database_pool_size,
         )
 
     @property

@@ -13,7 +13,10 @@ resource request exceeds the executor's `max_cpus`/`max_memory`/`max_gpus`. The 
 deleted, the job is submitted to the fallback executor with the same report callback and
 the resources its Pod asked for (task options over the Execution's and the operator's
 defaults, as `kredun.resources` reads them), its provenance record names the fallback
-executor, and a `JobFallback` Event says why.
+executor, and a `JobFallback` Event says why. Without a fallback, a Pod Unschedulable for
+the operator's `[jobs] unschedulable_after` seconds (default 600) fails its job with the
+scheduler's reason; so does a Pod whose container cannot be created (image pull errors, an
+invalid image name, a Secret its environment names missing).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import threading
 import time
 from typing import Any
 
-from kredun.errors import ConfigError, ExecutorError, StoreError
+from kredun.errors import ConfigError, ExecutorError, StoreError, TaskOptionError
 from kredun.executors import JobOutcome, ReportOutcome
 from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes
 from kredun.job import Job
+from kredun.options import check_task_options, retry_limit
 from kredun.resource import execution_selector
 from kredun.resources import Resources
 
@@ -41,8 +45,13 @@ logger = logging.getLogger(__name__)
 
 SPEC_INLINE_LIMIT = 32 * 1024  # larger job specs go to the value store (--spec-hash)
 LOG_TAIL_LINES = 40
-# Waiting reasons of a container that will not start without someone changing something.
-STUCK_REASONS = ("ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+# Waiting reasons of a container that will not start without someone changing something
+# (an image name, a registry, a Secret or ConfigMap the Pod's env names).
+STUCK_REASONS = (
+    "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+    "CreateContainerConfigError",
+)  # fmt: skip
+IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 DEFAULT_FALLBACK_AFTER = 120.0  # seconds a Pod may stay Unschedulable before falling back
 MAXIMUM_OPTIONS = ("max_cpus", "max_memory", "max_gpus")
 
@@ -91,7 +100,7 @@ class PodExecutor(RemoteExecutor):
         if context.stop_mode is not None:
             return  # the run is ending; nobody waits for this job any more
         if job.attempt:
-            retries = job.task.get_option("retries", 0) or 0
+            retries = retry_limit(job.task.get_option("retries"), self.scheduler.config.max_retries)
             context.events.warning(
                 "JobRetry",
                 f"retrying {job.task.fullname} (attempt {job.attempt + 1} of {retries + 1})",
@@ -106,13 +115,15 @@ class PodExecutor(RemoteExecutor):
         pod_job = PodJob(self, job, spec_json, report, resources, fallback)
         with self._lock:
             self._jobs.add(pod_job)
-        context.slots.start(pod_job.start)
+        context.queue(+1)
+        # A slot of the Execution (spec.maxParallelJobs), then one of its namespace.
+        context.slots.start(lambda: context.namespace_slots.start(pod_job.start))
 
     def released(self, pod_job: PodJob) -> None:
-        """A job ended: free its slot."""
+        """A job ended: free its slots."""
         with self._lock:
             self._jobs.discard(pod_job)
-        self.context.slots.release()
+        pod_job.free_slots()
 
     def shutdown(self) -> None:
         """Forget the jobs; on cancellation or deletion, also delete their running Pods.
@@ -196,6 +207,7 @@ class PodJob:
         self._submitted = time.monotonic()
         self._created = False
         self._done = False
+        self._slotted = False  # holds a slot of its Execution and one of its namespace
         self._lock = threading.Lock()
         self._unschedulable_timer: threading.Timer | None = None
 
@@ -204,14 +216,30 @@ class PodJob:
         return self.context.runtime
 
     def start(self) -> None:
+        """Called once the job holds its slots."""
+        self.context.queue(-1)
+        with self._lock:
+            self._slotted = True
+        if self._done or self.context.stop_mode is not None:
+            self.free_slots()  # abandoned while it waited
+            return
         # Listen first: events for the Pod may arrive while it is being created.
         self._runtime.pods.register(self.namespace, self.name, self._on_event)
         self._runtime.pool.submit(self._create)
+
+    def free_slots(self) -> None:
+        """Give back the slots this job holds (once), letting a waiting job start."""
+        with self._lock:
+            slotted, self._slotted = self._slotted, False
+        if slotted:
+            self.context.namespace_slots.release()
+            self.context.slots.release()
 
     def abandon(self) -> None:
         """Stop following the Pod without reporting anything."""
         self._claim()
         self._runtime.pods.unregister(self.namespace, self.name, self._on_event)
+        self.free_slots()
 
     def _claim(self) -> bool:
         """True for the one caller that gets to end this job."""
@@ -240,6 +268,8 @@ class PodJob:
     def _create(self) -> None:
         try:
             task = self.job.task
+            # A plan's options were checked by @task on the author's machine, or never.
+            check_task_options(task.option_values, f"task {task.fullname}")
             over = ", ".join(self.resources.exceeding(self.executor.maximum))
             if over:
                 if self.fallback is not None:
@@ -261,7 +291,7 @@ class PodJob:
                 command=self._command(),
             )
             pod = self._create_or_adopt(manifest)
-        except (ExecutorError, StoreError) as error:
+        except (ExecutorError, StoreError, TaskOptionError) as error:
             self._end(JobOutcome(self.job, error=error))
             return
         except KubeApiError as error:  # refused for good, e.g. invalid or forbidden
@@ -345,18 +375,25 @@ class PodJob:
             self._end_failed(f"pod {self.name} was deleted before it finished")
         elif _stuck_reason(status) and self._claim():
             self._runtime.pool.submit(self._report_stuck, pod)
-        elif self.fallback is not None and _unschedulable(status):
-            self._arm_fallback()
+        elif _unschedulable(status):
+            self._arm_unschedulable()
 
     # -- falling back -----------------------------------------------------------------------
 
-    def _arm_fallback(self) -> None:
-        """The Pod is Unschedulable: check again once `fallback_after` has passed."""
-        assert self.fallback is not None
+    @property
+    def _unschedulable_deadline(self) -> float:
+        """Seconds an Unschedulable Pod waits: its fallback's `fallback_after`, or without
+        a fallback, the operator's `[jobs] unschedulable_after` before the job fails."""
+        if self.fallback is not None:
+            return self.fallback[2]
+        return self._runtime.settings.jobs.unschedulable_after
+
+    def _arm_unschedulable(self) -> None:
+        """The Pod is Unschedulable: check again once its deadline has passed."""
         with self._lock:
             if self._done or self._unschedulable_timer is not None:
                 return
-            timer = threading.Timer(self.fallback[2], self._deadline_passed)
+            timer = threading.Timer(self._unschedulable_deadline, self._deadline_passed)
             timer.daemon = True
             self._unschedulable_timer = timer
         timer.start()
@@ -369,22 +406,33 @@ class PodJob:
         self._runtime.pool.submit(self._check_unschedulable)
 
     def _check_unschedulable(self) -> None:
-        """Fall back if the Pod is still Unschedulable (a watch event may be late)."""
+        """Fall back, or fail, if the Pod is still Unschedulable (a watch event may be late)."""
         try:
             pod = self._runtime.kube.request("GET", pods_path(self.namespace, self.name))
         except KubeApiError as error:
             if error.status != 404:
                 logger.warning("cannot read pod %s: %s", self.name, error)
-                self._arm_fallback()  # try again later
+                self._arm_unschedulable()  # try again later
             return
-        if not self._owns(pod) or not _unschedulable(pod.get("status") or {}):
+        status = pod.get("status") or {}
+        if not self._owns(pod) or not _unschedulable(status):
             self._on_event("MODIFIED", pod)
             return
-        if self.fallback is not None and self._claim():
-            seconds = self.fallback[2]
+        if not self._claim():
+            return
+        seconds = self._unschedulable_deadline
+        if self.fallback is not None:
             self._fall_back(
                 f"its pod {self.name} stayed Unschedulable for {seconds:g}s", pod_exists=True
             )
+            return
+        _delete_pod(self.context, self.name)
+        self._fail(
+            f"pod {self.name} stayed Unschedulable for {seconds:g}s: "
+            f"{_unschedulable_message(status)} (no node fits its resources, nodeSelector or "
+            "tolerations; change them, or give the task a fallback executor)",
+            "",
+        )
 
     def _fall_back(self, reason: str, pod_exists: bool = False) -> None:
         """Withdraw the job from Kubernetes and submit it to the fallback executor (the
@@ -439,11 +487,19 @@ class PodJob:
 
     def _report_stuck(self, pod: dict[str, Any]) -> None:
         waiting = _stuck_reason(pod.get("status") or {}) or {}
-        image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
-        message = (
-            f"pod {self.name} cannot start: {waiting.get('reason')} for image {image!r}: "
-            f"{waiting.get('message', '')} (check spec.image and the image's registry)"
-        )
+        reason = waiting.get("reason")
+        if reason in IMAGE_REASONS:
+            image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image")
+            message = (
+                f"pod {self.name} cannot start: {reason} for image {image!r}: "
+                f"{waiting.get('message', '')} (check spec.image and the image's registry)"
+            )
+        else:
+            message = (
+                f"pod {self.name} cannot start: {reason}: {waiting.get('message', '')} "
+                "(a Secret or ConfigMap its environment names is missing in namespace "
+                f"{self.namespace})"
+            )
         _delete_pod(self.context, self.name)
         self._fail(message, "")
 
@@ -499,6 +555,13 @@ def _unschedulable(status: dict[str, Any]) -> bool:
         and condition.get("reason") == "Unschedulable"
         for condition in status.get("conditions") or []
     )
+
+
+def _unschedulable_message(status: dict[str, Any]) -> str:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("message"):
+            return str(condition["message"])
+    return "Unschedulable"
 
 
 def _stuck_reason(status: dict[str, Any]) -> dict[str, Any] | None:

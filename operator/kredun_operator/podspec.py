@@ -7,6 +7,7 @@ them again.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,35 @@ class PodTemplate:
     env: Sequence[Mapping[str, Any]] = ()
     volumes: Sequence[Mapping[str, Any]] = ()
     volume_mounts: Sequence[Mapping[str, Any]] = ()
+    # Pod policy ([jobs] service_account + service_accounts, allowed_images; see settings).
+    allowed_service_accounts: frozenset[str] = frozenset()
+    allowed_images: Sequence[str] = ()
+
+
+# Pod Security "restricted": what every job container runs with, whatever the spec says.
+POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def policy_problem(template: PodTemplate, image: str, service_account: str | None) -> str | None:
+    """Why the operator's Pod policy refuses a Pod with this image and ServiceAccount."""
+    if service_account and service_account not in template.allowed_service_accounts:
+        allowed = ", ".join(sorted(template.allowed_service_accounts)) or "none"
+        return (
+            f"serviceAccountName {service_account!r} is not allowed for job Pods (allowed: "
+            f"{allowed}; the operator's [jobs] service_accounts)"
+        )
+    if template.allowed_images and not image.startswith(tuple(template.allowed_images)):
+        return (
+            f"image {image!r} is not allowed: job images must start with one of "
+            f"{', '.join(template.allowed_images)} (the operator's [jobs] allowed_images)"
+        )
+    return None
 
 
 def pod_template(
@@ -86,6 +116,8 @@ def pod_template(
         ],
         volumes=defaults.volumes,
         volume_mounts=defaults.volume_mounts,
+        allowed_service_accounts=defaults.allowed_service_accounts(),
+        allowed_images=defaults.allowed_images,
     )
 
 
@@ -118,12 +150,17 @@ def job_pod(
     image = options.get("image") or template.image
     if not isinstance(image, str) or not image:
         raise ExecutorError(f"task {task_name}: no image (set spec.image or the image option)")
+    service_account = options.get("service_account") or template.service_account
+    problem = policy_problem(template, image, service_account)
+    if problem is not None:
+        raise ExecutorError(f"task {task_name}: {problem}")
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,
         "command": command,
         "env": [dict(variable) for variable in template.env],
         "resources": resources.kubernetes(),
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     pull_policy = options.get("image_pull_policy") or template.image_pull_policy
     if pull_policy:
@@ -135,9 +172,9 @@ def job_pod(
         # Jobs run user code: no API token, no service links into the namespace.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": copy.deepcopy(POD_SECURITY),
         "containers": [container],
     }
-    service_account = options.get("service_account") or template.service_account
     if service_account:
         spec["serviceAccountName"] = service_account
     node_selector = {**template.node_selector, **(options.get("node_selector") or {})}

@@ -6,7 +6,8 @@ Execution's uid, so a restarted operator continues the same execution: finished 
 from the provenance store, running Pods are adopted by name.
 
 While the provenance database or the value store cannot be reached, the run waits and
-retries with backoff, showing `StoreAvailable=False`; it does not fail.
+retries with backoff, showing `StoreAvailable=False`; it fails only when the outage lasts
+longer than `[operator] store_outage_deadline`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from .errors import PodFailedError, SpecError
 from .events import EventRecorder
 from .limits import check_spec
 from .pods import delete_running_pods
-from .podspec import pod_template
+from .podspec import pod_template, policy_problem
 from .preview import result_preview
 from .spec import ExecutionSpec, build_plan, parse_spec
 from .status import StatusWriter, job_counts, now_timestamp, tail
@@ -46,6 +47,8 @@ from .status import StatusWriter, job_counts, now_timestamp, tail
 logger = logging.getLogger(__name__)
 
 REF_INLINE_LIMIT = 16 * 1024  # larger result references go to the value store (refHash)
+STORE_CHECK_SECONDS = 5.0  # how often a run that touched no store checks the database
+PROBE_HASH = "0" * 40  # no task has it
 
 
 def execution_id_for(uid: str) -> str:
@@ -82,6 +85,9 @@ class ExecutionRunner:
         self._stop: StopMode | None = None
         self._cached_seen = 0
         self._executor = "k8s"  # the default executor of the spec, labelling cached jobs
+        self._outage_since: float | None = None  # when the stores became unreachable
+        self._scheduler: Scheduler | None = None
+        self._store_checked = 0.0
         self.events = EventRecorder(runtime.kube, runtime.pool, self.namespace, self.name, self.uid)
         self.status = StatusWriter(
             runtime.kube,
@@ -126,6 +132,10 @@ class ExecutionRunner:
         template = pod_template(
             self.namespace, self.name, self.uid, spec.fields, settings.jobs, scope
         )
+        problem = policy_problem(template, template.image, template.service_account)
+        if problem is not None:
+            self._end_failed(f"invalid spec: {problem}", {})
+            return
         context = self._context = ExecutionContext(
             self.runtime, template, self.events, spec.max_parallel_jobs, scope
         )
@@ -136,28 +146,68 @@ class ExecutionRunner:
         if not self.status.get("phase"):
             self.status.update(phase=PENDING)
         self.status.update(executionId=self.execution_id)
-        delay = 0.5
-        while context.stop_mode is None:
-            try:
-                self._reduce(spec, context)
-                return
-            except CancelledError:
-                break
-            except Exception as error:
-                if context.stop_mode is not None:
-                    break
-                if not is_outage(error):
-                    self._failed(error, spec)
+        if not self._admitted(context):
+            self._stopped(context)
+            return
+        try:
+            delay = 0.5
+            while context.stop_mode is None:
+                try:
+                    self._reduce(spec, context)
                     return
-                self._store_unavailable(error, delay)
-                context.wait_for_stop(delay)
-                delay = min(delay * 2, settings.store_retry_max)
-        self._stopped(context)
+                except CancelledError:
+                    break
+                except Exception as error:
+                    if context.stop_mode is not None:
+                        break
+                    if not is_outage(error):
+                        self._failed(error, spec)
+                        return
+                    if self._outage_since is None:
+                        self._outage_since = time.monotonic()
+                    waited = time.monotonic() - self._outage_since
+                    if waited > settings.store_outage_deadline:
+                        self._end_failed(
+                            f"the provenance database or value store was unreachable for "
+                            f"{waited:.0f}s, past [operator] store_outage_deadline "
+                            f"({settings.store_outage_deadline:g}s): {error}",
+                            {"error": str(error)},
+                        )
+                        return
+                    self._store_unavailable(error, delay)
+                    context.wait_for_stop(delay)
+                    delay = min(delay * 2, settings.store_retry_max)
+            self._stopped(context)
+        finally:
+            self.runtime.executions.leave()
+
+    def _admitted(self, context: ExecutionContext) -> bool:
+        """Wait, Pending, while the operator runs its most Executions at once; False if the
+        run was stopped meanwhile."""
+        admission = self.runtime.executions
+        shown = 0
+        while (place := admission.enter(self)) != 0:
+            if place != shown:
+                shown = place
+                self.status.condition("Admitted", False, "Queued")
+                self.status.update(
+                    message=f"queued, number {place} in line: the operator runs at most "
+                    f"{admission.limit} Executions at once ([operator] max_running_executions)"
+                )
+                self.status.flush(force=True)
+            if context.wait_for_stop(0.5):
+                admission.withdraw(self)
+                return False
+        if shown:
+            self.status.condition("Admitted", True, "Running")
+            self.status.update(message="")
+        return True
 
     def _reduce(self, spec: ExecutionSpec, context: ExecutionContext) -> None:
         """One attempt at running the Execution to its end."""
         scheduler = Scheduler(config=context.scheduler_config(spec.executor))
         self._cached_seen, self._executor = 0, spec.executor
+        self._scheduler, self._store_checked = scheduler, time.monotonic()
         try:
             scheduler.store  # noqa: B018 -- an unreachable database shows here, before any work
             plan = build_plan(spec, lambda plan_hash: fetch_plan(scheduler, plan_hash))
@@ -165,6 +215,7 @@ class ExecutionRunner:
             if not self.status.get("startTime"):
                 self.status.update(startTime=now_timestamp())
             self.status.condition("StoreAvailable", True, "Reachable")
+            self._outage_since = None
             self.status.update(message="")
             self.status.flush(force=True)
             result = scheduler.run(
@@ -193,8 +244,17 @@ class ExecutionRunner:
         if jobs["cached"] > self._cached_seen:
             metrics.jobs.labels(self._executor, "cached").inc(jobs["cached"] - self._cached_seen)
             self._cached_seen = jobs["cached"]
+        # Jobs ready to run but waiting for a slot (spec.maxParallelJobs, or the namespace's
+        # [jobs] max_running_per_namespace).
+        jobs["queued"] = context.queued_jobs
         self.status.update(progress=f"{jobs['done']}/{jobs['total']}", jobs=jobs)
         self.status.flush()
+        if now - self._store_checked > STORE_CHECK_SECONDS and self._scheduler is not None:
+            # While it only waits for Pods the run touches no store: ask the database now
+            # and then (one primary-key lookup), so an outage pauses the run
+            # (StoreAvailable=False) when it begins, not when the run next writes.
+            self._store_checked = now
+            self._scheduler.store.get_task(PROBE_HASH)
         if context.stop_mode is None and (self.body.get("spec") or {}).get("cancel") is True:
             context.stop(StopMode.CANCEL)
 

@@ -9,10 +9,15 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [value_store.pvc] claim_name, mount_path   # mounted into every job Pod
     [aws]             credentials_secret, access_key_id_key, secret_access_key_key
     [jobs]            image, service_account, image_pull_policy, image_pull_secrets,
-                      tolerations, database_secret, database_secret_key
+                      tolerations, database_secret, database_secret_key,
+                      unschedulable_after,     # seconds, then an Unschedulable Pod fails
+                      max_retries,             # caps every task's `retries` (default 5)
+                      max_running_per_namespace,  # job Pods at once per namespace (0: any)
+                      service_accounts, allowed_images   # Pod policy: allowlists
     [jobs.resources]  cpus, memory, gpus       # read as task options are: kredun.resources
     [jobs.node_selector], [jobs.env]           # string tables
-    [operator]        status_interval, store_retry_max   # seconds
+    [operator]        status_interval, store_retry_max, store_outage_deadline   # seconds
+                      max_running_executions, database_pool_size   # 0: no limit
     [tenancy.shared_cache]  group = ["namespace", ...]   # namespaces sharing one cache
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
     [executors.NAME]  type = "k8s", fallback = "batch", fallback_after = 120,
@@ -54,6 +59,20 @@ class JobDefaults:
     env: tuple[dict[str, Any], ...] = ()
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
+    # Seconds a job's Pod may stay Unschedulable, without a fallback, before the job fails.
+    unschedulable_after: float = 600.0
+    # The most retries of one job, whatever its task's `retries` option asks.
+    max_retries: int = 5
+    # The most job Pods of one namespace running (or being created) at once; 0: no limit.
+    max_running_per_namespace: int = 0
+    # Pod policy. ServiceAccounts job Pods may run as besides `service_account` (an
+    # Execution or task naming any other fails); images must start with one of
+    # `allowed_images` (e.g. "registry.example.com/team/") unless that is empty.
+    service_accounts: tuple[str, ...] = ()
+    allowed_images: tuple[str, ...] = ()
+
+    def allowed_service_accounts(self) -> frozenset[str]:
+        return frozenset((*self.service_accounts, *filter(None, [self.service_account])))
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,12 @@ class OperatorSettings:
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_interval: float = 1.0  # seconds between two status patches of one Execution
     store_retry_max: float = 30.0  # longest wait between retries while a store is down
+    # An Execution whose stores stay unreachable this long (seconds) fails.
+    store_outage_deadline: float = 600.0
+    # Executions running at once; more wait Pending, queued (0: no limit).
+    max_running_executions: int = 0
+    # Connections of the operator's one database pool, shared by every Execution.
+    database_pool_size: int = 10
     # Each namespace is a cache scope of its own unless it shares one with a group.
     tenancy: Tenancy = field(default_factory=Tenancy)
 
@@ -117,6 +142,9 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         executors=_executors(reader, data),
         status_interval=reader.number(operator, "status_interval", 1.0),
         store_retry_max=reader.number(operator, "store_retry_max", 30.0),
+        store_outage_deadline=_outage_deadline(reader, data),
+        max_running_executions=reader.count(operator, "max_running_executions", 0),
+        database_pool_size=max(1, reader.count(operator, "database_pool_size", 10)),
         tenancy=tenancy,
     )
 
@@ -139,20 +167,23 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
     tolerations = jobs.get("tolerations", [])
     if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
         raise SettingsError(f"{reader.origin}: [jobs] tolerations must be a list of tables")
-    pull_secrets = jobs.get("image_pull_secrets", [])
-    if not isinstance(pull_secrets, list) or not all(isinstance(s, str) for s in pull_secrets):
-        raise SettingsError(f"{reader.origin}: [jobs] image_pull_secrets must list names")
+    pull_secrets = reader.names(jobs, "image_pull_secrets")
     return JobDefaults(
         image=reader.string(data, "jobs", "image") or None,
         service_account=reader.string(data, "jobs", "service_account") or None,
         image_pull_policy=reader.string(data, "jobs", "image_pull_policy") or None,
-        image_pull_secrets=tuple(pull_secrets),
+        image_pull_secrets=pull_secrets,
         resources=job_resources,
         node_selector=reader.strings(jobs, "node_selector"),
         tolerations=tuple(tolerations),
         env=tuple(env),
         volumes=tuple(volumes),
         volume_mounts=tuple(mounts),
+        unschedulable_after=reader.number(jobs, "unschedulable_after", 600.0),
+        max_retries=reader.count(jobs, "max_retries", 5),
+        max_running_per_namespace=reader.count(jobs, "max_running_per_namespace", 0),
+        service_accounts=reader.names(jobs, "service_accounts"),
+        allowed_images=reader.names(jobs, "allowed_images"),
     )
 
 
@@ -174,6 +205,10 @@ def _executors(reader: _Reader, data: dict[str, Any]) -> dict[str, dict[str, Any
     return executors
 
 
+def _outage_deadline(reader: _Reader, data: dict[str, Any]) -> float:
+    return reader.number(reader.table(data, "operator"), "store_outage_deadline", 600.0)
+
+
 def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[dict[str, Any]]:
     """How job Pods find the stores. A database URI holds a password, so when the chart
     names the Secret it came from, Pods read it from there instead of from their spec."""
@@ -186,6 +221,8 @@ def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[di
     env: list[dict[str, Any]] = [
         {"name": "KREDUN_DATABASE_URI", **database},
         {"name": "KREDUN_VALUE_STORE", "value": stores.require_value_store_uri()},
+        # Jobs wait out a store outage as long as their Execution does.
+        {"name": "KREDUN_STORE_RETRY_SECONDS", "value": f"{_outage_deadline(reader, data):g}"},
     ]
     endpoint = reader.string(data, "value_store", "s3", "endpoint")
     if endpoint:
@@ -238,6 +275,18 @@ class _Reader:
         if not all(isinstance(value, str) for value in table.values()):
             raise SettingsError(f"{self.origin}: every value of [{key}] must be a string")
         return dict(table)
+
+    def names(self, jobs: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = jobs.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise SettingsError(f"{self.origin}: [jobs] {key} must list names")
+        return tuple(value)
+
+    def count(self, data: dict[str, Any], key: str, default: int) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise SettingsError(f"{self.origin}: {key} must be a whole number >= 0")
+        return int(value)
 
     def number(self, data: dict[str, Any], key: str, default: float) -> float:
         value = data.get(key, default)

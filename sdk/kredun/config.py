@@ -70,6 +70,11 @@ class Config:
     tenancy: Tenancy = field(default_factory=Tenancy)
     context: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
+    # The most retries of one job, whatever its `retries` option says (None: no cap).
+    max_retries: int | None = None
+    # Connections of the one pool every scheduler of the process shares (None: each opens
+    # a pool of its own); the operator sets it.
+    database_pool_size: int | None = None
 
     def require_database_uri(self) -> str:
         """The database URI, for code that cannot run without one."""

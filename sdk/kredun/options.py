@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .errors import TaskOptionError
+from .errors import ResourceError, TaskOptionError
+from .resources import parse_cpus, parse_gpus, parse_memory
 
 Check = Callable[[Any], str | None]  # a problem with the value, or None
 
@@ -33,6 +34,47 @@ def _count(value: Any) -> str | None:
 
 def _optional_count(value: Any) -> str | None:
     return None if value is None else _count(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _pull_policy(value: Any) -> str | None:
+    if value in ("Always", "IfNotPresent", "Never"):
+        return None
+    return "must be one of Always, IfNotPresent, Never"
+
+
+def _string_map(value: Any) -> str | None:
+    if isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        return None
+    return 'must be a map of strings, e.g. {"disktype": "ssd"}'
+
+
+def _list_of_maps(value: Any) -> str | None:
+    if isinstance(value, list | tuple) and all(isinstance(item, dict) for item in value):
+        return None
+    return 'must be a list of maps, e.g. [{"key": "gpu", "operator": "Exists"}]'
+
+
+def _seconds(value: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return None
+    return "must be a number of seconds >= 0"
+
+
+def _resource(parse: Callable[[Any, str], Any], name: str) -> Check:
+    def check(value: Any) -> str | None:
+        try:
+            parse(value, name)
+        except ResourceError as error:
+            return str(error).removeprefix(name + " ")
+        return None
+
+    return check
 
 
 def _check_valid(value: Any) -> str | None:
@@ -107,6 +149,22 @@ K8S_TASK_OPTIONS = (
     "cpus", "vcpus", "memory", "gpus", "image", "image_pull_policy", "service_account",
     "node_selector", "tolerations", "timeout", "fallback", "fallback_after",
 )  # fmt: skip
+# Checks of the k8s options' values: a wrong shape fails the job with the option's name
+# instead of breaking the Pod manifest (a plan can carry options no @task ever checked).
+K8S_OPTION_CHECKS: dict[str, Check] = {
+    "cpus": _resource(parse_cpus, "cpus"),
+    "vcpus": _resource(parse_cpus, "vcpus"),
+    "memory": _resource(parse_memory, "memory"),
+    "gpus": _resource(parse_gpus, "gpus"),
+    "image": _text,
+    "image_pull_policy": _pull_policy,
+    "service_account": _text,
+    "node_selector": _string_map,
+    "tolerations": _list_of_maps,
+    "timeout": _seconds,
+    "fallback": _name,
+    "fallback_after": _seconds,
+}
 # redun options kredun does not implement: refused with a reason instead of ignored.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
     "config_args": "config_args are not supported; every argument is hashed",
@@ -151,6 +209,14 @@ def describe_known_options() -> str:
     return "; ".join(groups)
 
 
+def retry_limit(value: Any, cap: int | None = None) -> int:
+    """How many times a failed job may be retried: its `retries` option, at most `cap` (the
+    operator's `[jobs] max_retries`). A value @task would refuse, which a hand-made plan
+    can carry, allows none."""
+    retries = value if value is not None and _count(value) is None else 0
+    return retries if cap is None else min(retries, cap)
+
+
 def check_task_options(options: dict[str, Any], where: str) -> None:
     """Raise TaskOptionError for an option no executor reads or a value that cannot work."""
     if not options:
@@ -163,7 +229,7 @@ def check_task_options(options: dict[str, Any], where: str) -> None:
             raise TaskOptionError(
                 f"{where}: unknown option {name!r} (valid: {describe_known_options()})"
             )
-        check = CORE_OPTIONS.get(name)
+        check = CORE_OPTIONS.get(name) or K8S_OPTION_CHECKS.get(name)
         problem = check(value) if check is not None else None
         if problem is not None:
             raise TaskOptionError(f"{where}: option {name}={value!r} {problem}")

@@ -27,14 +27,21 @@ from .binding import bind
 from .config import Config, config_from_dict
 from .context import EMPTY_CONTEXT, Context, merge_dicts
 from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
-from .errors import CancelledError, ConfigError, DryRunResult, KredunError, SerializationError
+from .errors import (
+    CancelledError,
+    ConfigError,
+    DryRunResult,
+    KredunError,
+    NotFoundError,
+    SerializationError,
+)
 from .executors import Executor, JobOutcome, create_executor
 from .expression import TaskExpression
 from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
 from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
-from .options import job_limits
+from .options import job_limits, retry_limit
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI, open_provenance_store
 from .provenance.records import (
@@ -164,7 +171,9 @@ class Scheduler:
     def store(self) -> ProvenanceBackend:
         if self._store is None:
             store = open_provenance_store(
-                self.config.require_database_uri(), self.config.cache_scope
+                self.config.require_database_uri(),
+                self.config.cache_scope,
+                self.config.database_pool_size,
             )
             store.ensure_schema()
             self._store = store
@@ -270,6 +279,10 @@ class _ExecutionRun:
         self.cache = cache
         self.progress = progress
         self.id = uuid.UUID(execution_id) if execution_id else uuid.uuid4()
+        # An execution id given may continue an execution an earlier process began (the
+        # operator after a restart): its rows, by eval hash, are continued, not duplicated.
+        self.resumes = execution_id is not None
+        self.earlier: dict[str | None, list[JobRecord]] = {}
         self.record = ExecutionRecord(
             id=self.id.hex,
             args=label or preview(expr, 500),
@@ -320,6 +333,8 @@ class _ExecutionRun:
     def _run(self) -> Any:
         started = time.monotonic()
         self.scheduler.store  # noqa: B018 -- a bad database fails here, before anything runs
+        if self.resumes:
+            self._load_earlier()
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
         try:
@@ -721,6 +736,31 @@ class _ExecutionRun:
             else:
                 self._dispatch(node, eval_hash, args_hash, context)
 
+    def _load_earlier(self) -> None:
+        """Continue the rows of this execution's earlier life, if it had one: its start
+        time, and its jobs by eval hash (see `_earlier_row`)."""
+        store = self.scheduler.store
+        try:
+            self.record.start_time = store.find_execution(self.record.id).start_time
+        except NotFoundError:
+            return
+        for record in store.jobs_of(self.record.id):
+            self.earlier.setdefault(record.eval_hash, []).append(record)
+
+    def _earlier_row(self, eval_hash: str, status: str) -> JobRecord | None:
+        """The row an earlier life of this execution wrote for the same job: a replay
+        (CACHED) takes one that finished there, a launch one that did not (its Pod may be
+        adopted), so a resumed run writes one row per job and leaves none RUNNING."""
+        rows = self.earlier.get(eval_hash) or []
+        unfinished = ("PENDING", "RUNNING", "CANCELLED")
+        # A replay may also be of a job whose Pod finished while no scheduler watched it.
+        preferences = [("DONE", "CACHED"), unfinished] if status == "CACHED" else [unfinished]
+        for wanted in preferences:
+            for index, row in enumerate(rows):
+                if row.status in wanted:
+                    return rows.pop(index)
+        return None
+
     def _new_job(
         self, node: Node, eval_hash: str, args_hash: str, context: Context, status: str
     ) -> Job:
@@ -741,10 +781,22 @@ class _ExecutionRun:
             start_time=_now(),
             cache_off=None if status == "CACHED" else self._cache_off(task),
         )
-        self.dirty_jobs[job_id] = record
+        earlier = self._earlier_row(eval_hash, status) if self.earlier else None
+        if earlier is not None and status == "CACHED":
+            record = earlier  # it ran in the earlier life: its row stays as written
+            job_id = record.id
+            if record.status not in ("DONE", "CACHED"):  # it ended while nobody watched
+                record.status, record.end_time, record.error = "DONE", _now(), None
+                self.dirty_jobs[job_id] = record
+        else:
+            if earlier is not None:
+                job_id = record.id = earlier.id
+                record.start_time, record.attempt = earlier.start_time, earlier.attempt
+            self.dirty_jobs[job_id] = record
         self._record_task(task)
         self._record_arguments(job_id, task, positional, named, status != "CACHED")
         job = Job(job_id, task, eval_hash, args_hash, args, kwargs, parent, executor_name, record)
+        job.attempt = record.attempt  # a continued job goes on with its attempt (its Pod's)
         job.references = not self.values.records_results
         job.nodes.append(node)
         job.context = context
@@ -876,7 +928,10 @@ class _ExecutionRun:
         result_hash: str | None,
     ) -> None:
         job = self._new_job(node, eval_hash, args_hash, context, "CACHED")
-        self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
+        if job.record.status == "CACHED":  # not a job that ran in an earlier life
+            self._update_record(job, end_time=job.record.start_time, result_hash=result_hash)
+        elif job.record.result_hash is None:
+            self._update_record(job, result_hash=result_hash)
         if self.verbose:
             self.logger.info(
                 "Cached Job %s:  %s (eval_hash=%s)", job.id[:8], job.call_text(), eval_hash[:8]
@@ -988,7 +1043,7 @@ class _ExecutionRun:
 
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
         assert outcome.error is not None
-        retries = int(job.task.get_option("retries", 0) or 0)
+        retries = retry_limit(job.task.get_option("retries"), self.scheduler.config.max_retries)
         if job.attempt < retries and self.failure is None:
             job.attempt += 1
             self._update_record(job, attempt=job.attempt)
@@ -1166,6 +1221,13 @@ class _ExecutionRun:
                 self._update_record(job, status="CANCELLED", end_time=record.end_time)
         for job in self.waiting:  # never started: the run failed first
             self._update_record(job, status="CANCELLED", end_time=record.end_time)
+        # Jobs an earlier life left unfinished that this one never reached again.
+        for rows in self.earlier.values():
+            for row in rows:
+                if row.status in ("PENDING", "RUNNING"):
+                    row.status, row.end_time = "CANCELLED", record.end_time
+                    row.error = "interrupted: the scheduler running it stopped"
+                    self.dirty_jobs[row.id] = row
         self.pending.executions.append(record)
         self._flush()
 

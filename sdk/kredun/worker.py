@@ -5,17 +5,24 @@ argument references, the job's hashes). The worker loads the task, resolves the 
 runs the task and records the result in the shared provenance store and value store: a
 value, or a plan fragment when the task returned expressions. Nothing but the exit status
 goes back to the scheduler, which reads the result from the store.
+
+Store I/O (loading the task and its arguments, recording the result) waits out an outage:
+it is retried with backoff for up to $KREDUN_STORE_RETRY_SECONDS (default 600) before the
+job fails, so a database restart pauses jobs instead of failing them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from . import graph
 from .config import Config
-from .errors import PlanError, WorkflowLoadError
+from .errors import NotFoundError, PlanError, StoreError, ValueNotFoundError, WorkflowLoadError
 from .expression import SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import TaskRef, _task_ref, dumps_plan, encode_plan
@@ -25,6 +32,30 @@ from .serialize import preview, ship, type_name
 from .valuestore import store_value
 
 SPEC_VERSION = 1
+RETRY_VARIABLE = "KREDUN_STORE_RETRY_SECONDS"
+DEFAULT_RETRY_SECONDS = 600.0
+T = TypeVar("T")
+
+
+def with_store_retries(what: str, action: Callable[[], T], seconds: float | None = None) -> T:
+    """`action()`, retried with backoff while the stores cannot be reached (for `seconds`,
+    default $KREDUN_STORE_RETRY_SECONDS); then its error. A store that answers that
+    something is missing is not an outage: that error is raised at once."""
+    if seconds is None:
+        seconds = float(os.environ.get(RETRY_VARIABLE) or DEFAULT_RETRY_SECONDS)
+    deadline = time.monotonic() + seconds
+    delay = 0.5
+    while True:
+        try:
+            return action()
+        except (ValueNotFoundError, NotFoundError):
+            raise
+        except (StoreError, OSError) as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            print(f"kredun: {what}: {error}; retrying in {delay:.1f}s", file=sys.stderr)
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
 
 
 def job_spec(job: Any, execution_id: str) -> dict[str, Any]:
@@ -77,7 +108,12 @@ def run_job(spec: dict[str, Any], config: Config) -> Any:
         raise PlanError("job spec is not a kredun job spec (version 1)")
     scheduler = Scheduler(config=config)
     try:
-        fetch = scheduler.fetch_blob
+
+        def fetch(value_hash: str) -> bytes:
+            return with_store_retries(
+                "reading the job's input", lambda: scheduler.fetch_blob(value_hash)
+            )
+
         task = load_task(_task_ref(spec["task_hash"], spec["task"]), fetch)
         args = [resolve(ref_from_json(a, f"args[{i}]"), fetch) for i, a in enumerate(spec["args"])]
         kwargs = {
@@ -88,7 +124,10 @@ def run_job(spec: dict[str, Any], config: Config) -> Any:
         if graph.contains_expression(result):
             # Tasks here were loaded from shipped code or from the image: each is re-shipped
             # the same way.
-            plan = encode_plan(result, scheduler.value_store.put, ship)
+            plan = with_store_retries(
+                "storing the returned plan",
+                lambda: encode_plan(result, scheduler.value_store.put, ship),
+            )
             data = dumps_plan(plan)
             kind, result_hash = "plan", hash_bytes(data)
             type_text, preview_text = "kredun.plan", f"<plan of {len(plan['nodes'])} nodes>"
@@ -96,14 +135,22 @@ def run_job(spec: dict[str, Any], config: Config) -> Any:
             kind = "value"
             result_hash, data = encode(result)
             type_text, preview_text = type_name(result), preview(result)
-        batch = ProvenanceBatch(
-            tasks=[TaskRecord(task.hash, task.fullname, task.namespace, task.source)],
-            values=[store_value(scheduler.value_store, result_hash, data, type_text, preview_text)],
-        )
-        batch.calls.append(
-            CallRecord(spec["eval_hash"], spec["task_hash"], spec["args_hash"], result_hash, kind)
-        )
-        scheduler.store.write(batch)
+
+        def record() -> None:
+            batch = ProvenanceBatch(
+                tasks=[TaskRecord(task.hash, task.fullname, task.namespace, task.source)],
+                values=[
+                    store_value(scheduler.value_store, result_hash, data, type_text, preview_text)
+                ],
+            )
+            batch.calls.append(
+                CallRecord(
+                    spec["eval_hash"], spec["task_hash"], spec["args_hash"], result_hash, kind
+                )
+            )
+            scheduler.store.write(batch)
+
+        with_store_retries("recording the result", record)
         return result
     finally:
         scheduler.close()

@@ -8,6 +8,8 @@ import pprint
 import shlex
 import sys
 import traceback
+import uuid
+from typing import Any
 
 from ..config import project_config
 from ..context import load_context_file, merge_dicts, parse_context_updates
@@ -16,6 +18,7 @@ from ..scheduler import Scheduler
 from ..tags import parse_tag
 from ..workflow import find_task, load_workflow_file
 from .params import parse_task_params
+from .runs import RunMarkers
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -41,18 +44,29 @@ def run_command(args: argparse.Namespace) -> int:
         from .progress import LiveProgress
 
         progress = LiveProgress(scheduler.logger)
+    runs = RunMarkers(scheduler.config.require_database_uri())
+    execution_id = uuid.uuid4()
+    marker = None
     try:
+        for interrupted in runs.mark_interrupted(scheduler.store):
+            logging.getLogger("kredun").warning(
+                "Execution %s was interrupted (its kredun run ended without finishing)",
+                interrupted,
+            )
+        marker = runs.begin(execution_id.hex)  # as the provenance store names it
+        options: dict[str, Any] = {
+            "cache": not args.no_cache,
+            "label": label,
+            "execution_id": str(execution_id),
+            "context": context,
+            "dryrun": args.dryrun,
+            "tags": tags,
+        }
         if progress is None:
-            result = scheduler.run(
-                expr, cache=not args.no_cache, label=label, context=context,
-                dryrun=args.dryrun, tags=tags,
-            )  # fmt: skip
+            result = scheduler.run(expr, **options)
         else:
             with progress:
-                result = scheduler.run(
-                    expr, cache=not args.no_cache, label=label, context=context,
-                    progress=progress.update, dryrun=args.dryrun, tags=tags,
-                )  # fmt: skip
+                result = scheduler.run(expr, progress=progress.update, **options)
     except DryRunResult as report:
         print_dryrun(report.would_run, report.cached)
         return 0
@@ -64,6 +78,7 @@ def run_command(args: argparse.Namespace) -> int:
         print("".join(traceback.format_exception(error)), file=sys.stderr, end="")
         return 1
     finally:
+        runs.end(marker)
         scheduler.close()
     if args.dryrun:
         print("Dry run: every job would replay from the cache; the result:")

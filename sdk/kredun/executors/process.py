@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -14,6 +15,20 @@ from ..errors import ExecutorError, SerializationError
 from ..job import Job
 from ..serialize import ship
 from .base import Executor, JobOutcome, ReportOutcome
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit when the scheduler that started it is gone. A scheduler killed
+    with SIGKILL cannot stop its workers, and nobody would ever read their results."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kredun-parent-watch", daemon=True).start()
 
 
 def _run_in_child(payload: bytes) -> bytes:
@@ -38,7 +53,12 @@ class ProcessExecutor(Executor):
         workers = int(options.get("max_workers") or os.cpu_count() or 1)
         # spawn, not fork: the scheduler process has threads, and forking those is unsafe.
         context = multiprocessing.get_context(options.get("start_method", "spawn"))
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
 
     def submit(self, job: Job, report: ReportOutcome) -> None:
         try:

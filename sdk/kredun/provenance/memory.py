@@ -151,12 +151,14 @@ def _unique(records: dict[str, R], prefix: str, what: str) -> R:
     return records[matches[0]]
 
 
-def open_provenance_store(uri: str, scope: str = "") -> ProvenanceBackend:
+def open_provenance_store(
+    uri: str, scope: str = "", pool_size: int | None = None
+) -> ProvenanceBackend:
     """The store for a database URI: `memory://`, or SQLite/PostgreSQL through SQLAlchemy.
     `scope` is the cache scope of its calls and values; a memory store is private to one
-    scheduler, hence needs none."""
+    scheduler, hence needs none. `pool_size`: share the process's bounded pool."""
     if uri == MEMORY_URI:
         return MemoryProvenanceStore()
     from .store import ProvenanceStore  # imports SQLAlchemy: only when a database is used
 
-    return ProvenanceStore(uri, scope)
+    return ProvenanceStore(uri, scope, pool_size)

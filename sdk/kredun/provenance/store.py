@@ -321,8 +321,26 @@ def _on_sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _create_engine(uri: str, url: URL) -> tuple[Engine, bool]:
-    """The engine for `url`, and whether it is an in-memory SQLite database."""
+# Engines shared by every store of one process that asks for a bounded pool, by URI and
+# pool size: the operator runs any number of Executions on one pool.
+_shared_engines: dict[tuple[str, int], tuple[Engine, bool]] = {}
+_shared_engines_lock = threading.Lock()
+SHARED_POOL_TIMEOUT_S = 60  # a store waiting longer for a pooled connection reports an error
+
+
+def _engine(uri: str, url: URL, pool_size: int | None) -> tuple[Engine, bool]:
+    if pool_size is None:
+        return _create_engine(uri, url)
+    with _shared_engines_lock:
+        found = _shared_engines.get((uri, pool_size))
+        if found is None:
+            found = _shared_engines[(uri, pool_size)] = _create_engine(uri, url, pool_size)
+        return found
+
+
+def _create_engine(uri: str, url: URL, pool_size: int | None = None) -> tuple[Engine, bool]:
+    """The engine for `url`, and whether it is an in-memory SQLite database. `pool_size`
+    bounds its connections (no overflow)."""
     kwargs: dict[str, Any] = {}
     connect_args: dict[str, Any] = {}
     memory = False
@@ -350,6 +368,8 @@ def _create_engine(uri: str, url: URL) -> tuple[Engine, bool]:
             connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
         # The operator holds connections for days; the database may restart under it.
         kwargs["pool_pre_ping"] = True
+    if pool_size is not None and not memory:
+        kwargs.update(pool_size=pool_size, max_overflow=0, pool_timeout=SHARED_POOL_TIMEOUT_S)
     try:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
     except (ImportError, NoSuchModuleError) as exc:
@@ -372,15 +392,18 @@ class ProvenanceStore:
     single connection, so its operations are serialised with a lock.
     """
 
-    def __init__(self, uri: str, scope: str = "") -> None:
+    def __init__(self, uri: str, scope: str = "", pool_size: int | None = None) -> None:
         """Prepare the engine; connects lazily. Raises `DatabaseURIError` for a bad URI.
 
         `scope` is the cache scope (kredun.tenancy) of the calls and values this store
-        writes and looks up; executions, jobs and tasks are not scoped."""
+        writes and looks up; executions, jobs and tasks are not scoped. With `pool_size`,
+        the store uses the process's one pool of that many connections for `uri`, shared
+        with every other store asking the same (closing the store leaves it open)."""
         self.scope = check_scope(scope)
         url = _parse(uri)
         self.display_uri = mask_uri(uri)
-        self._engine, memory = _create_engine(uri, url)
+        self._engine, memory = _engine(uri, url, pool_size)
+        self._shared_engine = pool_size is not None
         self._dialect = self._engine.dialect.name
         self._writers: list[tuple[str, TableWriter]] = []
         (
@@ -790,8 +813,10 @@ class ProvenanceStore:
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every pooled connection. The store must not be used afterwards."""
-        self._engine.dispose()
+        """Close every pooled connection (of a pool of its own). The store must not be used
+        afterwards."""
+        if not self._shared_engine:
+            self._engine.dispose()
 
     def __enter__(self) -> ProvenanceStore:
         return self

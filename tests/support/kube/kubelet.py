@@ -49,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +92,14 @@ _LEASE_SECONDS = 40
 _NODE_LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 # Puts a Pod's volumes at their mountPaths (see its module doc).
 _MOUNTNS = Path(__file__).with_name("mountns.py")
+# An image reference as container runtimes parse it: lowercase path components, optional
+# registry host (a name with a dot or a port, or localhost), tag and digest. Anything else
+# is InvalidImageName.
+_IMAGE_REFERENCE = re.compile(
+    r"^(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)(?::[0-9]+)?/|[a-zA-Z0-9-]+:[0-9]+/)?"
+    r"[a-z0-9]+(?:[._-]+[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 
 
@@ -348,6 +356,7 @@ class LocalKubelet:
         work_dir: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         schedule_pods: bool = True,
+        unpullable_images: Collection[str] = (),
     ) -> None:
         """Configure the node.
 
@@ -357,6 +366,9 @@ class LocalKubelet:
         process may take to exit after SIGTERM. ``env`` is added to every process's environment
         (on top of this process's environment, below the container's own ``env``).
         ``schedule_pods=False`` leaves binding Pods to a real scheduler (see the module doc).
+        Images are never pulled (commands run locally), but a Pod naming one of
+        ``unpullable_images`` reports ``ErrImagePull`` then ``ImagePullBackOff``, and one whose
+        image is not a valid reference reports ``InvalidImageName``, as a real kubelet does.
         """
         self.kubeconfig = kubeconfig
         self.logs_dir = Path(logs_dir)
@@ -379,6 +391,7 @@ class LocalKubelet:
         self.restart_backoff = restart_backoff
         self.extra_env = dict(env or {})
         self.schedule_pods = schedule_pods
+        self.unpullable_images = frozenset(unpullable_images)
         self._owns_work_dir = work_dir is None
         self.work_dir = (
             Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="local-kubelet-"))
@@ -842,6 +855,8 @@ class LocalKubelet:
         restarts = 0
         last_state: dict[str, Any] | None = None
         try:
+            if not self._image_pulled(run, container):
+                return
             resolved = self._resolve_until_ready(run, container)
             if resolved is None:
                 return
@@ -914,6 +929,31 @@ class LocalKubelet:
                 self.max_grace_period,
             )
         )
+
+    def _image_pulled(self, run: _PodRun, container: Mapping[str, Any]) -> bool:
+        """Whether the container's image is "pulled"; if not, report why until the Pod is
+        deleted (False), as a kubelet backs off pulling without ever giving up."""
+        image = str(container.get("image", ""))
+        if _IMAGE_REFERENCE.match(image) is None:
+            states = [("InvalidImageName", f'Failed to apply default image tag "{image}"')]
+        elif image in self.unpullable_images:
+            states = [
+                ("ErrImagePull", f'failed to pull and unpack image "{image}": not found'),
+                ("ImagePullBackOff", f'Back-off pulling image "{image}"'),
+            ]
+        else:
+            return True
+        for reason, message in states:
+            waiting = {"waiting": {"reason": reason, "message": message}}
+            status = {
+                "containerStatuses": [self._container_status(container, waiting, 0, ready=False)]
+            }
+            self._patch_status(run.namespace, run.name, status)
+            if run.stop_requested.wait(0.5) or self._stopping.is_set():
+                return False
+        while not run.stop_requested.wait(1.0) and not self._stopping.is_set():
+            pass
+        return False
 
     def _resolve_until_ready(
         self, run: _PodRun, container: Mapping[str, Any]
