@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,14 +77,22 @@ def shallow_duplicates(log: str, x: int):
     return [leaf(log, x), leaf(log, x)]  # the second call joins the first
 
 
+@task()
+def slow_leaf(log: str, x: int) -> int:
+    # Slow, so that the second of two identical calls joins the first while it runs (rather
+    # than replaying it once it finished), whatever the machine's load.
+    time.sleep(0.5)
+    return leaf(log, x)
+
+
 @task(check_valid="shallow")
 def shallow_a(log: str):
-    return leaf(log, 100)
+    return slow_leaf(log, 100)
 
 
 @task(check_valid="shallow")
 def shallow_b(log: str):
-    return leaf(log, 100)
+    return slow_leaf(log, 100)
 
 
 @task()
@@ -286,7 +295,7 @@ def test_shared_jobs_and_subtree_knowledge(tmp_path):
     run_once(uri, both_shallow(log))
     assert jobs_of_last_execution(uri) == [
         ("both_shallow", "CACHED"), ("leaf", "CACHED"), ("shallow_a", "CACHED"),
-        ("shallow_b", "CACHED"),
+        ("shallow_b", "CACHED"), ("slow_leaf", "CACHED"),
     ]  # fmt: skip
 
 
