@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 from kredun import Scheduler, task
@@ -240,53 +241,46 @@ def higher(x):
 """
 
 
-def test_resubmitted_plan_replays_old_fragments_with_current_code(stores, tmp_path):
+def _run_before_and_after_an_edit_of_step(stores, tmp_path, entry: str) -> tuple[Any, Any]:
+    """Run `plans_edit_flow.<entry>(1)` as the operator would, edit `step` (x + 1 becomes
+    x + 100), resubmit: the two results' references. `launched` then lists what ran again."""
     import importlib
 
     database, value_store = stores
-    (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW)
+    source = tmp_path / "plans_edit_flow.py"
+    source.write_text(EDITED_FLOW)
     sys.path.insert(0, str(tmp_path))
     try:
         flow = importlib.import_module("plans_edit_flow")
-        first = operator_like_run(plan_of(flow.parent(1), value_store), database, value_store)
-        assert resolved(first, database, value_store) == 2
-
-        # The child is edited, the parent is not: a resubmission replays the parent's cached
-        # fragment, whose call of `step` now means the new code.
-        (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW.replace("x + 1", "x + 100"))
+        plan = plan_of(getattr(flow, entry)(1), value_store)
+        first = operator_like_run(plan, database, value_store)
+        source.write_text(EDITED_FLOW.replace("x + 1", "x + 100"))
         flow = importlib.reload(flow)
         WorkerProcessExecutor.launched.clear()
-        second = operator_like_run(plan_of(flow.parent(1), value_store), database, value_store)
-        assert resolved(second, database, value_store) == 101
-        assert WorkerProcessExecutor.launched == ["plans_edit.step"]
+        plan = plan_of(getattr(flow, entry)(1), value_store)
+        return first, operator_like_run(plan, database, value_store)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("plans_edit_flow", None)
+
+
+def test_resubmitted_plan_replays_old_fragments_with_current_code(stores, tmp_path):
+    first, second = _run_before_and_after_an_edit_of_step(stores, tmp_path, "parent")
+    assert resolved(first, *stores) == 2
+    # The child is edited, the parent is not: the resubmission replays the parent's cached
+    # fragment, whose call of `step` now means the new code.
+    assert resolved(second, *stores) == 101
+    assert WorkerProcessExecutor.launched == ["plans_edit.step"]
 
 
 def test_resubmitted_plan_does_not_replay_an_edited_task_value(stores, tmp_path):
-    import importlib
-
-    database, value_store = stores
-    (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        flow = importlib.import_module("plans_edit_flow")
-        first = operator_like_run(plan_of(flow.higher(1), value_store), database, value_store)
-        assert resolved(first, database, value_store) == 2
-
-        # `higher`'s cached fragment passes the old `step` as a value: it is stale.
-        (tmp_path / "plans_edit_flow.py").write_text(EDITED_FLOW.replace("x + 1", "x + 100"))
-        flow = importlib.reload(flow)
-        WorkerProcessExecutor.launched.clear()
-        second = operator_like_run(plan_of(flow.higher(1), value_store), database, value_store)
-        assert resolved(second, database, value_store) == 101
-        assert sorted(WorkerProcessExecutor.launched) == [
-            "plans_edit.apply", "plans_edit.higher", "plans_edit.step"
-        ]  # fmt: skip
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("plans_edit_flow", None)
+    first, second = _run_before_and_after_an_edit_of_step(stores, tmp_path, "higher")
+    assert resolved(first, *stores) == 2
+    # `higher`'s cached fragment passes the old `step` as a value: it is stale.
+    assert resolved(second, *stores) == 101
+    assert sorted(WorkerProcessExecutor.launched) == [
+        "plans_edit.apply", "plans_edit.higher", "plans_edit.step"
+    ]  # fmt: skip
 
 
 @task()
