@@ -13,12 +13,14 @@ real scheduler reports Unschedulable.
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kredun.provenance.store import ProvenanceStore
 from kredun.refs import ref_from_json, resolve
 
 from tests import test_operator_fallback as fallback
@@ -239,6 +241,22 @@ def test_killed_and_restarted_operators_resume_without_rerunning(
     assert set(cluster.kubelet.starts.values()) == {1}, cluster.kubelet.starts
     assert status["jobs"]["failed"] == 0
     assert status["startTime"] <= status["completionTime"]
+    # Provenance tells the same story: one row per job, all DONE, none left RUNNING, each
+    # lasting from its first recorded launch to its end (a launch the SIGKILLed operator had
+    # not yet written down starts with the next operator's row), within the Execution's.
+    with ProvenanceStore(cluster.database) as store:
+        execution_id = uuid.UUID(status["executionId"]).hex
+        rows = store.jobs_of(execution_id)
+        execution = store.find_execution(execution_id)
+    assert len(rows) == 5, [(row.task_name, row.status) for row in rows]
+    assert {row.status for row in rows} == {"DONE"}
+    assert len({row.eval_hash for row in rows}) == 5
+    assert execution.status == "DONE" and execution.end_time is not None
+    for row in rows:
+        assert row.end_time is not None
+        assert execution.start_time <= row.start_time < row.end_time <= execution.end_time
+    # The Execution's row keeps the start of its first operator: three stages of 4 s.
+    assert (execution.end_time - execution.start_time).total_seconds() >= 8
 
 
 def test_seed_subrun_example_runs_each_group_in_one_pod(
