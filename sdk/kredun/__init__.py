@@ -28,6 +28,7 @@ from .submit import ExecutionHandle, submit
 from .subrun import subrun
 from .tags import apply_tags
 from .task import CacheCheckValid, CacheScope, PartialTask, Task, get_task, namespace, task
+from .wrapping import wraps_task
 
 __version__ = "0.1.0"
 
@@ -68,4 +69,5 @@ __all__ = [
     "subrun",
     "task",
     "throw",
+    "wraps_task",
 ]
