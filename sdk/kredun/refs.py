@@ -48,7 +48,7 @@ class ValueRef:
 @dataclass(frozen=True, slots=True)
 class CompositeRef:
     kind: str  # one of CONTAINER_KINDS; dict items alternate key, value
-    items: tuple[ValueRef | CompositeRef, ...]
+    items: tuple[Ref, ...]
     type_ref: ValueRef | None = None  # the namedtuple class, pickled
     type_name: str = ""  # "module.QualName" of the namedtuple class
     hash: str = field(init=False)
