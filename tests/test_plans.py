@@ -7,13 +7,17 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kredun import Scheduler, task
 from kredun.errors import PlanError
+from kredun.expression import ValueExpression
+from kredun.hashing import encode
 from kredun.plan import decode_plan, dumps_plan, loads_plan
 from kredun.refs import CompositeRef, DeferredRef, ValueRef, ref_from_json, resolve
+from kredun.serialize import dumps
 from kredun.submit import encode_submission
 from kredun.valuestore import open_value_store
 
@@ -138,6 +142,11 @@ def test_deferred_operations_reject_bad_input():
         ref_from_json({"op": "call", "args": []})
     with pytest.raises(PlanError, match="args"):
         ref_from_json({"op": "getitem", "args": {}})
+    # A job may not be handed an unevaluated expression disguised as an operation's value.
+    holder = ValueRef("a" * 40, dumps(SimpleNamespace(e=ValueExpression(1))))
+    made = DeferredRef("getattr", (holder, ValueRef(*encode("e"))))
+    with pytest.raises(PlanError, match="operation getattr made an expression"):
+        resolve(made, fetch=None)
 
 
 def test_same_eval_hashes_as_the_in_process_scheduler(stores):
