@@ -18,7 +18,7 @@ from kredun.builtins import call_by_name
 from kredun.hashing import encode, hash_bytes, hash_value
 from kredun.plan import decode_plan, dumps_plan
 from kredun.provenance.records import ValueRecord
-from kredun.refs import CompositeRef, ValueRef
+from kredun.refs import CompositeRef, DeferredRef, ValueRef
 from kredun.resources import GIB, Resources
 from kredun_operator.errors import KubeApiError, SettingsError, SpecError
 from kredun_operator.main import peering_priority
@@ -295,6 +295,11 @@ def test_composite_previews(no_unpickling) -> None:
     )
     assert result_preview(point, records) == repr(Point(1, 1)).replace("x=", "").replace("y=", "")
     assert result_preview(CompositeRef("set", ()), records) == "set()"
+    # The operator never evaluates a deferred operation: it shows as one, not as a value.
+    deferred = DeferredRef("getitem", (dict_ref, key))
+    preview = result_preview(CompositeRef("list", (deferred, one)), records)
+    assert preview == f"[<getitem {deferred.hash[:8]}>, 1]"
+    assert deferred.hash != DeferredRef("getattr", (dict_ref, key)).hash != value.hash
     long = CompositeRef("list", tuple(_ref(i)[0] for i in range(1000)))
     text = result_preview(long, records, limit=50)
     assert len(text) == 50 and text.endswith("...")

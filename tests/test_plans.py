@@ -7,13 +7,17 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kredun import Scheduler, task
 from kredun.errors import PlanError
+from kredun.expression import ValueExpression
+from kredun.hashing import encode
 from kredun.plan import decode_plan, dumps_plan, loads_plan
-from kredun.refs import CompositeRef, ValueRef, resolve
+from kredun.refs import CompositeRef, DeferredRef, ValueRef, ref_from_json, resolve
+from kredun.serialize import dumps
 from kredun.submit import encode_submission
 from kredun.valuestore import open_value_store
 
@@ -102,12 +106,47 @@ def test_plan_with_returned_expressions_ops_and_containers(stores):
     assert isinstance(ref, CompositeRef)
     assert resolved(ref, database, value_store) == {"sum": 10, "q": 4, "pair": (2, 5)}
     names = sorted(WorkerProcessExecutor.launched)
-    assert names.count("plans.add") == 5 and "kredun.simple_op" in names
+    # Indexing a result costs no job: the add consuming it evaluates it.
+    assert names == [*["plans.add"] * 5, "plans.add4", "plans.intdiv"]
 
     # A second run replays everything from the shared cache: no worker starts.
     WorkerProcessExecutor.launched.clear()
     again = operator_like_run(plan_of(expr, value_store), database, value_store)
     assert again.hash == ref.hash and WorkerProcessExecutor.launched == []
+
+
+def test_operations_on_results_cost_no_job(stores):
+    """Item access, attributes and arithmetic on results are deferred references: evaluated
+    where the value is needed (a consuming job, or the submitter fetching the result)."""
+    database, value_store = stores
+    parts = intdiv(17, 5)
+    expr = (parts["quotient"] + 10, add(parts["remainder"] * 3, parts["quotient"]).real)
+    ref = operator_like_run(plan_of(expr, value_store), database, value_store)
+    assert resolved(ref, database, value_store) == (13, 9)
+    assert sorted(WorkerProcessExecutor.launched) == ["plans.add", "plans.intdiv"]
+    assert isinstance(ref.items[0], DeferredRef) and isinstance(ref.items[1], DeferredRef)
+
+    WorkerProcessExecutor.launched.clear()
+    again = operator_like_run(plan_of(expr, value_store), database, value_store)
+    assert again.hash == ref.hash and WorkerProcessExecutor.launched == []
+
+    # Different operands, different names: a cached result is never taken for another's.
+    other = (parts["quotient"] + 11, add(parts["remainder"] * 4, parts["quotient"]).real)
+    ref2 = operator_like_run(plan_of(other, value_store), database, value_store)
+    assert resolved(ref2, database, value_store) == (14, 11)
+    assert WorkerProcessExecutor.launched == ["plans.add"]
+
+
+def test_deferred_operations_reject_bad_input():
+    with pytest.raises(PlanError, match="unknown deferred operation 'call'"):
+        ref_from_json({"op": "call", "args": []})
+    with pytest.raises(PlanError, match="args"):
+        ref_from_json({"op": "getitem", "args": {}})
+    # A job may not be handed an unevaluated expression disguised as an operation's value.
+    holder = ValueRef("a" * 40, dumps(SimpleNamespace(e=ValueExpression(1))))
+    made = DeferredRef("getattr", (holder, ValueRef(*encode("e"))))
+    with pytest.raises(PlanError, match="operation getattr made an expression"):
+        resolve(made, fetch=None)
 
 
 def test_same_eval_hashes_as_the_in_process_scheduler(stores):

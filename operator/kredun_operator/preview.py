@@ -5,7 +5,9 @@ container of results (a `CompositeRef`) is previewed by composing its items' pre
 literals inside plans (a dict's keys, say) have no recorded preview; for those the pickle
 opcodes of a str, bytes, int, float, bool or None are read with `pickletools`, which parses
 and never executes: any opcode that could import, build or call something makes the value
-show as `<value abcd1234>` instead. Nothing is unpickled.
+show as `<value abcd1234>` instead. An operation deferred to the job consuming it (a
+`DeferredRef`) has no value the operator knows: it shows as `<getitem abcd1234>`. Nothing is
+unpickled.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kredun.provenance.records import ValueRecord
-from kredun.refs import CompositeRef, Ref, ValueRef
+from kredun.refs import CompositeRef, DeferredRef, Ref, ValueRef
 
 PREVIEW_LIMIT = 200
 
@@ -57,7 +59,7 @@ def value_hashes(ref: Ref) -> list[str]:
         item = stack.pop()
         if isinstance(item, ValueRef):
             found.append(item.hash)
-        else:
+        elif isinstance(item, CompositeRef):
             stack.extend(item.items)
     return found
 
@@ -90,8 +92,10 @@ class _Writer:
             return
         if isinstance(ref, ValueRef):
             self.write(self._value(ref))
-            return
-        self._composite(ref)
+        elif isinstance(ref, DeferredRef):
+            self.write(repr(ref))
+        else:
+            self._composite(ref)
 
     def _value(self, ref: ValueRef) -> str:
         record = self.known.get(ref.hash)

@@ -32,7 +32,7 @@ from .builtins import call_by_name, simple_op
 from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode
-from .refs import CompositeRef, ValueRef, ref_from_json
+from .refs import DEFERRED_OPERATIONS, CompositeRef, DeferredRef, ValueRef, ref_from_json
 from .serialize import shipping
 from .task import changed_tasks, collecting_task_values
 
@@ -103,6 +103,14 @@ class PlannedCall:
 
     def __repr__(self) -> str:
         return f"TaskExpression({self.task.fullname!r}, <{len(self.args)} args>, ...)"
+
+
+@dataclass(frozen=True)
+class PlannedOp:
+    """An operation node's payload from a plan: its name and keyword argument names."""
+
+    name: str
+    kwargs: list[str]
 
 
 @dataclass(frozen=True)
@@ -339,21 +347,17 @@ def decode_plan(
                 graph.CALL, PlannedCall(task, (None,) * split, dict.fromkeys(names)), children
             )
         elif "op" in spec:
-            # Simple operations run in job processes: a call of the built-in op task.
             name = spec["op"]
             from .expression import SIMPLE_OPERATIONS
 
             if name not in SIMPLE_OPERATIONS:
                 raise PlanError(f"{where}: unknown operation {name!r}")
-            name_node = graph.Node(graph.VALUE, ValueRef(*encode(name)))
-            name_node.hash = name_node.payload.hash
             children, names = children_of(spec, where)
-            split = len(children) - len(names)
-            node = graph.Node(
-                graph.CALL,
-                PlannedCall(simple_op_ref(), (None,) * (split + 1), dict.fromkeys(names)),
-                [name_node, *children],
-            )
+            if name in DEFERRED_OPERATIONS:
+                # Free: a deferred reference, evaluated inside the job consuming it.
+                node = graph.Node(graph.OP, PlannedOp(name, names), children)
+            else:
+                node = _simple_op_call(name, children, names)
         else:
             kind = next(iter(spec.keys() & _CONTAINER_KEYS))
             items = spec[kind]
@@ -380,15 +384,35 @@ def decode_plan(
     return root, ready
 
 
+def _simple_op_call(name: str, children: list[graph.Node], names: list[str]) -> graph.Node:
+    """An operation that may make an expression (calling a task value) runs as a job: a
+    call of the built-in op task, whose result the scheduler then evaluates."""
+    name_node = graph.Node(graph.VALUE, ValueRef(*encode(name)))
+    name_node.hash = name_node.payload.hash
+    split = len(children) - len(names)
+    return graph.Node(
+        graph.CALL,
+        PlannedCall(simple_op_ref(), (None,) * (split + 1), dict.fromkeys(names)),
+        [name_node, *children],
+    )
+
+
 _CONTAINER_KEYS = {graph.LIST, graph.TUPLE, graph.SET, graph.DICT, graph.NAMEDTUPLE}
 _NODE_KINDS = {"value", "call", "op", *_CONTAINER_KEYS}
 
 
-def assemble_reference(node: graph.Node) -> CompositeRef | Any:
-    """A ready container node's value as a reference (operator side: nothing unpickled)."""
+def assemble_reference(node: graph.Node) -> CompositeRef | DeferredRef | Any:
+    """A ready container or operation node's value as a reference (operator side: nothing
+    unpickled, nothing evaluated)."""
     items = tuple(child.value for child in node.children)
     if node.kind == graph.FORWARD:
         return items[0]
+    if node.kind == graph.OP:
+        op: PlannedOp = node.payload
+        split = len(items) - len(op.kwargs)
+        return DeferredRef(
+            op.name, items[:split], tuple(zip(op.kwargs, items[split:], strict=True))
+        )
     if node.kind == graph.NAMEDTUPLE:
         payload: NamedTupleType = node.payload
         return CompositeRef(node.kind, items, payload.type_ref, payload.type_name)

@@ -3,7 +3,10 @@
 A `ValueRef` names a serialized value by content hash (with the bytes inline when small).
 A `CompositeRef` is a container of references, hashed structurally exactly as `hash_value`
 hashes the container it stands for, so the operator and an in-process scheduler compute the
-same eval hashes. Only trusted code (SDK, workers) turns references back into values.
+same eval hashes. A `DeferredRef` is a simple operation (item or attribute access,
+arithmetic) on references that the operator may not evaluate: the job consuming it, or the
+user fetching a result, evaluates it. Only trusted code (SDK, workers) turns references back
+into values.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import PlanError
-from .hashing import combine_container_hash
+from .expression import SIMPLE_OPERATIONS, Expression
+from .hashing import combine_container_hash, hash_parts
 from .serialize import loads
 
 CONTAINER_KINDS = ("list", "tuple", "set", "dict", "namedtuple")
@@ -44,7 +48,7 @@ class ValueRef:
 @dataclass(frozen=True, slots=True)
 class CompositeRef:
     kind: str  # one of CONTAINER_KINDS; dict items alternate key, value
-    items: tuple[ValueRef | CompositeRef, ...]
+    items: tuple[Ref, ...]
     type_ref: ValueRef | None = None  # the namedtuple class, pickled
     type_name: str = ""  # "module.QualName" of the namedtuple class
     hash: str = field(init=False)
@@ -72,13 +76,53 @@ class CompositeRef:
         return data
 
 
-Ref = ValueRef | CompositeRef
+# Operations the operator defers into the consuming job. "call" is not among them: calling a
+# task value makes an expression, which only a scheduler can evaluate.
+DEFERRED_OPERATIONS = frozenset(SIMPLE_OPERATIONS) - {"call"}
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredRef:
+    """`op` applied to references, evaluated where the values are (a job, the submitter).
+
+    Its hash is structural, over the operation and its arguments' hashes: a name for the
+    value, not its content hash. Operations are deterministic, so one hash still denotes one
+    value; but a call taking `res["key"]` is cached under a different eval hash on a cluster
+    than in-process (where the value is hashed by content), and the two do not share it."""
+
+    op: str
+    args: tuple[Ref, ...]
+    kwargs: tuple[tuple[str, Ref], ...] = ()
+    hash: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = [item.hash for item in self.args]
+        parts += [f"{name}={item.hash}" for name, item in sorted(self.kwargs)]
+        object.__setattr__(self, "hash", hash_parts(f"deferred-op:{self.op}", parts))
+
+    def __kredun_hash__(self) -> str:
+        return self.hash
+
+    def __repr__(self) -> str:
+        return f"<{self.op} {self.hash[:8]}>"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "args": [item.to_json() for item in self.args],
+            "kwargs": {name: item.to_json() for name, item in self.kwargs},
+        }
+
+
+Ref = ValueRef | CompositeRef | DeferredRef
 
 
 def ref_from_json(data: Any, where: str = "value") -> Ref:
     """Parse a reference; malformed input raises PlanError naming where it was."""
     if not isinstance(data, dict):
         raise PlanError(f"{where}: expected an object, got {type(data).__name__}")
+    if "op" in data:
+        return _deferred_from_json(data, where)
     if "composite" in data:
         kind = data["composite"]
         if kind not in CONTAINER_KINDS:
@@ -106,10 +150,37 @@ def ref_from_json(data: Any, where: str = "value") -> Ref:
     return ValueRef(value_hash, raw)
 
 
+def _deferred_from_json(data: dict, where: str) -> DeferredRef:
+    op, args, kwargs = data["op"], data.get("args", []), data.get("kwargs", {})
+    if op not in DEFERRED_OPERATIONS:
+        raise PlanError(
+            f"{where}: unknown deferred operation {op!r} (one of "
+            f"{', '.join(sorted(DEFERRED_OPERATIONS))})"
+        )
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise PlanError(f"{where}: 'args' must be a list and 'kwargs' an object")
+    return DeferredRef(
+        op,
+        tuple(ref_from_json(item, f"{where}.args[{i}]") for i, item in enumerate(args)),
+        tuple((str(k), ref_from_json(v, f"{where}.kwargs[{k}]")) for k, v in kwargs.items()),
+    )
+
+
 def resolve(ref: Ref, fetch: Callable[[str], bytes]) -> Any:
-    """The value a reference stands for. Trusted code only: this unpickles."""
+    """The value a reference stands for. Trusted code only: this unpickles, and evaluates
+    deferred operations (which come from the user's own plan)."""
     if isinstance(ref, ValueRef):
         return loads(ref.inline if ref.inline is not None else fetch(ref.hash))
+    if isinstance(ref, DeferredRef):
+        args = [resolve(item, fetch) for item in ref.args]
+        kwargs = {name: resolve(item, fetch) for name, item in ref.kwargs}
+        value = SIMPLE_OPERATIONS[ref.op](*args, **kwargs)
+        if isinstance(value, Expression):
+            raise PlanError(
+                f"operation {ref.op} made an expression from a task's result; on a cluster "
+                "an expression there must come from a task (return it from one)"
+            )
+        return value
     items = [resolve(item, fetch) for item in ref.items]
     if ref.kind == "list":
         return items

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ExecutorError, ResourceError
 from ..hashing import hash_value
 from ..plan import INLINE_LIMIT, loads_plan
-from ..refs import CompositeRef, ValueRef
+from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
 from ..serialize import ship
 from ..worker import job_spec, materialize_plan
@@ -64,8 +64,8 @@ class RemoteExecutor(Executor):
             except Exception as failure:
                 report(JobOutcome.failed(job, failure))
 
-    def _reference(self, value: Any) -> ValueRef | CompositeRef:
-        if isinstance(value, ValueRef | CompositeRef):
+    def _reference(self, value: Any) -> Ref:
+        if isinstance(value, ValueRef | CompositeRef | DeferredRef):
             return value
         # Shipped, not plainly pickled: a value may hold functions or tasks of a workflow
         # file (a subrun's expression does) that the job's image cannot import.
