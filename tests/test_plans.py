@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from kredun import Scheduler, task
-from kredun.errors import PlanError
+from kredun.errors import ExecutorError, PlanError
 from kredun.expression import ValueExpression
 from kredun.hashing import encode
 from kredun.plan import decode_plan, dumps_plan, loads_plan
@@ -135,6 +135,17 @@ def test_operations_on_results_cost_no_job(stores):
     ref2 = operator_like_run(plan_of(other, value_store), database, value_store)
     assert resolved(ref2, database, value_store) == (14, 11)
     assert WorkerProcessExecutor.launched == ["plans.add"]
+
+
+def test_an_operation_that_is_the_whole_result_runs_as_a_job(stores):
+    """Its value is the Execution's: computed by a job, so the status shows it and an error
+    fails the run instead of surfacing only where the result is fetched."""
+    database, value_store = stores
+    ref = operator_like_run(plan_of(intdiv(17, 5)["quotient"], value_store), database, value_store)
+    assert isinstance(ref, ValueRef) and resolved(ref, database, value_store) == 3
+    assert sorted(WorkerProcessExecutor.launched) == ["kredun.simple_op", "plans.intdiv"]
+    with pytest.raises(ExecutorError, match="KeyError: 'missing'"):
+        operator_like_run(plan_of(intdiv(17, 5)["missing"], value_store), database, value_store)
 
 
 def test_deferred_operations_reject_bad_input():

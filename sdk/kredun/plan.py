@@ -353,8 +353,11 @@ def decode_plan(
             if name not in SIMPLE_OPERATIONS:
                 raise PlanError(f"{where}: unknown operation {name!r}")
             children, names = children_of(spec, where)
-            if name in DEFERRED_OPERATIONS:
-                # Free: a deferred reference, evaluated inside the job consuming it.
+            # An operation is free, a deferred reference evaluated in the job consuming it,
+            # except one that is a submitted plan's whole result: that runs as a job, so an
+            # error fails the Execution and its status shows the value.
+            is_result = owner is None and position == plan.get("root")
+            if name in DEFERRED_OPERATIONS and not is_result:
                 node = graph.Node(graph.OP, PlannedOp(name, names), children)
             else:
                 node = _simple_op_call(name, children, names)

@@ -92,6 +92,9 @@ _LEASE_SECONDS = 40
 _NODE_LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 # Puts a Pod's volumes at their mountPaths (see its module doc).
 _MOUNTNS = Path(__file__).with_name("mountns.py")
+# What an image would bring and the host has to lend instead: the interpreter's environment
+# and this checkout (an editable install imports from it); kept visible under any volume.
+_HOST_CODE = (sys.prefix, str(Path(__file__).resolve().parents[3]))
 # An image reference as container runtimes parse it: lowercase path components, optional
 # registry host (a name with a dot or a port, or localhost), tag and digest. Anything else
 # is InvalidImageName.
@@ -996,7 +999,8 @@ class LocalKubelet:
             for part in (container.get("command") or []) + (container.get("args") or [])
         ]
         if argv and mounts is not None:
-            argv = [sys.executable, str(_MOUNTNS), str(mounts), "--", *argv]
+            keep = [arg for path in _HOST_CODE for arg in ("--keep", path)]
+            argv = [sys.executable, str(_MOUNTNS), str(mounts), *keep, "--", *argv]
         work_dir = (
             Path(container["workingDir"])
             if container.get("workingDir")
