@@ -249,12 +249,15 @@ def test_killed_and_restarted_operators_resume_without_rerunning(
         rows = store.jobs_of(execution_id)
         execution = store.find_execution(execution_id)
     assert len(rows) == 5, [(row.task_name, row.status) for row in rows]
-    assert {row.status for row in rows} == {"DONE"}
+    # A job whose Pod finished before any operator wrote its launch down is replayed from
+    # the cache by the next one (CACHED): timing on a real API server decides which.
+    assert {row.status for row in rows} <= {"DONE", "CACHED"}
     assert len({row.eval_hash for row in rows}) == 5
     assert execution.status == "DONE" and execution.end_time is not None
     for row in rows:
         assert row.end_time is not None
-        assert execution.start_time <= row.start_time < row.end_time <= execution.end_time
+        assert execution.start_time <= row.start_time <= row.end_time <= execution.end_time
+        assert row.status == "CACHED" or row.start_time < row.end_time
     # The Execution's row keeps the start of its first operator: three stages of 4 s.
     assert (execution.end_time - execution.start_time).total_seconds() >= 8
 
