@@ -113,16 +113,18 @@ SIMPLE_OPERATIONS: dict[str, Any] = {
 }
 
 
-class TaskExpression(Expression):
-    """A call of a task on arguments, not yet evaluated."""
+class _Call(Expression):
+    """What a call of a task and a call of a scheduler task share: the callee and its
+    (unevaluated) arguments."""
 
     __slots__ = ("args", "kwargs", "task")
     # Declared, so that reading them is not mistaken for a lazy attribute (__getattr__).
-    task: Task
+    task: Any
     args: tuple
     kwargs: dict
+    _hash_tag = ""
 
-    def __init__(self, task: Task, args: tuple, kwargs: dict) -> None:
+    def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
         object.__setattr__(self, "task", task)
         object.__setattr__(self, "args", args)
         object.__setattr__(self, "kwargs", kwargs)
@@ -131,22 +133,30 @@ class TaskExpression(Expression):
     def task_name(self) -> str:
         return self.task.fullname
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts(
+            self._hash_tag, [self.task.hash, hash_value(self.args), hash_value(self.kwargs)]
+        )
+
+
+class TaskExpression(_Call):
+    """A call of a task on arguments, not yet evaluated."""
+
+    __slots__ = ()
+    task: Task
+    _hash_tag = "expr:task"
+
     def __iter__(self) -> Iterator[SimpleExpression]:  # type: ignore[override]
         length = getattr(self.task, "nout", None)
         if not length:
             return super().__iter__()
         return (SimpleExpression("getitem", (self, i), {}) for i in range(length))
 
-    def __repr__(self) -> str:
-        return f"TaskExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
-
     def __reduce__(self) -> tuple[Any, ...]:
         return self.task.call_reduction(self.args, self.kwargs)
-
-    def __kredun_hash__(self) -> str:
-        return hash_parts(
-            "expr:task", [self.task.hash, hash_value(self.args), hash_value(self.kwargs)]
-        )
 
 
 class SimpleExpression(Expression):
@@ -174,33 +184,14 @@ class SimpleExpression(Expression):
         )
 
 
-class SchedulerExpression(Expression):
+class SchedulerExpression(_Call):
     """A call of a scheduler task. Its arguments are evaluated only as its handler asks."""
 
-    __slots__ = ("args", "kwargs", "task")
-    task: Any
-    args: tuple
-    kwargs: dict
-
-    def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
-        object.__setattr__(self, "task", task)
-        object.__setattr__(self, "args", args)
-        object.__setattr__(self, "kwargs", kwargs)
-
-    @property
-    def task_name(self) -> str:
-        return self.task.fullname
-
-    def __repr__(self) -> str:
-        return f"SchedulerExpression({self.task.fullname!r}, {self.args!r}, {self.kwargs!r})"
+    __slots__ = ()
+    _hash_tag = "expr:scheduler"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (SchedulerExpression, (self.task, self.args, self.kwargs))
-
-    def __kredun_hash__(self) -> str:
-        return hash_parts(
-            "expr:scheduler", [self.task.hash, hash_value(self.args), hash_value(self.kwargs)]
-        )
 
 
 class ValueExpression(Expression):
