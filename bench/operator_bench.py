@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import test_operator_workflows as flow  # noqa: E402  (bench/ is not a package)
+from tests.support import workflows as flow  # noqa: E402  (bench/ is not a package)
 from tests.support.operator import OperatorCluster  # noqa: E402
 
 OPERATOR_WRITES = {  # (verb, resource) the operator writes; the kubelet writes pods/status

@@ -11,7 +11,8 @@ Two kinds of patch live here:
   ``GAP_FIXES`` with what real Batch does; the contract tests pin every one of them.
 
 All of this reaches into moto internals (pinned by ``moto>=5.0,<5.3`` in pyproject.toml); the
-contract tests in ``tests/test_support_aws.py`` are what tells when a moto upgrade breaks it.
+contract tests in ``tests/support_contracts/test_aws.py`` are what tells when a moto upgrade
+breaks it.
 """
 
 from __future__ import annotations

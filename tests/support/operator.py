@@ -38,7 +38,8 @@ IMAGE = "kredun:test"  # the local kubelet runs commands, not images
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 # The operator's own credentials: the emulator logs its requests under this name.
 OPERATOR_USER = "kredun-operator"
-# A directory where each cluster leaves the API requests its operator made (tests/test_rbac.py).
+# A directory where each cluster leaves the API requests its operator made
+# (tests/cluster/test_rbac.py).
 REQUESTS_DIR_VARIABLE = "KREDUN_TEST_OPERATOR_REQUESTS"
 
 
@@ -108,8 +109,8 @@ class OperatorCluster:
             from tests.support.controlplane import OPERATOR
 
             plane = self.control_plane
-            # The chart's RBAC is not under test here (tests/test_helm_control_plane.py tests
-            # it): the operator may do anything, under a name of its own in the audit log.
+            # The chart's RBAC is not under test here (tests/cluster/test_helm_control_plane.py
+            # tests it): the operator may do anything, under a name of its own in the audit log.
             self.kubeconfig = plane.write_kubeconfig(self.tmp_path / "kubeconfig")
             self.operator_kubeconfig = plane.write_kubeconfig(
                 self.tmp_path / "operator-kubeconfig", OPERATOR

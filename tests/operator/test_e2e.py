@@ -1,0 +1,432 @@
+"""The operator end to end: a real `kredun operator` process (kopf) against the emulated API
+server, job Pods run by the local kubelet as `kredun worker` processes, kubectl for the
+user's view. Every test runs with unpickling disabled in the operator (it always is)."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from pathlib import Path
+
+from kredun import subrun
+from kredun.hashing import hash_bytes
+from kredun.refs import ref_from_json, resolve
+
+from tests.support import workflows as flow
+from tests.support.kube.testing import wait_for
+from tests.support.operator import IMAGE, REPO_ROOT, OperatorCluster, operator_cluster
+
+__all__ = ["operator_cluster"]  # a fixture: imported for pytest to find
+
+
+def running_pods(cluster, execution: str) -> list[dict]:
+    return [
+        pod
+        for pod in cluster.pods(execution)
+        if pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+    ]
+
+
+def test_hand_written_execution_from_the_example(operator_cluster) -> None:
+    cluster = operator_cluster
+    example = REPO_ROOT / "examples" / "execution.yaml"
+    cluster.kubectl("apply", "--validate=false", "-n", cluster.namespace, "-f", str(example))
+    status = cluster.wait_for_phase("hello")
+    assert status["phase"] == "Succeeded", status
+    assert "Hello, kubernetes!" in status["result"]["preview"]
+    assert status["result"]["preview"] == (
+        "{'greeting': 'Hello, kubernetes!', 'loud': 'HELLO, KUBERNETES!'}"
+    )
+    # call_by_name, main, greet, shout: one Pod each.
+    assert status["jobs"] == {
+        "pending": 0, "running": 0, "failed": 0, "cached": 0, "done": 4, "total": 4, "queued": 0
+    }  # fmt: skip
+    assert status["progress"] == "4/4"
+    assert status["startTime"] <= status["completionTime"]
+    assert status["executionId"]
+    assert status["result"]["ref"]["composite"] == "dict"
+
+    table = cluster.kubectl("get", "executions", "-n", cluster.namespace).stdout
+    header, row = table.splitlines()[:2]
+    assert header.split() == ["NAME", "PHASE", "PROGRESS", "CACHED", "AGE", "RESULT"]
+    assert row.split()[:4] == ["hello", "Succeeded", "4/4", "0"]
+    assert "Hello, kubernetes!" in row
+
+    execution = cluster.execution("hello")
+    pods = cluster.pods("hello")
+    assert len(pods) == 4
+    for pod in pods:
+        meta, spec = pod["metadata"], pod["spec"]
+        assert len(meta["name"]) <= 63 and meta["name"].startswith("hello-")
+        assert meta["labels"]["app.kubernetes.io/name"] == "kredun"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "kredun"
+        assert meta["labels"]["app.kubernetes.io/component"] == "job"
+        assert meta["labels"]["kredun.dev/execution"] == "hello"
+        assert meta["labels"]["kredun.dev/eval-hash"][:12] in meta["name"]
+        (owner,) = meta["ownerReferences"]
+        assert owner["uid"] == execution["metadata"]["uid"]
+        assert owner["kind"] == "Execution" and owner["controller"]
+        # Without blockOwnerDeletion the operator needs no rights on executions/finalizers.
+        assert "blockOwnerDeletion" not in owner
+        assert spec["restartPolicy"] == "Never"
+        (container,) = spec["containers"]
+        assert container["image"] == "kredun:latest"
+        assert container["imagePullPolicy"] == "IfNotPresent"
+        assert container["command"][:3] == ["kredun", "worker", "--spec-json"]
+        env = {variable["name"]: variable.get("value") for variable in container["env"]}
+        assert env["KREDUN_DATABASE_URI"] == cluster.database
+        assert env["KREDUN_VALUE_STORE"] == cluster.value_store
+    tasks = sorted(pod["metadata"]["labels"]["kredun.dev/task"] for pod in pods)
+    assert tasks == [
+        "examples.hello.greet", "examples.hello.main", "examples.hello.shout",
+        "kredun.call_by_name",
+    ]  # fmt: skip
+    assert set(cluster.kubelet.starts.values()) == {1}
+
+    wait_for(lambda: "Succeeded" in cluster.event_reasons("hello"), message="Succeeded event")
+    metrics = cluster.metrics_text()
+    assert 'kredun_jobs_total{event="started",executor="default"} 4.0' in metrics
+    assert 'kredun_executions{phase="Succeeded"} 1.0' in metrics
+    assert "kredun_pod_create_seconds_count 4.0" in metrics
+
+
+def test_plan_with_fanout_returned_expressions_and_getitem(operator_cluster) -> None:
+    cluster = operator_cluster
+    parts = flow.quotient_remainder(17, 5)
+    expr = {
+        "sum": flow.total(flow.fanout(4, base=10)),  # returns 4 new calls: the graph grows
+        "q": flow.add(parts["q"], 1),  # getitem on a task's result: evaluated in add's Pod
+        "pair": (flow.inc(1), 5),
+        "r": parts["r"] * 10,  # evaluated where the result is fetched
+    }
+    cluster.create("plan", cluster.plan_spec(expr))
+    status = cluster.wait_for_phase("plan")
+    assert status["phase"] == "Succeeded", status
+    # The operator cannot know the value of an operation it deferred: the preview says so.
+    assert status["result"]["preview"].startswith("{'sum': 50, 'q': 4, 'pair': (2, 5), 'r': <mul ")
+    names = sorted(pod["metadata"]["labels"]["kredun.dev/task"] for pod in cluster.pods("plan"))
+    # Operations on results cost no Pod (there is no kredun.simple_op among them).
+    assert names == sorted(
+        ["opflow.fanout", "opflow.total", *["opflow.inc"] * 5, "opflow.quotient_remainder",
+         "opflow.add"]
+    )  # fmt: skip
+    assert status["jobs"]["done"] == status["jobs"]["total"] == len(names)
+
+    # The result reference resolves, client-side, to the value itself.
+
+    scheduler = cluster.scheduler()
+    try:
+        value = resolve(ref_from_json(status["result"]["ref"]), scheduler.fetch_blob)
+    finally:
+        scheduler.close()
+    assert value == {"sum": 50, "q": 4, "pair": (2, 5), "r": 20}
+
+
+def test_a_failing_task_fails_the_execution_with_its_traceback(operator_cluster) -> None:
+    cluster = operator_cluster
+    cluster.create("fails", cluster.plan_spec(flow.add(flow.boom("kaput"), flow.inc(1))))
+    status = cluster.wait_for_phase("fails")
+    assert status["phase"] == "Failed"
+    failure = status["failure"]
+    assert failure["task"] == "opflow.boom"
+    assert "ValueError: kaput" in failure["error"]
+    assert "Traceback (most recent call last)" in failure["traceback"]
+    assert "raise ValueError(message)" in failure["traceback"]
+    assert status["message"].startswith("task opflow.boom failed: pod fails-")
+    assert status["jobs"]["failed"] == 1
+    wait_for(lambda: {"JobFailed", "Failed"} <= set(cluster.event_reasons("fails")))
+
+
+def test_retries_run_a_new_pod(operator_cluster, tmp_path: Path) -> None:
+    cluster = operator_cluster
+    cluster.create("retry", cluster.plan_spec(flow.flaky(str(tmp_path))))
+    status = cluster.wait_for_phase("retry")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"]["preview"] == "'recovered'"
+    names = sorted(pod["metadata"]["name"] for pod in cluster.pods("retry"))
+    assert len(names) == 2 and names[1] == names[0] + "-r1"
+    phases = {pod["metadata"]["name"]: pod["status"]["phase"] for pod in cluster.pods("retry")}
+    assert phases == {names[0]: "Failed", names[1]: "Succeeded"}
+    reasons = cluster.event_reasons("retry")
+    wait_for(lambda: {"JobFailed", "JobRetry", "Succeeded"} <= set(cluster.event_reasons("retry")))
+    assert "Failed" not in reasons
+
+
+def test_the_cache_is_shared_across_executions(operator_cluster) -> None:
+    cluster = operator_cluster
+    expr = flow.total(flow.fanout(3, base=100))
+    cluster.create("first", cluster.plan_spec(expr))
+    assert cluster.wait_for_phase("first")["phase"] == "Succeeded"
+    cluster.create("second", cluster.plan_spec(expr, inline=False))
+    status = cluster.wait_for_phase("second")
+    assert status["phase"] == "Succeeded"
+    assert status["result"]["preview"] == "306"
+    assert cluster.pods("second") == []
+    assert status["jobs"]["cached"] == status["jobs"]["total"] == 5
+    table = cluster.kubectl("get", "kex", "second", "-n", cluster.namespace).stdout
+    assert table.splitlines()[1].split()[:4] == ["second", "Succeeded", "5/5", "5"]
+
+    # A restarted operator leaves finished Executions alone: not run, not even touched.
+    versions = {name: cluster.execution(name)["metadata"]["resourceVersion"]
+                for name in ("first", "second")}  # fmt: skip
+    cluster.stop_operator()
+    cluster.start_operator()
+    cluster.create("third", cluster.plan_spec(flow.inc(7)))
+    assert cluster.wait_for_phase("third")["phase"] == "Succeeded"
+    for name, version in versions.items():
+        assert cluster.execution(name)["metadata"]["resourceVersion"] == version
+    assert len(cluster.pods()) == 5 + 1
+
+
+def test_cancelling_deletes_running_pods(operator_cluster) -> None:
+    cluster = operator_cluster
+    cluster.create("cancel", cluster.plan_spec([flow.sleepy(i, 60) for i in range(3)]))
+    wait_for(lambda: len(running_pods(cluster, "cancel")) == 3, timeout=30)
+    cluster.api_request("PATCH", cluster.executions_path("cancel"), {"spec": {"cancel": True}})
+    status = cluster.wait_for_phase("cancel")
+    assert status["phase"] == "Cancelled"
+    assert "cancelled" in status["message"]
+    wait_for(lambda: cluster.pods("cancel") == [], timeout=30, message="pods deleted")
+    assert cluster.kubelet.running == []
+    wait_for(lambda: "Cancelled" in cluster.event_reasons("cancel"))
+
+
+def test_deleting_an_execution_deletes_its_pods(operator_cluster) -> None:
+    cluster = operator_cluster
+    cluster.create("doomed", cluster.plan_spec([flow.sleepy(i, 60) for i in range(2)]))
+    wait_for(lambda: len(running_pods(cluster, "doomed")) == 2, timeout=30)
+    assert cluster.execution("doomed")["metadata"]["finalizers"] == ["kredun.dev/cleanup"]
+    cluster.kubectl("delete", "execution", "doomed", "-n", cluster.namespace, "--wait=false")
+    wait_for(lambda: cluster.execution("doomed") is None, timeout=30, message="deletion")
+    wait_for(lambda: cluster.pods() == [], timeout=30, message="no orphan pods")
+    assert cluster.kubelet.running == []
+
+
+def test_bad_input_fails_with_a_message_while_others_run(operator_cluster) -> None:
+    cluster = operator_cluster
+    bad_json = b'{"version": 1, "nodes": ['
+    bad_node = json.dumps({"version": 1, "tasks": {}, "nodes": [{"list": [0]}], "root": 0}).encode()
+    specs = {
+        "unknown-task": {"task": "examples.nope.main", "image": IMAGE},
+        "missing-image": {"task": "examples.hello.main"},
+        "bad-json": {"plan": _inline(bad_json), "image": IMAGE},
+        "bad-node": {"plan": _inline(bad_node), "image": IMAGE},
+        "too-large": {"plan": {"hash": "a" * 40, "inline": "A" * 262_148}, "image": IMAGE},
+        "wrong-hash": {"plan": {**_inline(bad_node), "hash": "b" * 40}, "image": IMAGE},
+        "not-in-store": {"plan": {"hash": "c" * 40}, "image": IMAGE},
+        "wrong-types": {"task": "examples.hello.main", "args": {"a": 1}, "image": IMAGE},
+        "both": {"task": "examples.hello.main", "plan": {"hash": "c" * 40}, "image": IMAGE},
+    }
+    for name, spec in specs.items():
+        cluster.create(name, spec)
+    cluster.create("good", cluster.plan_spec(flow.add(2, 3)))
+    expected = {
+        "unknown-task": "cannot import module 'examples.nope'",
+        "missing-image": "spec.image is missing",
+        "bad-json": "invalid plan: plan is not valid JSON",
+        "bad-node": "invalid plan: plan node 0: child 0 is not an earlier node",
+        "too-large": "over the limit of 262144",
+        "wrong-hash": "does not match spec.plan.inline",
+        "not-in-store": "is not in the value store",
+        "wrong-types": "spec.args must be a list",
+        "both": "set exactly one of spec.task",
+    }
+    for name, message in expected.items():
+        status = cluster.wait_for_phase(name)
+        assert status["phase"] == "Failed", (name, status)
+        assert message in status["message"], (name, status["message"])
+    assert cluster.status("unknown-task")["failure"]["task"] == "kredun.call_by_name"
+    good = cluster.wait_for_phase("good")
+    assert good["phase"] == "Succeeded" and good["result"]["preview"] == "5"
+
+
+def _inline(data: bytes) -> dict[str, str]:
+    return {"hash": hash_bytes(data), "inline": base64.b64encode(data).decode()}
+
+
+def test_store_outages_wait_and_recover(tmp_path: Path) -> None:
+    """An unreachable database (a directory where the SQLite file should be), then an
+    unreadable value store: the Execution waits with StoreAvailable=False, then succeeds."""
+    blocked = tmp_path / "db"
+    blocked.mkdir()
+    with OperatorCluster(tmp_path, database=f"sqlite:///{blocked}") as cluster:
+        cluster.create("outage", cluster.plan_spec(flow.add(40, 2)))
+
+        def waiting(name: str) -> dict | None:
+            status = cluster.status(name)
+            conditions = {c["type"]: c for c in status.get("conditions") or []}
+            store = conditions.get("StoreAvailable", {})
+            return status if store.get("status") == "False" else None
+
+        status = wait_for(lambda: waiting("outage"), timeout=30, message="StoreAvailable=False")
+        assert status["phase"] == "Pending"
+        assert "waiting for the provenance database or value store" in status["message"]
+        assert cluster.pods() == []
+        blocked.rmdir()  # the database comes back
+        status = cluster.wait_for_phase("outage", timeout=60)
+        assert status["phase"] == "Succeeded" and status["result"]["preview"] == "42"
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["StoreAvailable"]["status"] == "True"
+
+        # The value store: a plan kept only there, while a file blocks the directory.
+        spec = cluster.plan_spec(flow.add(1, 2), inline=False)
+        values = Path(cluster.value_store.removeprefix("file://"))
+        values.rename(tmp_path / "values-away")
+        values.write_text("not a directory")
+        cluster.create("values", spec)
+        wait_for(lambda: waiting("values"), timeout=30, message="StoreAvailable=False")
+        values.unlink()
+        (tmp_path / "values-away").rename(values)
+        status = cluster.wait_for_phase("values", timeout=60)
+        assert status["phase"] == "Succeeded" and status["result"]["preview"] == "3"
+
+
+class _Marker:
+    """Pickles to code that writes `<dir>/unpickled-<pid>` when (and wherever) unpickled."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __reduce__(self):
+        code = f"import os; open('{self.directory}/unpickled-' + str(os.getpid()), 'w').close()"
+        return (exec, (code,))
+
+
+def test_the_operator_never_unpickles(operator_cluster, tmp_path: Path) -> None:
+    cluster = operator_cluster
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    payload = _Marker(markers)
+    # The payload is an argument (a worker unpickles it) and part of the result (the
+    # operator previews results: it must not unpickle it for that).
+    expr = {"seen": flow.describe(payload), "raw": payload}
+    cluster.create("trust", cluster.plan_spec(expr))
+    status = cluster.wait_for_phase("trust")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"]["preview"].startswith("{'seen': 'NoneType', 'raw': <value ")
+    pids = {int(path.name.rpartition("-")[2]) for path in markers.iterdir()}
+    assert pids, "the worker should have unpickled the payload"
+    assert cluster.process.pid not in pids
+    assert "unpickling is disabled" in cluster.log_text()
+
+
+def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
+    cluster = operator_cluster
+    nested = {"executors": {"default": {"type": "process", "max_workers": 2}}}
+    expr = subrun(flow.total(flow.fanout(3)), executor="k8s", config=nested)
+    cluster.create("nested", cluster.plan_spec(expr))
+    status = cluster.wait_for_phase("nested")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"]["preview"] == "6"
+    (pod,) = cluster.pods("nested")
+    assert pod["metadata"]["labels"]["kredun.dev/task"] == "kredun.subrun"
+
+
+def test_task_options_shape_the_pod(tmp_path: Path) -> None:
+    # "runner" is allowed by the operator's Pod policy; other ServiceAccounts are not.
+    config = '[jobs]\nservice_accounts = ["runner"]\n'
+    with OperatorCluster(tmp_path, operator_config=config) as cluster:
+        _task_options_shape_the_pod(cluster)
+
+
+def _task_options_shape_the_pod(cluster: OperatorCluster) -> None:
+    sized = flow.inc.options(cpus=0.5, memory=2, gpus=0, image="other:1", timeout=30)
+    spec = cluster.plan_spec(
+        sized(1),
+        serviceAccountName="runner",
+        nodeSelector={"kubernetes.io/os": "linux"},
+        tolerations=[{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}],
+        env=[{"name": "EXTRA", "value": "1"}],
+    )
+    cluster.create("sized", spec)
+    assert cluster.wait_for_phase("sized")["phase"] == "Succeeded"
+    (pod,) = cluster.pods("sized")
+    spec, container = pod["spec"], pod["spec"]["containers"][0]
+    assert container["image"] == "other:1"
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "2Gi"},
+        "limits": {"memory": "2Gi"},
+    }
+    assert spec["activeDeadlineSeconds"] == 30
+    assert spec["serviceAccountName"] == "runner"
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert spec["tolerations"] == [{"key": "batch", "operator": "Exists", "effect": "NoSchedule"}]
+    assert {"name": "EXTRA", "value": "1"} in container["env"]
+
+
+def test_serving_all_namespaces(operator_cluster) -> None:
+    cluster = operator_cluster
+    cluster.stop_operator()
+    cluster.start_operator("--all-namespaces")
+    body = {
+        "apiVersion": "kredun.dev/v1",
+        "kind": "Execution",
+        "metadata": {"name": "elsewhere", "namespace": "default"},
+        "spec": {"task": "examples.hello.main", "kwargs": {"name": "all"}, "image": IMAGE},
+    }
+    cluster.api_request("POST", "/apis/kredun.dev/v1/namespaces/default/executions", body)
+
+    def finished() -> dict | None:
+        (execution,) = cluster.api.objects("executions", group="kredun.dev", namespace="default")
+        status = execution.get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = wait_for(finished, timeout=60, message="the Execution in namespace default")
+    assert status["phase"] == "Succeeded", status
+    assert "Hello, all!" in status["result"]["preview"]
+    assert len(cluster.api.objects("pods", namespace="default")) == 4
+
+
+def test_large_job_specs_travel_through_the_value_store(operator_cluster) -> None:
+    cluster = operator_cluster
+    # A list holding an expression stays a list in the plan: each literal is a reference of
+    # its own in the job spec of the call taking the list.
+    items = [flow.inc(0), *(f"item-{i}" for i in range(1000))]
+    cluster.create("large", cluster.plan_spec(flow.describe(items)))
+    status = cluster.wait_for_phase("large")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"]["preview"] == "'list'"
+    commands = {
+        pod["metadata"]["labels"]["kredun.dev/task"]: pod["spec"]["containers"][0]["command"]
+        for pod in cluster.pods("large")
+    }
+    assert commands["opflow.inc"][2] == "--spec-json"
+    assert commands["opflow.describe"][2] == "--spec-hash"
+    assert len(commands["opflow.describe"][3]) == 40
+
+
+def test_max_parallel_jobs_runs_one_pod_at_a_time(operator_cluster, tmp_path: Path) -> None:
+    cluster = operator_cluster
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    jobs = [flow.timed(i, 0.3, str(runs)) for i in range(3)]
+    cluster.create("serial", cluster.plan_spec(jobs, maxParallelJobs=1))
+    assert cluster.wait_for_phase("serial")["phase"] == "Succeeded"
+    spans = sorted(tuple(map(float, path.read_text().split())) for path in runs.iterdir())
+    assert len(spans) == 3
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end, "two jobs of the Execution ran at once"
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_job(operator_cluster) -> None:
+    """The local kubelet runs no images; a Pod it cannot schedule gets, from the test, the
+    status a real kubelet writes when pulling fails."""
+    cluster = operator_cluster
+    spec = cluster.plan_spec(flow.inc(1), nodeSelector={"kredun.dev/nowhere": "true"})
+    cluster.create("pull", spec)
+    (pod,) = wait_for(lambda: cluster.pods("pull"), timeout=30, message="the job pod")
+    back_off = {
+        "waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling "kredun:test"'}
+    }
+    cluster.api_request(
+        "PATCH",
+        f"/api/v1/namespaces/{cluster.namespace}/pods/{pod['metadata']['name']}/status",
+        {"status": {"containerStatuses": [{"name": "job", "state": back_off, "ready": False,
+                                           "restartCount": 0, "image": IMAGE, "imageID": ""}]}},
+    )  # fmt: skip
+    status = cluster.wait_for_phase("pull")
+    assert status["phase"] == "Failed"
+    assert "ImagePullBackOff for image 'kredun:test'" in status["message"]
+    assert "check spec.image" in status["message"]
+    wait_for(lambda: cluster.pods("pull") == [], timeout=30, message="the stuck pod deleted")
