@@ -3,6 +3,7 @@ import contracts kept."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,30 @@ def test_import_contracts_hold():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
+
+
+# What loads pickles: calling or naming any of these unpickles (see kredun.trust).
+LOADERS = {"load", "loads", "Unpickler", "_load", "_loads", "_Unpickler"}
+
+
+def loader_references(source: str) -> list[str]:
+    """Names of pickle loaders a module's source refers to: attributes, names, imports."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in LOADERS:
+            found.append(node.attr)
+        elif isinstance(node, ast.Name) and node.id in LOADERS:
+            found.append(node.id)
+        elif isinstance(node, ast.ImportFrom):
+            found += [alias.name for alias in node.names if alias.name in LOADERS]
+    return found
+
+
+def test_the_dumping_module_never_loads():
+    """The import contract lets the operator reach kredun.serialize (to hash literals by
+    pickling them), and so pickle and cloudpickle through it: that holds only while the
+    module dumps and never loads."""
+    assert loader_references("import pickle\npickle.loads(b'')") == ["loads"]
+    assert loader_references("from cloudpickle import load as x") == ["load"]
+    source = (REPO / "sdk" / "kredun" / "serialize.py").read_text()
+    assert loader_references(source) == []

@@ -2,11 +2,16 @@
 
 The scheduler's reduction loop is the same for both; only these steps differ: building the
 graph, assembling containers, reading a finished job's result and replaying cached ones.
+This module holds the interface and the operator's `ReferencedValues`; the in-process
+domain unpickles, so it lives apart (`kredun.trusted_values`), where the operator's imports
+cannot reach it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import graph
@@ -15,10 +20,8 @@ from .errors import (
     InvalidHashError,
     LimitExceededError,
     PlanError,
-    SerializationError,
     ValueNotFoundError,
 )
-from .hashing import encode, hash_bytes
 from .plan import (
     TaskRef,
     assemble_reference,
@@ -29,14 +32,14 @@ from .plan import (
 )
 from .provenance.records import CallRecord
 from .refs import ValueRef
-from .serialize import dumps, loads
-from .task import collecting_task_values
-from .validity import checking_staleness, collecting_external
 from .valuestore import check_hash
 
 if TYPE_CHECKING:
     from .executors import JobOutcome
-    from .scheduler import Scheduler
+    from .provenance.base import ProvenanceBackend
+
+# The scheduler's logger (configured by kredun.scheduler): cache misses show in its log.
+logger = logging.getLogger("kredun")
 
 # (kind, value, result hash); kind is "value", "expression" (a pickled expression) or
 # "plan" (a JSON plan fragment).
@@ -48,18 +51,32 @@ Result = tuple[str, Any, str | None]
 MAX_PLAN_BYTES = 64 * 1024 * 1024
 
 
-def fetch_plan(scheduler: Scheduler, plan_hash: str) -> bytes:
-    """A plan's JSON bytes from the scheduler's stores, at most MAX_PLAN_BYTES of them;
+class BlobSource(Protocol):
+    def fetch_blob(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        """A serialized value by hash; LimitExceededError rather than over `max_bytes`."""
+
+
+class ValueStores(BlobSource, Protocol):
+    """What value domains rely on in the stores (`kredun.stores.Stores` is one)."""
+
+    @property
+    def provenance(self) -> ProvenanceBackend: ...
+
+
+@dataclass
+class ResultNotes:
+    """What a scheduler remembers about the results it knows, by eval hash, beyond the
+    results themselves: a result is replayed only while these are unchanged. Kept by the
+    scheduler across runs, written by its value domain."""
+
+    task_values: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> hash
+    external: dict[str, list[Any]] = field(default_factory=dict)  # Files, Dirs
+
+
+def fetch_plan(stores: BlobSource, plan_hash: str) -> bytes:
+    """A plan's JSON bytes from the stores, at most MAX_PLAN_BYTES of them;
     InvalidHashError, LimitExceededError or ValueNotFoundError otherwise."""
-    check_hash(plan_hash)
-    data = scheduler.store.value_data([plan_hash]).get(plan_hash)
-    if data is None:
-        data = scheduler.value_store.get(plan_hash, max_bytes=MAX_PLAN_BYTES)
-    if len(data) > MAX_PLAN_BYTES:
-        raise LimitExceededError(
-            f"plan {plan_hash[:8]} is {len(data)} bytes, over the limit of {MAX_PLAN_BYTES}"
-        )
-    return data
+    return stores.fetch_blob(check_hash(plan_hash), max_bytes=MAX_PLAN_BYTES)
 
 
 class ValueDomain(Protocol):
@@ -81,60 +98,8 @@ class ValueDomain(Protocol):
         """Cached results by eval hash; a result that cannot be loaded is a cache miss."""
 
 
-class TrustedValues:
-    """In-process: values are Python objects; the scheduler serializes and records results."""
-
-    records_results = True
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
-
-    def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
-        return graph.build(expr, owner)
-
-    def assemble(self, node: graph.Node) -> Any:
-        return graph.assemble(node)
-
-    def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
-        """The result and, when it can be cached, its serialized bytes."""
-        value = outcome.value
-        with collecting_task_values() as task_values, collecting_external() as external:
-            if not graph.contains_expression(value):
-                value_hash, data = encode(value)
-                result: Result = ("value", value, value_hash)
-            else:
-                try:
-                    data = dumps(value)
-                except SerializationError:
-                    # A returned graph too deep to pickle is evaluated, just not cached.
-                    return ("expression", value, None), None
-                result = ("expression", value, hash_bytes(data))
-        if task_values:
-            self.scheduler._result_task_values[outcome.job.eval_hash] = task_values
-        if external:
-            self.scheduler._result_external[outcome.job.eval_hash] = external
-        return result, data
-
-    def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
-        """Cached results that the current code would still compute: one that holds a task
-        value whose definition changed (or a call of a task no longer defined) is a miss."""
-        results: dict[str, Result] = {}
-        for call in calls:
-            try:
-                with checking_staleness() as problems, collecting_external() as external:
-                    value = loads(self.scheduler.fetch_blob(call.result_hash))
-            except Exception:  # a missing or unreadable blob is a cache miss, not a failure
-                continue
-            if problems:
-                self.scheduler.logger.info(
-                    "Miss   cached result %s is no longer valid: %s",
-                    call.eval_hash[:8], "; ".join(dict.fromkeys(problems)),
-                )  # fmt: skip
-                continue
-            results[call.eval_hash] = (call.result_kind, value, call.result_hash)
-            if external:
-                self.scheduler._result_external[call.eval_hash] = external
-        return results
+# How a scheduler makes the value domain of a run: from its stores and its result notes.
+ValueDomainFactory = Callable[[ValueStores, ResultNotes], ValueDomain]
 
 
 class ReferencedValues:
@@ -142,8 +107,9 @@ class ReferencedValues:
 
     records_results = False
 
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
+    def __init__(self, stores: ValueStores, notes: ResultNotes) -> None:
+        # `notes` stays unused: the workers that run the jobs read what results hold.
+        self.stores = stores
         self.current_tasks: dict[str, TaskRef] = {}
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
@@ -156,7 +122,7 @@ class ReferencedValues:
 
     def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
         job = outcome.job
-        call = self.scheduler.store.lookup_calls([job.eval_hash]).get(job.eval_hash)
+        call = self.stores.provenance.lookup_calls([job.eval_hash]).get(job.eval_hash)
         if call is None:
             raise ExecutorError(
                 f"job {job.id[:8]} ({job.task.fullname}) ended without recording a result"
@@ -177,7 +143,7 @@ class ReferencedValues:
             if call.result_kind == "plan":
                 stale = stale_task_values(result[1], self.current_tasks)
                 if stale:
-                    self.scheduler.logger.info(
+                    logger.info(
                         "Miss   cached result %s is no longer valid: task %s was edited",
                         call.eval_hash[:8], ", ".join(sorted(set(stale))),
                     )  # fmt: skip
@@ -188,7 +154,7 @@ class ReferencedValues:
     def _result(self, call: CallRecord) -> Result:
         result_hash = check_hash(call.result_hash)
         if call.result_kind == "plan":
-            data = fetch_plan(self.scheduler, result_hash)
+            data = fetch_plan(self.stores, result_hash)
             try:
                 return "plan", loads_plan(data), result_hash
             except RecursionError:

@@ -6,21 +6,19 @@ hashes the container it stands for, so the operator and an in-process scheduler 
 same eval hashes. A `DeferredRef` is a simple operation (item or attribute access,
 arithmetic) on references that the operator may not evaluate: the job consuming it, or the
 user fetching a result, evaluates it. Only trusted code (SDK, workers) turns references back
-into values.
+into values (`kredun.deserialize.resolve`).
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import PlanError
-from .expression import SIMPLE_OPERATIONS, Expression
+from .expression import SIMPLE_OPERATIONS
 from .hashing import combine_container_hash, hash_parts
-from .serialize import loads
 
 CONTAINER_KINDS = ("list", "tuple", "set", "dict", "namedtuple")
 # Value stores build file paths and keys from hashes: only hex may get that far.
@@ -164,32 +162,3 @@ def _deferred_from_json(data: dict, where: str) -> DeferredRef:
         tuple(ref_from_json(item, f"{where}.args[{i}]") for i, item in enumerate(args)),
         tuple((str(k), ref_from_json(v, f"{where}.kwargs[{k}]")) for k, v in kwargs.items()),
     )
-
-
-def resolve(ref: Ref, fetch: Callable[[str], bytes]) -> Any:
-    """The value a reference stands for. Trusted code only: this unpickles, and evaluates
-    deferred operations (which come from the user's own plan)."""
-    if isinstance(ref, ValueRef):
-        return loads(ref.inline if ref.inline is not None else fetch(ref.hash))
-    if isinstance(ref, DeferredRef):
-        args = [resolve(item, fetch) for item in ref.args]
-        kwargs = {name: resolve(item, fetch) for name, item in ref.kwargs}
-        value = SIMPLE_OPERATIONS[ref.op](*args, **kwargs)
-        if isinstance(value, Expression):
-            raise PlanError(
-                f"operation {ref.op} made an expression from a task's result; on a cluster "
-                "an expression there must come from a task (return it from one)"
-            )
-        return value
-    items = [resolve(item, fetch) for item in ref.items]
-    if ref.kind == "list":
-        return items
-    if ref.kind == "tuple":
-        return tuple(items)
-    if ref.kind == "set":
-        return set(items)
-    if ref.kind == "dict":
-        return dict(zip(items[0::2], items[1::2], strict=True))
-    if ref.type_ref is None:
-        raise PlanError(f"a {ref.kind} reference carries no type to rebuild it with")
-    return resolve(ref.type_ref, fetch)(*items)  # namedtuple

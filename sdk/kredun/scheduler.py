@@ -10,6 +10,7 @@ an expression grows the graph. Provenance is buffered and written in batches.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import os
 import queue
@@ -26,7 +27,7 @@ from . import graph
 from .binding import bind
 from .config import Config, config_from_dict
 from .context import EMPTY_CONTEXT, Context, merge_dicts
-from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
+from .domains import Result, ResultNotes, ValueDomain, ValueDomainFactory
 from .errors import (
     CancelledError,
     ConfigError,
@@ -43,7 +44,7 @@ from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
 from .options import job_limits, retry_limit
 from .provenance.base import ProvenanceBackend
-from .provenance.memory import MEMORY_URI, open_provenance_store
+from .provenance.memory import MEMORY_URI
 from .provenance.records import (
     ArgumentRecord,
     CallRecord,
@@ -56,7 +57,8 @@ from .provenance.records import (
     TagRecord,
     TaskRecord,
 )
-from .serialize import dumps, loads, preview, type_name
+from .serialize import dumps, preview, type_name
+from .stores import Stores
 from .tags import check_tags
 from .task import (
     Task,
@@ -66,7 +68,7 @@ from .task import (
     registered_hashes,
 )
 from .validity import stale_reasons
-from .valuestore import ValueStore, open_value_store, store_value
+from .valuestore import ValueStore, store_value
 
 _CONTROL_KINDS = (graph.CONTROL, graph.CONTINUE)
 # subrun's task: its second argument configures the nested scheduler it starts.
@@ -135,8 +137,7 @@ class Scheduler:
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
         self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
-        self._store: ProvenanceBackend | None = None
-        self._values: ValueStore | None = None
+        self.stores = Stores(self.config)
         self._executors: dict[str, Executor] = {}
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, Result] = {}
@@ -146,11 +147,9 @@ class Scheduler:
             "sqlite://",
             "sqlite:///:memory:",
         )
-        # Task values held by results in _results (name -> hash), for the results that
-        # hold any: such a result is replayed only while those definitions are unchanged.
-        self._result_task_values: dict[str, dict[str, str]] = {}
-        # Files and Dirs held by results in _results: replayed only while they are unchanged.
-        self._result_external: dict[str, list[Any]] = {}
+        # Task values, Files and Dirs held by results in _results, for the results that
+        # hold any: such a result is replayed only while those are unchanged.
+        self._notes = ResultNotes()
         # Final values of check_valid="shallow" calls, by call key (see Context.key).
         self._finals: dict[str, Final] = {}
         self._recorded_tasks: set[str] = set()
@@ -169,23 +168,11 @@ class Scheduler:
 
     @property
     def store(self) -> ProvenanceBackend:
-        if self._store is None:
-            store = open_provenance_store(
-                self.config.require_database_uri(),
-                self.config.cache_scope,
-                self.config.database_pool_size,
-            )
-            store.ensure_schema()
-            self._store = store
-        return self._store
+        return self.stores.provenance
 
     @property
     def value_store(self) -> ValueStore:
-        if self._values is None:
-            self._values = open_value_store(
-                self.config.require_value_store_uri(), self.config.cache_scope
-            )
-        return self._values
+        return self.stores.values
 
     def executor(self, name: str) -> Executor:
         if name not in self._executors:
@@ -202,7 +189,7 @@ class Scheduler:
         label: str | None = None,
         progress: Progress | None = None,
         execution_id: str | None = None,
-        values: type[TrustedValues] | type[ReferencedValues] = TrustedValues,
+        values: ValueDomainFactory | None = None,
         stop: StopToken | None = None,
         context: dict[str, Any] | None = None,
         dryrun: bool = False,
@@ -215,15 +202,18 @@ class Scheduler:
         `kredun.get_context`). `dryrun=True` runs nothing and records nothing: it replays
         what the cache has and stops at every job that would have to run, then raises
         `DryRunResult` listing them (or returns the value when everything is cached).
-        `values=ReferencedValues` evaluates a plan (a dict) over value references, as the
-        operator does; `execution_id` lets a resumed execution keep its identity. Once
-        `stop` is set (from any thread), the run ends within a tick: running jobs are shut
-        down and CancelledError is raised. `tags` (a dict or (key, value) pairs) tag the
-        execution; `parent_job_id` records it as run inside that job (a subrun)."""
+        `values` makes the run's value domain (`kredun.domains`); by default values are
+        Python objects (`DEFAULT_VALUES`). `values=ReferencedValues` evaluates a plan (a
+        dict) over value references, as the operator does; `execution_id` lets a resumed
+        execution keep its identity. Once `stop` is set (from any thread), the run ends
+        within a tick: running jobs are shut down and CancelledError is raised. `tags` (a
+        dict or (key, value) pairs) tag the execution; `parent_job_id` records it as run
+        inside that job (a subrun)."""
         if context is not None and not isinstance(context, dict):
             raise TypeError(f"Scheduler.run(context=...) must be a dict, not {context!r}")
         values_ = merge_dicts([self.config.context, context or {}])
-        run = _ExecutionRun(self, expr, cache, label, progress, values(self), execution_id)
+        domain = (values or _default_values())(self.stores, self._notes)
+        run = _ExecutionRun(self, expr, cache, label, progress, domain, execution_id)
         run.stop = stop
         run.context = Context(values_) if values_ else EMPTY_CONTEXT
         run.dryrun = dryrun
@@ -237,17 +227,22 @@ class Scheduler:
         for executor in self._executors.values():
             executor.shutdown()
         self._executors.clear()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        self.stores.close()
 
-    def fetch_blob(self, value_hash: str) -> bytes:
-        """A serialized value: inline in the database when small, else in the value store."""
-        data = self.store.value_data([value_hash]).get(value_hash)
-        return data if data is not None else self.value_store.get(value_hash)
+    def fetch_blob(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        return self.stores.fetch_blob(value_hash, max_bytes)
 
-    def load_value(self, value_hash: str) -> Any:
-        return loads(self.fetch_blob(value_hash))
+
+# The value domain of runs that name none: Python objects, as the SDK runs them. It
+# unpickles cached results, and the operator imports this module, so it is found by name
+# when first used, as executors are (kredun.executors), never imported here.
+DEFAULT_VALUES = "kredun.trusted_values:TrustedValues"
+
+
+def _default_values() -> ValueDomainFactory:
+    module_name, _, class_name = DEFAULT_VALUES.partition(":")
+    factory: ValueDomainFactory = getattr(importlib.import_module(module_name), class_name)
+    return factory
 
 
 class _Failure:
@@ -691,15 +686,15 @@ class _ExecutionRun:
         """A result this scheduler already has, unless it holds a task value whose
         definition changed since (a task redefined in this process)."""
         known = self.scheduler._results.get(eval_hash)
-        task_values = self.scheduler._result_task_values.get(eval_hash)
+        task_values = self.scheduler._notes.task_values.get(eval_hash)
         if known is not None and task_values and changed_tasks(task_values):
             del self.scheduler._results[eval_hash]
-            del self.scheduler._result_task_values[eval_hash]
+            del self.scheduler._notes.task_values[eval_hash]
             return None
-        external = self.scheduler._result_external.get(eval_hash)
+        external = self.scheduler._notes.external.get(eval_hash)
         if known is not None and external and stale_reasons(external):
             del self.scheduler._results[eval_hash]
-            del self.scheduler._result_external[eval_hash]
+            del self.scheduler._notes.external[eval_hash]
             return None
         return known
 
@@ -1023,7 +1018,7 @@ class _ExecutionRun:
             node.producer = job.id
         if kind == "value":
             # Files in a returned expression are arguments of later calls, not outputs.
-            self._record_files(job.id, "output", self.scheduler._result_external.get(job.eval_hash))
+            self._record_files(job.id, "output", self.scheduler._notes.external.get(job.eval_hash))
             for node in job.nodes:
                 self._resolve(node, value, result_hash)
             return

@@ -1,4 +1,8 @@
-"""Serialization of values for the value store and for process boundaries."""
+"""Serialization of values for the value store and for process boundaries: dumping only.
+
+Loading is `kredun.deserialize`: the operator pickles (to hash literals) but must never
+unpickle, and the import contracts hold it to that by module.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +37,6 @@ def dumps(value: Any) -> bytes:
             raise SerializationError(
                 f"cannot serialize {type(value).__qualname__} value {preview(value)}: {error}"
             ) from None
-
-
-def loads(data: bytes) -> Any:
-    return pickle.loads(data)
 
 
 def preview(value: Any, limit: int = 200) -> str:

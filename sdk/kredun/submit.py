@@ -28,11 +28,12 @@ from urllib.parse import urlparse
 
 from . import graph
 from .config import CONFIG_DIR, Config, config_from_dict, project_config
+from .deserialize import resolve
 from .errors import CancelledError, ConfigError, KredunError, ValueNotFoundError
 from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
-from .refs import Ref, ValueRef, ref_from_json, resolve
+from .refs import Ref, ValueRef, ref_from_json
 from .resource import (
     ANNOTATION_EXPRESSION,
     ANNOTATION_TAGS,
@@ -54,6 +55,7 @@ from .resource import (
 )
 from .resources import Resources
 from .serialize import local_code_by_value, preview, ship
+from .stores import Stores
 from .tags import check_tags
 from .task import definitions_near
 
@@ -587,29 +589,27 @@ class ExecutionHandle:
         unpickle it here."""
         status = self.wait(timeout)
         found = status.get("result") or {}
-        from .scheduler import Scheduler
-
-        scheduler = Scheduler(config=namespace_config(cluster_config(self._config), self.namespace))
-        try:
-            ref: Ref
-            if found.get("ref") is not None:
-                ref = ref_from_json(found["ref"], "status.result.ref")
-            elif found.get("refHash"):
-                # A reference too large for the status: the operator left it in the store.
-                text = scheduler.value_store.get(found["refHash"]).decode()
-                ref = ref_from_json(json.loads(text), "status.result.refHash")
-            elif found.get("hash"):
-                ref = ValueRef(found["hash"])
-            else:
-                raise ResultUnavailableError(f"execution {self.name} succeeded without a result")
-            return resolve(ref, scheduler.fetch_blob)
-        except ValueNotFoundError as error:
-            raise ResultUnavailableError(
-                f"result of execution {self.name}: {error} (configure the database and value "
-                "store the cluster uses)"
-            ) from None
-        finally:
-            scheduler.close()
+        with Stores(namespace_config(cluster_config(self._config), self.namespace)) as stores:
+            try:
+                ref: Ref
+                if found.get("ref") is not None:
+                    ref = ref_from_json(found["ref"], "status.result.ref")
+                elif found.get("refHash"):
+                    # A reference too large for the status: the operator left it in the store.
+                    text = stores.values.get(found["refHash"]).decode()
+                    ref = ref_from_json(json.loads(text), "status.result.refHash")
+                elif found.get("hash"):
+                    ref = ValueRef(found["hash"])
+                else:
+                    raise ResultUnavailableError(
+                        f"execution {self.name} succeeded without a result"
+                    )
+                return resolve(ref, stores.fetch_blob)
+            except ValueNotFoundError as error:
+                raise ResultUnavailableError(
+                    f"result of execution {self.name}: {error} (configure the database and "
+                    "value store the cluster uses)"
+                ) from None
 
     def logs(self, job: str | None = None) -> str:
         """The logs of the Execution's job Pods, oldest first, each under a `==> pod <==`

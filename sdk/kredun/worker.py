@@ -22,12 +22,13 @@ from typing import Any, TypeVar
 
 from . import graph
 from .config import Config
+from .deserialize import resolve
 from .errors import NotFoundError, PlanError, StoreError, ValueNotFoundError, WorkflowLoadError
 from .expression import SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import TaskRef, _task_ref, dumps_plan, encode_plan
 from .provenance.records import CallRecord, ProvenanceBatch, TaskRecord
-from .refs import ref_from_json, resolve
+from .refs import ref_from_json
 from .serialize import preview, ship, type_name
 from .valuestore import store_value
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kredun.deserialize import resolve
 from kredun.provenance.store import ProvenanceStore
-from kredun.refs import ref_from_json, resolve
+from kredun.refs import ref_from_json
 
 from tests.cluster.test_crd import INVALID_SPECS, VALID_SPECS
 from tests.operator import test_fallback as fallback

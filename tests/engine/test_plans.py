@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from kredun import Scheduler, task
+from kredun.deserialize import resolve
 from kredun.errors import ExecutorError, PlanError
 from kredun.expression import ValueExpression
 from kredun.hashing import encode
 from kredun.plan import decode_plan, dumps_plan, loads_plan
-from kredun.refs import CompositeRef, DeferredRef, ValueRef, ref_from_json, resolve
+from kredun.refs import CompositeRef, DeferredRef, ValueRef, ref_from_json
 from kredun.serialize import dumps
 from kredun.submit import encode_submission
 from kredun.valuestore import open_value_store

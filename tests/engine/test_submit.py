@@ -101,6 +101,16 @@ def custom(kube_client) -> Any:
     return kubernetes.client.CustomObjectsApi(kube_client)
 
 
+@pytest.fixture
+def no_scheduler(monkeypatch) -> None:
+    """Fetching a result opens the stores only: building a Scheduler fails the test."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("a Scheduler was built")
+
+    monkeypatch.setattr("kredun.scheduler.Scheduler.__init__", refuse)
+
+
 def submit(expr, stores, kubeconfig, **options) -> ExecutionHandle:
     return kredun.submit(expr, image=IMAGE, config=stores, kubeconfig=kubeconfig, **options)
 
@@ -355,7 +365,7 @@ def test_status_wait_and_result_watch_the_execution(crd, custom, stores, kubecon
     assert handle.result() == value
 
 
-def test_result_resolves_composite_references(crd, custom, stores, kubeconfig):
+def test_result_resolves_composite_references(crd, custom, stores, kubeconfig, no_scheduler):
     handle = submit(pipeline(2, 3), stores, kubeconfig)
 
     def inline(value: Any) -> dict[str, str]:
@@ -664,7 +674,9 @@ def test_cli_unknown_execution(crd, project):
         assert done.stderr == "kredun: error: no execution 'nope' in namespace 'default'\n"
 
 
-def test_result_reads_a_reference_the_operator_left_in_the_store(crd, custom, stores, kubeconfig):
+def test_result_reads_a_reference_the_operator_left_in_the_store(
+    crd, custom, stores, kubeconfig, no_scheduler
+):
     handle = submit(pipeline(2, 3), stores, kubeconfig)
     items = [encode(i)[0] for i in range(200)]
     ref = {"composite": "list", "items": [{"hash": h} for h in items]}

@@ -282,9 +282,10 @@ def test_job_failed_on_batch_is_recorded(aws: MotoBatch, config: dict[str, Any],
 
 
 def test_operator_mode_reduces_a_plan_on_batch(aws: MotoBatch, database: str) -> None:
+    from kredun.deserialize import resolve
     from kredun.domains import ReferencedValues
     from kredun.plan import dumps_plan, encode_plan, loads_plan
-    from kredun.refs import CompositeRef, resolve
+    from kredun.refs import CompositeRef
     from kredun.valuestore import open_value_store
 
     value_store = f"s3://{BUCKET}/operator"

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 
 from kredun import subrun
+from kredun.deserialize import resolve
 from kredun.hashing import hash_bytes
-from kredun.refs import ref_from_json, resolve
+from kredun.refs import ref_from_json
 
 from tests.support import workflows as flow
 from tests.support.kube.testing import wait_for

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from kredun import Dir, File
-from kredun.refs import ref_from_json, resolve
+from kredun.deserialize import resolve
+from kredun.refs import ref_from_json
 
 from tests.support import workflows as flow
 from tests.support.operator import operator_cluster

@@ -11,6 +11,7 @@ from typing import Any
 
 import cloudpickle
 
+from ..deserialize import loads
 from ..errors import ExecutorError, SerializationError
 from ..job import Job
 from ..serialize import ship
@@ -33,7 +34,7 @@ def _watch_parent(parent: int) -> None:
 
 def _run_in_child(payload: bytes) -> bytes:
     """Entry point inside the worker process: run one task call, return pickled outcome."""
-    func, args, kwargs = cloudpickle.loads(payload)
+    func, args, kwargs = loads(payload)
     try:
         # Shipped back: calls in a returned expression carry their code, in case this
         # process defined a task the scheduler's does not.
@@ -74,7 +75,7 @@ class ProcessExecutor(Executor):
     @staticmethod
     def _outcome(job: Job, future: Future) -> JobOutcome:
         try:
-            status, *rest = cloudpickle.loads(future.result())
+            status, *rest = loads(future.result())
         except BaseException as error:  # the worker died or its result would not unpickle
             return JobOutcome.failed(job, ExecutorError(f"process job failed: {error!r}"))
         if status == "ok":

@@ -13,6 +13,7 @@ import json
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from ..deserialize import loads
 from ..errors import ExecutorError, ResourceError
 from ..hashing import hash_value
 from ..plan import INLINE_LIMIT, loads_plan
@@ -113,4 +114,4 @@ class RemoteExecutor(Executor):
         data = self.scheduler.fetch_blob(call.result_hash)
         if call.result_kind == "plan":
             return materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
-        return self.scheduler.load_value(call.result_hash)
+        return loads(data)

@@ -1,0 +1,80 @@
+"""The in-process value domain: values are Python objects, so replaying a cached result
+unpickles it. Only the SDK's own runs use it: the scheduler finds it by name when a run
+names no domain (`kredun.scheduler.DEFAULT_VALUES`), so the operator, which imports the
+scheduler, never imports this module or the loader it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from . import graph
+from .deserialize import loads
+from .domains import Result, ResultNotes, ValueStores, logger
+from .errors import SerializationError
+from .hashing import encode, hash_bytes
+from .provenance.records import CallRecord
+from .serialize import dumps
+from .task import collecting_task_values
+from .validity import checking_staleness, collecting_external
+
+if TYPE_CHECKING:
+    from .executors import JobOutcome
+
+
+class TrustedValues:
+    """In-process: values are Python objects; the scheduler serializes and records results."""
+
+    records_results = True
+
+    def __init__(self, stores: ValueStores, notes: ResultNotes) -> None:
+        self.stores = stores
+        self.notes = notes
+
+    def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
+        return graph.build(expr, owner)
+
+    def assemble(self, node: graph.Node) -> Any:
+        return graph.assemble(node)
+
+    def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
+        """The result and, when it can be cached, its serialized bytes."""
+        value = outcome.value
+        with collecting_task_values() as task_values, collecting_external() as external:
+            if not graph.contains_expression(value):
+                value_hash, data = encode(value)
+                result: Result = ("value", value, value_hash)
+            else:
+                try:
+                    data = dumps(value)
+                except SerializationError:
+                    # A returned graph too deep to pickle is evaluated, just not cached.
+                    return ("expression", value, None), None
+                result = ("expression", value, hash_bytes(data))
+        if task_values:
+            self.notes.task_values[outcome.job.eval_hash] = task_values
+        if external:
+            self.notes.external[outcome.job.eval_hash] = external
+        return result, data
+
+    def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
+        """Cached results that the current code would still compute: one that holds a task
+        value whose definition changed (or a call of a task no longer defined) is a miss."""
+        results: dict[str, Result] = {}
+        for call in calls:
+            try:
+                with checking_staleness() as problems, collecting_external() as external:
+                    value = loads(self.stores.fetch_blob(call.result_hash))
+            except Exception:  # a missing or unreadable blob is a cache miss, not a failure
+                continue
+            if problems:
+                logger.info(
+                    "Miss   cached result %s is no longer valid: %s",
+                    call.eval_hash[:8], "; ".join(dict.fromkeys(problems)),
+                )  # fmt: skip
+                continue
+            results[call.eval_hash] = (call.result_kind, value, call.result_hash)
+            if external:
+                self.notes.external[call.eval_hash] = external
+        return results
