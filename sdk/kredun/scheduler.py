@@ -230,6 +230,7 @@ class Scheduler:
         self.stores.close()
 
     def fetch_blob(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        """A serialized value from this scheduler's stores (see `Stores.fetch_blob`)."""
         return self.stores.fetch_blob(value_hash, max_bytes)
 
 
