@@ -186,6 +186,24 @@ def test_why_names_the_task_that_changed_under_a_replayed_call(
     assert f"task twice added ({twice[:8]})" in why
     assert "ran under it: middle (job" in why and ", twice (job" in why
 
+    # main's own code changes too: it ran, and its diff comes before the tasks under it.
+    edited = workflow.replace("return leaf(n)", "return twice(n)")
+    edited = edited.replace("return 2 * n", "return n * 2").replace("[middle(n),", "[middle(n) ,")
+    (tmp_path / "nested.py").write_text(edited)
+    ok(tmp_path, "run", "nested.py", "main")
+    earlier_parent = parent
+    parent = newest(tmp_path, "main")
+    assert parent["status"] == "DONE"
+    why = ok(tmp_path, "log", "--why", parent["id"])
+    assert "the code of task main changed:" in why and "+    return [middle(n) ," in why
+    new_twice = newest(tmp_path, "twice")["task_hash"]
+    assert (
+        f"  tasks under it changed since job {earlier_parent['id'][:8]}" in why
+        and f"    task twice changed: {twice[:8]} -> {new_twice[:8]}" in why
+    )
+    assert "    task main" not in why and "task middle" not in why
+    assert why.index("the code of task main changed") < why.index("tasks under it changed")
+
 
 def test_a_job_by_dashed_id_shows_arguments_result_edges_files_and_source(
     workdir: Path,
