@@ -25,6 +25,7 @@ CANDIDATES = 200
 _DIFF_LINES = 40
 # Jobs named in "ran under it"; the rest are counted.
 _RAN_SHOWN = 10
+_FINISHED = frozenset({"DONE", "CACHED"})
 
 
 @dataclass(slots=True)
@@ -105,15 +106,18 @@ def _last_same_call(store: ProvenanceBackend, job: JobRecord) -> JobRecord | Non
     if job.eval_hash is None:
         return None
     earlier = store.find_jobs(eval_hash=job.eval_hash, before=job.start_time, limit=CANDIDATES)
-    return next((other for other in earlier if other.status in ("DONE", "CACHED")), None)
+    return next((other for other in earlier if other.status in _FINISHED), None)
 
 
 def _with_subtree(
     store: ProvenanceBackend, job: JobRecord, lines: list[str], earlier: JobRecord | None
 ) -> Explanation:
-    """`lines`, followed by what changed among the tasks under `job` since `earlier`."""
+    """`lines`, followed by what changed among the tasks under `job` since `earlier`. A
+    call that did not finish has only part of its subtree recorded: nothing to compare."""
     if earlier is None:
         return Explanation(lines)
+    if not {job.status, earlier.status} <= _FINISHED:
+        return Explanation(lines, earlier.id)
     earlier, then_jobs = _recorded_subtree(store, earlier)
     _, now_jobs = _recorded_subtree(store, job)
     old, new = _tasks([earlier, *then_jobs]), _tasks([job, *now_jobs])
@@ -163,7 +167,7 @@ def _recorded_subtree(
     if origin is None or not store.descendants(origin.id):
         return job, []  # the call returned a value: nothing ran under it
     for other in earlier:
-        jobs = store.descendants(other.id) if other.status in ("DONE", "CACHED") else []
+        jobs = store.descendants(other.id) if other.status in _FINISHED else []
         if jobs:
             return other, jobs
     return job, []
@@ -208,7 +212,7 @@ def _replayed(store: ProvenanceBackend, job: JobRecord) -> list[str]:
 def _same_call(
     store: ProvenanceBackend, job: JobRecord, earlier: JobRecord, where: str
 ) -> list[str]:
-    if earlier.status not in ("DONE", "CACHED"):
+    if earlier.status not in _FINISHED:
         return [
             f"{job.task_name} ran: the same call (code and arguments) in {where} did not "
             f"succeed ({earlier.status}), so there was no result to reuse."
