@@ -13,6 +13,10 @@ class SpecError(KredunError):
     """An Execution's spec cannot be run as written; the message says what to change."""
 
 
+class AnnotationError(SpecError):
+    """An annotation of an Execution that the operator reads (its tags) is malformed."""
+
+
 class KubeApiError(KredunError):
     """The Kubernetes API answered with an error, or did not answer (status 0)."""
 

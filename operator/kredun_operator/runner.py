@@ -35,7 +35,7 @@ from kredun.resource import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
 from kredun.scheduler import Scheduler
 
 from .context import ExecutionContext, Runtime, StopMode
-from .errors import PodFailedError, SpecError
+from .errors import AnnotationError, PodFailedError, SpecError
 from .events import EventRecorder
 from .limits import check_spec
 from .pods import delete_running_pods
@@ -43,6 +43,7 @@ from .podspec import pod_template, policy_problem
 from .preview import result_preview
 from .spec import ExecutionSpec, build_plan, parse_spec
 from .status import StatusWriter, job_counts, now_timestamp, tail
+from .tags import execution_tags
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,11 @@ class ExecutionRunner:
         except SpecError as error:
             self._end_failed(f"invalid spec: {error}", {})
             return
+        try:
+            tags = execution_tags(self.body.get("metadata") or {})
+        except AnnotationError as error:
+            self._end_failed(f"invalid metadata: {error}", {})
+            return
         scope = settings.tenancy.scope_of(self.namespace)
         template = pod_template(
             self.namespace, self.name, self.uid, spec.fields, settings.jobs, scope
@@ -153,7 +159,7 @@ class ExecutionRunner:
             delay = 0.5
             while context.stop_mode is None:
                 try:
-                    self._reduce(spec, context)
+                    self._reduce(spec, context, tags)
                     return
                 except CancelledError:
                     break
@@ -203,8 +209,11 @@ class ExecutionRunner:
             self.status.update(message="")
         return True
 
-    def _reduce(self, spec: ExecutionSpec, context: ExecutionContext) -> None:
-        """One attempt at running the Execution to its end."""
+    def _reduce(
+        self, spec: ExecutionSpec, context: ExecutionContext, tags: list[tuple[str, str]]
+    ) -> None:
+        """One attempt at running the Execution to its end; `tags` tag its execution in the
+        provenance store (again on every attempt: writing a tag twice keeps one)."""
         scheduler = Scheduler(config=context.scheduler_config(spec.executor))
         self._cached_seen, self._executor = 0, spec.executor
         self._scheduler, self._store_checked = scheduler, time.monotonic()
@@ -226,6 +235,7 @@ class ExecutionRunner:
                 progress=self._progress,
                 execution_id=self.execution_id,
                 stop=context.run_ended,
+                tags=tags,
             )
             self._succeeded(result, scheduler)
         finally:

@@ -3,7 +3,7 @@
 An option nobody reads is a silent bug (`retires=3` would never retry), so `@task(...)` and
 `task.options(...)` reject any name not listed here, naming the valid ones. Executors list
 the options they read from tasks; an executor type added with `register_executor_type` can
-list its own with `register_task_options`. `tests/test_options.py` checks that every option
+list its own with `register_task_options`. `tests/engine/test_options.py` checks that every option
 the engine, the executors and the operator read is listed.
 """
 

@@ -46,6 +46,10 @@ _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # of them, as a JSON object of lists, are in the annotation.
 TAG_LABEL_PREFIX = "tags.kredun.dev/"
 ANNOTATION_TAGS = "kredun.dev/tags"
+# The operator reads the annotation (user input) only within these bounds; submit() refuses
+# tags beyond them rather than create an Execution the operator would fail.
+MAX_EXECUTION_TAGS = 256
+TAGS_ANNOTATION_LIMIT = 64 * 1024  # bytes of JSON
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 
 

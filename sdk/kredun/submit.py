@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 from . import graph
 from .config import CONFIG_DIR, Config, config_from_dict, project_config
 from .deserialize import resolve
-from .errors import CancelledError, ConfigError, KredunError, ValueNotFoundError
+from .errors import CancelledError, ConfigError, KredunError, TagError, ValueNotFoundError
 from .graph import contains_expression
 from .hashing import hash_bytes
 from .plan import dumps_plan, encode_plan
@@ -46,7 +46,9 @@ from .resource import (
     LABEL_MANAGED_BY,
     LABEL_TASK,
     MANAGED_BY,
+    MAX_EXECUTION_TAGS,
     PLURAL,
+    TAGS_ANNOTATION_LIMIT,
     TERMINAL_PHASES,
     VERSION,
     execution_selector,
@@ -267,7 +269,14 @@ def _execution_manifest(
         grouped: dict[str, list[str]] = {}
         for key, value in tags:
             grouped.setdefault(key, []).append(value)
-        metadata["annotations"][ANNOTATION_TAGS] = json.dumps(grouped, sort_keys=True)
+        annotation = json.dumps(grouped, sort_keys=True)
+        if len(tags) > MAX_EXECUTION_TAGS or len(annotation.encode()) > TAGS_ANNOTATION_LIMIT:
+            raise TagError(
+                f"tags: {len(tags)} tags, {len(annotation.encode())} bytes as the "
+                f"{ANNOTATION_TAGS} annotation; an Execution takes at most {MAX_EXECUTION_TAGS} "
+                f"tags and {TAGS_ANNOTATION_LIMIT} bytes"
+            )
+        metadata["annotations"][ANNOTATION_TAGS] = annotation
     task = getattr(expr, "task", None)
     if task is not None and label_value(task.fullname):
         metadata["labels"][LABEL_TASK] = label_value(task.fullname)

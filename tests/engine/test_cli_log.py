@@ -106,6 +106,105 @@ def test_why_names_what_changed_since_the_closest_earlier_call(workdir: Path) ->
     assert "--no-cache" in ok(workdir, "log", "--why", newest(workdir, "main")["id"])
 
 
+NESTED = """
+from kredun import task
+
+
+@task()
+def leaf(n: int) -> int:
+    return n + 1
+
+
+@task()
+def twice(n: int) -> int:
+    return 2 * n
+
+
+@task()
+def middle(n: int) -> int:
+    return leaf(n)
+
+
+@task(check_valid="CHECK")
+def main(n: int = 1) -> list:
+    return [middle(n), middle(n + 1)]
+"""
+
+
+@pytest.mark.parametrize("check_valid", ["full", "shallow"])
+def test_why_names_the_task_that_changed_under_a_replayed_call(
+    tmp_path: Path, check_valid: str
+) -> None:
+    workflow = NESTED.replace("CHECK", check_valid)
+    (tmp_path / "nested.py").write_text(workflow)
+    ok(tmp_path, "run", "nested.py", "main")
+    first = newest(tmp_path, "main")
+    # Unchanged: with check_valid="shallow" main reuses its final value and no job runs
+    # under it, so the tasks under it are those of the run that recorded that value.
+    ok(tmp_path, "run", "nested.py", "main")
+    unchanged = newest(tmp_path, "main")
+    assert "tasks under it changed" not in ok(tmp_path, "log", "--why", unchanged["id"])
+    compared = unchanged if check_valid == "full" else first
+    old_leaf = newest(tmp_path, "leaf")["task_hash"]
+
+    (tmp_path / "nested.py").write_text(workflow.replace("return n + 1", "return n + 3"))
+    ok(tmp_path, "run", "nested.py", "main")
+    parent, leaf = newest(tmp_path, "main"), newest(tmp_path, "leaf")
+    assert parent["status"] == "CACHED" and leaf["status"] == "DONE"
+    leaf_jobs = json.loads(ok(tmp_path, "log", "--task", "leaf", "--format", "json"))[:2]
+    assert newest(tmp_path, "middle")["status"] == "CACHED"
+    why = ok(tmp_path, "log", "--why", parent["id"])
+    assert "main replayed the cached result of job" in why
+    assert f"changed since job {compared['id'][:8]}" in why
+    assert f"task leaf changed: {old_leaf[:8]} -> {leaf['task_hash'][:8]}" in why
+    assert (
+        "ran under it: " + ", ".join(f"leaf (job {job['id'][:8]})" for job in reversed(leaf_jobs))
+        in why
+    )
+    assert "task middle" not in why and "task main" not in why
+    answer = json.loads(ok(tmp_path, "log", "--why", parent["id"], "--format", "json"))
+    assert answer["compared_with"] == compared["id"]
+    assert answer["task_changes"] == [
+        {"task": "leaf", "old": [old_leaf], "new": [leaf["task_hash"]]}
+    ]
+    assert answer["explanation"] == why.splitlines()
+
+    # middle now calls a task it did not, and no longer calls leaf.
+    old_middle = newest(tmp_path, "middle")["task_hash"]
+    (tmp_path / "nested.py").write_text(workflow.replace("return leaf(n)", "return twice(n)"))
+    ok(tmp_path, "run", "nested.py", "main")
+    parent, middle = newest(tmp_path, "main"), newest(tmp_path, "middle")
+    answer = json.loads(ok(tmp_path, "log", "--why", parent["id"], "--format", "json"))
+    twice = newest(tmp_path, "twice")["task_hash"]
+    assert answer["task_changes"] == [
+        {"task": "leaf", "old": [leaf["task_hash"]], "new": []},
+        {"task": "middle", "old": [old_middle], "new": [middle["task_hash"]]},
+        {"task": "twice", "old": [], "new": [twice]},
+    ]
+    why = "\n".join(answer["explanation"])
+    assert f"task leaf gone ({leaf['task_hash'][:8]})" in why
+    assert f"task twice added ({twice[:8]})" in why
+    assert "ran under it: middle (job" in why and ", twice (job" in why
+
+    # main's own code changes too: it ran, and its diff comes before the tasks under it.
+    edited = workflow.replace("return leaf(n)", "return twice(n)")
+    edited = edited.replace("return 2 * n", "return n * 2").replace("[middle(n),", "[middle(n) ,")
+    (tmp_path / "nested.py").write_text(edited)
+    ok(tmp_path, "run", "nested.py", "main")
+    earlier_parent = parent
+    parent = newest(tmp_path, "main")
+    assert parent["status"] == "DONE"
+    why = ok(tmp_path, "log", "--why", parent["id"])
+    assert "the code of task main changed:" in why and "+    return [middle(n) ," in why
+    new_twice = newest(tmp_path, "twice")["task_hash"]
+    assert (
+        f"  tasks under it changed since job {earlier_parent['id'][:8]}" in why
+        and f"    task twice changed: {twice[:8]} -> {new_twice[:8]}" in why
+    )
+    assert "    task main" not in why and "task middle" not in why
+    assert why.index("the code of task main changed") < why.index("tasks under it changed")
+
+
 def test_a_job_by_dashed_id_shows_arguments_result_edges_files_and_source(
     workdir: Path,
 ) -> None:

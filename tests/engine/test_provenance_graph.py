@@ -291,7 +291,7 @@ def test_why_on_either_store(scheduler: Scheduler) -> None:
     scheduler.run(add(1, 3))
     store = scheduler.store
     newest, first = store.find_jobs(task="add")
-    assert explain(store, newest) == [
+    assert explain(store, newest).lines == [
         f"add ran: compared with the closest earlier call, job {first.id[:8]} (execution "
         f"{first.execution_id[:8]}, {first.start_time.astimezone():%Y-%m-%d %H:%M:%S}):",
         "  argument 'b' changed: 2 -> 3",
@@ -299,12 +299,39 @@ def test_why_on_either_store(scheduler: Scheduler) -> None:
     scheduler.run(add(1, b=2))
     replay = store.find_jobs(task="add", limit=1)[0]
     assert replay.status == "CACHED"
-    (line,) = explain(store, replay)
+    (line,) = explain(store, replay).lines
     assert f"replayed the cached result of job {first.id[:8]}" in line
     assert [(a.name, a.preview) for a in job_arguments(store, replay)] == [("a", "1"), ("b", "2")]
-    assert explain(store, first) == [
+    assert explain(store, first).lines == [
         "add ran because no earlier call of it is recorded: a first run."
     ]
+
+
+@task()
+def nested(depth: int) -> Any:
+    return [nested(depth - 1), inc(depth)] if depth else inc(0)
+
+
+@pytest.mark.parametrize("backend", ["memory", "database"])
+def test_descendants_are_every_job_under_a_job(backend: str, store_uri: str) -> None:  # noqa: F811
+    scheduler = Scheduler(None if backend == "memory" else store_uri)
+    try:
+        scheduler.run(nested(2))
+        store = scheduler.store
+        root = store.find_jobs(task="nested")[-1]
+        under = store.descendants(root.id)
+        assert sorted(job.task_name for job in under) == ["inc"] * 3 + ["nested"] * 2
+        ids = {root.id, *(job.id for job in under)}
+        assert all(job.parent_id in ids for job in under)
+        assert [job.start_time for job in under] == sorted(job.start_time for job in under)
+        (inner,) = [job for job in under if job.task_name == "nested" and job.parent_id == root.id]
+        assert sorted(job.task_name for job in store.descendants(inner.id)) == [
+            "inc", "inc", "nested"
+        ]  # fmt: skip
+        leaf = next(job for job in under if job.task_name == "inc")
+        assert store.descendants(leaf.id) == []
+    finally:
+        scheduler.close()
 
 
 @task()

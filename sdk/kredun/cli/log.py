@@ -105,8 +105,11 @@ def _answer(store: ProvenanceStore, args: argparse.Namespace) -> tuple[list[str]
     tag = _tag_filter(args)
     if args.why is not None:
         job = store.find_job(args.why)
-        lines = explain(store, job)
-        return lines, {"job": job, "explanation": lines}
+        answer = explain(store, job)
+        return answer.lines, {
+            "job": job, "compared_with": answer.compared_with,
+            "task_changes": answer.task_changes, "explanation": answer.lines,
+        }  # fmt: skip
     if args.file is not None:
         return _file_history(store, args.file)
     if args.id is not None:

@@ -64,6 +64,10 @@ class ProvenanceBackend(Protocol):
     def jobs_of(self, execution_id: str) -> list[JobRecord]:
         """One execution's jobs in the order they started."""
 
+    def descendants(self, job_id: str) -> list[JobRecord]:
+        """Every job under a job (created by the expressions it and they returned), in the
+        order they started."""
+
     def find_job(self, id_prefix: str) -> JobRecord:
         """Like find_execution, for jobs; dashes in the id are ignored."""
 

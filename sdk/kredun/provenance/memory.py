@@ -132,6 +132,19 @@ class MemoryProvenanceStore:
         jobs = [job for job in self._jobs.values() if job.execution_id == execution_id]
         return sorted(jobs, key=lambda job: (job.start_time, job.id))
 
+    def descendants(self, job_id: str) -> list[JobRecord]:
+        children: dict[str | None, list[JobRecord]] = {}
+        for job in self._jobs.values():
+            children.setdefault(job.parent_id, []).append(job)
+        found: dict[str, JobRecord] = {}
+        stack = [job_id]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child.id not in found:
+                    found[child.id] = child
+                    stack.append(child.id)
+        return sorted(found.values(), key=lambda job: (job.start_time, job.id))
+
     def close(self) -> None:
         pass
 

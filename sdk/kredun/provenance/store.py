@@ -647,6 +647,23 @@ class ProvenanceStore:
             result = connection.execute(_SELECT_JOBS_OF, {"execution_id": execution_id})
             return [JobRecord(*_fields(row)) for row in result]
 
+    def descendants(self, job_id: str) -> list[JobRecord]:
+        """Every job under `job_id` (its children, theirs, ...), in the order they started."""
+        tree = (
+            select(job_table.c.id)
+            .where(job_table.c.parent_id == job_id)
+            .cte("subtree", recursive=True)
+        )
+        # UNION, not UNION ALL: a row cannot repeat, so even a damaged parent link that
+        # forms a cycle ends the recursion.
+        tree = tree.union(select(job_table.c.id).where(job_table.c.parent_id == tree.c.id))
+        statement = (
+            _select_records(job_table, _JOB_COLUMNS)
+            .where(job_table.c.id.in_(select(tree.c.id)))
+            .order_by(job_table.c.start_time, job_table.c.id)
+        )
+        return self._records(statement, JobRecord, "listing the jobs under a job")
+
     def job_counts(self, execution_id: str) -> dict[str, dict[str, int]]:
         """task name -> status -> number of jobs, for the status tables `kredun` prints."""
         counts: dict[str, dict[str, int]] = {}

@@ -2,15 +2,19 @@
 the result it replayed came from.
 
 The job is compared with the closest earlier call of the same task: the one whose
-arguments differ least, the newest among equals. What differs is the answer: the task's
-code (with a diff of its source), arguments (which, from what to what), input files, or
-an explicit cache=False.
+arguments differ least, the newest among equals (for a replayed job, the newest earlier
+call with the same code and arguments). What differs is the answer: the task's code (with
+a diff of its source), arguments (which, from what to what), input files, an explicit
+cache=False, and the tasks under the call. A replayed call is reused only while every task
+in the subtree that produced it keeps its hash (check_valid="full"), so when one of those
+changed, the calls under it ran again although the call itself replayed: the answer names
+each task whose hash differs and those added to or gone from the subtree.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .base import ProvenanceBackend
@@ -19,22 +23,47 @@ from .records import ArgumentRecord, FileRecord, JobRecord
 # Earlier calls of the task considered when looking for the closest one.
 CANDIDATES = 200
 _DIFF_LINES = 40
+# Jobs named in "ran under it"; the rest are counted.
+_RAN_SHOWN = 10
+_FINISHED = frozenset({"DONE", "CACHED"})
 
 
-def explain(store: ProvenanceBackend, job: JobRecord) -> list[str]:
-    """Lines saying why `job` ran or what it replayed."""
+@dataclass(slots=True)
+class TaskChange:
+    """A task whose hashes under the job differ from those under the compared call (a
+    task's hashes are usually one): `old` empty means it was not under that call (added),
+    `new` empty that it is no longer under this one (gone)."""
+
+    task: str
+    old: list[str]
+    new: list[str]
+
+
+@dataclass(slots=True)
+class Explanation:
+    lines: list[str]
+    compared_with: str | None = None  # the id of the earlier job the answer compares with
+    task_changes: list[TaskChange] = field(default_factory=list)
+
+
+def explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
+    """Why `job` ran or what it replayed, as lines and the facts behind them."""
     if job.status == "CACHED":
-        return _replayed(store, job)
+        return _with_subtree(store, job, _replayed(store, job), _last_same_call(store, job))
     if job.cache_off == "task":
-        return [f"{job.task_name} ran because the task has cache=False: it never replays."]
+        return Explanation(
+            [f"{job.task_name} ran because the task has cache=False: it never replays."]
+        )
     if job.cache_off == "run":
-        return [
+        return Explanation([
             f"{job.task_name} ran because its execution was started with the cache off "
             "(--no-cache or run(cache=False))."
-        ]
+        ])  # fmt: skip
     earlier = store.find_jobs(task=job.task_name, before=job.start_time, limit=CANDIDATES)
     if not earlier:
-        return [f"{job.task_name} ran because no earlier call of it is recorded: a first run."]
+        return Explanation(
+            [f"{job.task_name} ran because no earlier call of it is recorded: a first run."]
+        )
     arguments = _by_name(job_arguments(store, job))
     closest, differences = min(
         (
@@ -43,9 +72,9 @@ def explain(store: ProvenanceBackend, job: JobRecord) -> list[str]:
         ),
         key=lambda pair: len(pair[1]),
     )  # min keeps the first (newest) of equally close calls
-    where = f"job {closest.id[:8]} (execution {closest.execution_id[:8]}, {_when(closest)})"
+    where = _where(closest)
     if closest.eval_hash == job.eval_hash:
-        return _same_call(store, job, closest, where)
+        return _with_subtree(store, job, _same_call(store, job, closest, where), closest)
     lines = [f"{job.task_name} ran: compared with the closest earlier call, {where}:"]
     if closest.task_hash != job.task_hash:
         lines.append(f"  the code of task {job.task_name} changed:")
@@ -58,7 +87,7 @@ def explain(store: ProvenanceBackend, job: JobRecord) -> list[str]:
             "  the same code and arguments, yet a different call hash: a task option or "
             "context that takes part in the hash differs"
         )
-    return lines
+    return _with_subtree(store, job, lines, closest)
 
 
 def job_arguments(store: ProvenanceBackend, job: JobRecord) -> list[ArgumentRecord]:
@@ -69,6 +98,101 @@ def job_arguments(store: ProvenanceBackend, job: JobRecord) -> list[ArgumentReco
         return arguments
     origin = store.find_jobs(eval_hash=job.eval_hash, status="DONE", limit=1)
     return [replace(a, job_id=job.id) for a in store.arguments_of(origin[0].id)] if origin else []
+
+
+def _last_same_call(store: ProvenanceBackend, job: JobRecord) -> JobRecord | None:
+    """The newest earlier job of the same call that has a result: what a replayed job's
+    subtree is compared with (its result's origin may be many runs older)."""
+    if job.eval_hash is None:
+        return None
+    earlier = store.find_jobs(eval_hash=job.eval_hash, before=job.start_time, limit=CANDIDATES)
+    return next((other for other in earlier if other.status in _FINISHED), None)
+
+
+def _with_subtree(
+    store: ProvenanceBackend, job: JobRecord, lines: list[str], earlier: JobRecord | None
+) -> Explanation:
+    """`lines`, followed by what changed among the tasks under `job` since `earlier`. A
+    call that did not finish has only part of its subtree recorded: nothing to compare."""
+    if earlier is None:
+        return Explanation(lines)
+    if not {job.status, earlier.status} <= _FINISHED:
+        return Explanation(lines, earlier.id)
+    earlier, then_jobs = _recorded_subtree(store, earlier)
+    _, now_jobs = _recorded_subtree(store, job)
+    old, new = _tasks([earlier, *then_jobs]), _tasks([job, *now_jobs])
+    if earlier.task_hash != job.task_hash:
+        # Reported above with its source diff.
+        old.pop(job.task_name, None)
+        new.pop(job.task_name, None)
+    changes = [
+        TaskChange(name, sorted(old.get(name, ())), sorted(new.get(name, ())))
+        for name in sorted({*old, *new})
+        if old.get(name) != new.get(name)
+    ]
+    if not changes:
+        return Explanation(lines, earlier.id)
+    if job.status == "CACHED":
+        lines.append(
+            f"  but tasks under it changed since {_where(earlier)}, so the calls under it "
+            "were checked again:"
+        )
+    else:
+        lines.append(f"  tasks under it changed since {_where(earlier)}:")
+    lines += ["    " + _change_text(change) for change in changes]
+    changed = {change.task for change in changes if change.new}
+    ran = [other for other in now_jobs if other.status != "CACHED" and other.task_name in changed]
+    if ran:
+        shown = ", ".join(f"{other.task_name} (job {other.id[:8]})" for other in ran[:_RAN_SHOWN])
+        more = f" and {len(ran) - _RAN_SHOWN} more" if len(ran) > _RAN_SHOWN else ""
+        lines.append(f"  ran under it: {shown}{more}")
+    return Explanation(lines, earlier.id, changes)
+
+
+def _recorded_subtree(
+    store: ProvenanceBackend, job: JobRecord
+) -> tuple[JobRecord, list[JobRecord]]:
+    """The job whose recorded subtree stands for `job`'s, and the jobs under it.
+
+    A job that reused a check_valid="shallow" call's final value has no jobs under it: the
+    tasks under it are those of the newest earlier run of the same call with jobs under it,
+    which the final value was recorded from (kredun_final keeps only the newest task hashes
+    of a call, so it cannot answer for an older job).
+    """
+    jobs = store.descendants(job.id)
+    if jobs or job.status != "CACHED" or job.eval_hash is None:
+        return job, jobs
+    earlier = store.find_jobs(eval_hash=job.eval_hash, before=job.start_time, limit=CANDIDATES)
+    origin = next((other for other in reversed(earlier) if other.status == "DONE"), None)
+    if origin is None or not store.descendants(origin.id):
+        return job, []  # the call returned a value: nothing ran under it
+    for other in earlier:
+        jobs = store.descendants(other.id) if other.status in _FINISHED else []
+        if jobs:
+            return other, jobs
+    return job, []
+
+
+def _tasks(jobs: list[JobRecord]) -> dict[str, set[str]]:
+    """task name -> the hashes it had among `jobs`."""
+    tasks: dict[str, set[str]] = {}
+    for job in jobs:
+        tasks.setdefault(job.task_name, set()).add(job.task_hash)
+    return tasks
+
+
+def _change_text(change: TaskChange) -> str:
+    old = ", ".join(h[:8] for h in change.old)
+    new = ", ".join(h[:8] for h in change.new)
+    if not change.old:
+        return f"task {change.task} added ({new})"
+    if not change.new:
+        return f"task {change.task} gone ({old})"
+    return f"task {change.task} changed: {old} -> {new}"
+
+
+def _where(job: JobRecord) -> str:
+    return f"job {job.id[:8]} (execution {job.execution_id[:8]}, {_when(job)})"
 
 
 def _replayed(store: ProvenanceBackend, job: JobRecord) -> list[str]:
@@ -88,7 +212,7 @@ def _replayed(store: ProvenanceBackend, job: JobRecord) -> list[str]:
 def _same_call(
     store: ProvenanceBackend, job: JobRecord, earlier: JobRecord, where: str
 ) -> list[str]:
-    if earlier.status not in ("DONE", "CACHED"):
+    if earlier.status not in _FINISHED:
         return [
             f"{job.task_name} ran: the same call (code and arguments) in {where} did not "
             f"succeed ({earlier.status}), so there was no result to reuse."
