@@ -199,6 +199,11 @@ class _Encoder:
                 "args": children[:split],
                 "kwargs": dict(zip(simple.kwargs, children[split:], strict=True)),
             }
+        if kind == graph.DATACLASS:
+            raise PlanError(
+                f"a {type(obj).__qualname__} dataclass holding expressions cannot run on a "
+                "cluster yet: pass its fields to a task that builds it from their values"
+            )
         if kind == graph.NAMEDTUPLE:
             return {
                 "namedtuple": children,

@@ -501,6 +501,8 @@ class _ExecutionRun:
             sub_root.parents.append(node)
 
     def resolve(self, node: Node, value: Any) -> None:
+        # The handler gives the value itself, not a child to forward: hash it as a value.
+        node.kind = graph.VALUE
         self._resolve(node, value)
 
     def fail(self, node: Node, error: BaseException, traceback: str | None, where: str) -> None:

@@ -19,7 +19,7 @@ from .errors import SerializationError, TaskNameError, TaskOptionError, Workflow
 from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options
-from .serialize import is_shipping
+from .serialize import dumps, is_shipping, loads, ship
 from .validity import checking, report_stale
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
@@ -362,8 +362,18 @@ class Task:
         if found is not None:
             found[self.fullname] = self.hash
         # The code travels too: a job's process may not define the task. Where the task is
-        # defined, the definition wins (see _restore_task).
-        return (_restore_task, self._state())
+        # defined, the definition wins (see _restore_task). It is pickled on its own, with
+        # no task values noted: the tasks it calls are looked up by name when it runs, so
+        # editing one of them leaves a result holding this task valid (as in redun, a task
+        # value stays valid while its own hash is current), and restoring the value does
+        # not restore them.
+        token = _pickled_tasks.set(None)
+        try:
+            code = ship(self.func) if is_shipping() else dumps(self.func)
+        finally:
+            _pickled_tasks.reset(token)
+        state = self._state()
+        return (_restore_task, (*state[:4], code, state[5]))
 
 
 def _restore_task(
@@ -371,16 +381,18 @@ def _restore_task(
     task_hash: str,
     options: dict,
     version: str | None,
-    func: Callable,
+    code: bytes | Callable,
     overrides: dict | None = None,
 ) -> Task:
     """Unpickle a task value: this process's definition when it has the same hash; else the
-    shipped code, and a cached result holding it is stale (see kredun.validity)."""
+    shipped code, and a cached result holding it is stale (see kredun.validity). `code` is
+    the pickled function (values cached before it was pickled apart hold the function)."""
     defined = _registry.get(fullname)
     if defined is not None and defined.hash == task_hash:
         return defined.options(**overrides) if overrides else defined
     change = "was edited" if defined is not None else "is no longer defined"
     report_stale(f"task {fullname} {change}")
+    func = loads(code) if isinstance(code, bytes) else code
     return _shipped_task(fullname, task_hash, options, version, func, overrides)
 
 

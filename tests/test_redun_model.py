@@ -1,0 +1,184 @@
+"""Differences from redun's programming model found by running redun's own public-model tests
+against kredun, each pinned by a test of our own."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from kredun import Scheduler, catch, fork_thread, join_thread, task
+from kredun.errors import PlanError
+from kredun.submit import encode_submission
+from kredun.task import CacheScope
+from kredun.valuestore import open_value_store
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "sqlite"])
+def test_a_task_value_stays_valid_when_a_task_its_code_calls_is_edited(on_disk, tmp_path):
+    # redun: a task value is valid while its own hash is current. The code of `adder`
+    # calls `offset` by name, so editing `offset` re-runs `offset` alone, not the job
+    # whose cached result holds `adder`.
+    ran: list[str] = []
+
+    @task()
+    def offset():
+        ran.append("offset")
+        return 10
+
+    @task()
+    def adder(a, b):
+        ran.append("adder")
+        return a + b + offset()
+
+    @task()
+    def apply(fn, a, b):
+        ran.append("apply")
+        return fn(a, b)
+
+    @task()
+    def main():
+        ran.append("main")
+        return apply(adder, 2, 3)
+
+    shared = Scheduler()
+
+    def run(expr):
+        # On disk, each run is a new scheduler: the cached results come from the database.
+        scheduler = Scheduler(f"sqlite:///{tmp_path}/k.db") if on_disk else shared
+        return scheduler.run(expr)
+
+    assert run(main()) == 15
+    assert ran == ["main", "apply", "adder", "offset"]
+
+    ran.clear()
+    assert run(main()) == 15
+    assert ran == []
+
+    @task()
+    def offset():  # noqa: F811 -- an edit of the task
+        ran.append("offset")
+        return 20
+
+    ran.clear()
+    assert run(main()) == 25
+    assert ran == ["offset"]
+
+    @task()
+    def adder(a, b):  # noqa: F811 -- editing the task value itself does re-run its holder
+        ran.append("adder")
+        return a * b + offset()
+
+    ran.clear()
+    assert run(main()) == 26
+    assert ran == ["main", "apply", "adder"]
+
+
+def test_nout_zero_unpacks_into_nothing():
+    @task(nout=0)
+    def nothing() -> tuple:
+        return ()
+
+    @task()
+    def main():
+        return [x for x in nothing()]
+
+    assert list(nothing()) == []
+    assert Scheduler().run(main()) == []
+
+
+def test_a_recovery_is_replayed_only_for_the_same_call_options():
+    # A call with its own options is another expression: the recovery recorded for
+    # `catch(faulty(), ...)` does not stand in for `catch(faulty.options(...)(), ...)`.
+    ran: list[str] = []
+
+    @task()
+    def faulty():
+        ran.append("faulty")
+        return 1 / 0
+
+    @task()
+    def recover(error):
+        return -1
+
+    scheduler = Scheduler()
+    assert scheduler.run(catch(faulty(), ZeroDivisionError, recover)) == -1
+    assert scheduler.run(catch(faulty(), ZeroDivisionError, recover)) == -1
+    assert ran == ["faulty"]
+
+    uncached = faulty.options(cache_scope=CacheScope.NONE)
+    assert scheduler.run(catch(uncached(), ZeroDivisionError, recover)) == -1
+    assert ran == ["faulty", "faulty"]
+
+
+def test_a_finished_thread_can_be_joined_twice_and_caught():
+    @task()
+    def double(x):
+        return 2 * x
+
+    @task()
+    def boom(x):
+        raise ValueError("boom")
+
+    @task()
+    def recover(error):
+        return f"recovered {error}"
+
+    @task()
+    def fork(fn, x):
+        return fork_thread(fn(x))
+
+    @task()
+    def take_twice(thread):
+        return [join_thread(thread), join_thread(thread)]
+
+    @task()
+    def take_caught(thread):
+        return catch(join_thread(thread), ValueError, recover)
+
+    scheduler = Scheduler()
+    assert scheduler.run(take_twice(fork(double, 10))) == [20, 20]
+    assert scheduler.run(take_caught(fork(boom, 1))) == "recovered boom"
+
+
+@dataclasses.dataclass
+class Link:
+    value: str
+    rest: Link | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    total: int
+    label: str = dataclasses.field(default="x", init=False)
+
+
+@task()
+def as_text(x: int) -> str:
+    return str(x)
+
+
+@task()
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def test_dataclass_fields_holding_expressions_are_evaluated():
+    def chain(items: list[int]) -> Link | None:
+        return Link(as_text(items[0]), chain(items[1:])) if items else None
+
+    @task()
+    def make(n: int) -> Frozen:
+        return Frozen(add(n, 1))
+
+    scheduler = Scheduler()
+    assert scheduler.run(chain([1, 2, 3])) == Link("1", Link("2", Link("3")))
+    made = scheduler.run([make(1), Frozen(5)])
+    assert made == [Frozen(2), Frozen(5)]
+    assert made[0].label == "x"
+
+
+def test_a_dataclass_holding_expressions_is_refused_in_plans_with_a_clear_error(tmp_path):
+    store = open_value_store(f"file://{tmp_path}")
+    with pytest.raises(PlanError, match="Link dataclass holding expressions"):
+        encode_submission(Link(as_text(1)), store.put)
+    encode_submission(Link("plain"), store.put)  # a plain dataclass is a value, as before
