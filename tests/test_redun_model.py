@@ -182,3 +182,19 @@ def test_a_dataclass_holding_expressions_is_refused_in_plans_with_a_clear_error(
     with pytest.raises(PlanError, match="Link dataclass holding expressions"):
         encode_submission(Link(as_text(1)), store.put)
     encode_submission(Link("plain"), store.put)  # a plain dataclass is a value, as before
+
+
+def test_a_task_value_whose_code_refers_to_itself_is_cached(tmp_path):
+    ran: list[int] = []
+
+    @task()
+    def step(n):
+        ran.append(n)
+        return step.partial(n - 1)
+
+    db = f"sqlite:///{tmp_path}/k.db"
+    first = Scheduler(db).run(step(2))
+    assert (first.task.fullname, first.args) == (step.fullname, (1,))
+    again = Scheduler(db).run(step(2))
+    assert again.task is step and again.args == (1,)
+    assert ran == [2]

@@ -22,6 +22,11 @@ from .options import check_task_options
 from .serialize import dumps, is_shipping, loads, ship
 from .validity import checking, report_stale
 
+# True while a task value's code is pickled apart (see Task.__reduce__).
+_pickling_code: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "kredun_pickling_code", default=False
+)
+
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
 _registry: dict[str, Task] = {}
 # Tasks rebuilt from shipped code that this process does not define (a job's process runs
@@ -367,12 +372,17 @@ class Task:
         # editing one of them leaves a result holding this task valid (as in redun, a task
         # value stays valid while its own hash is current), and restoring the value does
         # not restore them.
-        token = _pickled_tasks.set(None)
+        state = self._state()
+        if _pickling_code.get():
+            # Inside another task's code (its globals, a recursive task's own closure): one
+            # pickler holds all of it, and its memo ends the cycles.
+            return (_restore_task, state)
+        tokens = _pickled_tasks.set(None), _pickling_code.set(True)
         try:
             code = ship(self.func) if is_shipping() else dumps(self.func)
         finally:
-            _pickled_tasks.reset(token)
-        state = self._state()
+            _pickled_tasks.reset(tokens[0])
+            _pickling_code.reset(tokens[1])
         return (_restore_task, (*state[:4], code, state[5]))
 
 
