@@ -4,11 +4,13 @@ against kredun, each pinned by a test of our own."""
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
-from kredun import Scheduler, catch, fork_thread, join_thread, task
-from kredun.errors import PlanError
+from kredun import PartialTask, Scheduler, catch, fork_thread, join_thread, subrun, task
+from kredun.errors import ConfigError, PlanError, TaskOptionError
 from kredun.submit import encode_submission
+from kredun.subrun import from_redun_config
 from kredun.task import CacheScope
 from kredun.valuestore import open_value_store
 
@@ -198,3 +200,42 @@ def test_a_task_value_whose_code_refers_to_itself_is_cached(tmp_path):
     again = Scheduler(db).run(step(2))
     assert again.task is step and again.args == (1,)
     assert ran == [2]
+
+
+def test_a_partial_task_takes_options_for_its_calls():
+    @task()
+    def add(a, b):
+        return a + b
+
+    inc = add.partial(1).options(executor="process", retries=2)
+    assert isinstance(inc, PartialTask)
+    expr = inc(2)
+    assert expr.task.get_option("executor") == "process"
+    assert expr.task.get_option("retries") == 2
+    assert add.get_option("executor") is None
+    assert Scheduler().run(inc(2)) == 3
+    with pytest.raises(TaskOptionError, match="retires"):
+        add.partial(1).options(retires=2)
+
+
+@task()
+def pid_of(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def test_subrun_takes_redun_executor_sections_with_a_mode():
+    # redun's `local` executor runs threads, or a process pool with `mode = process`.
+    converted = from_redun_config({
+        "executors.default": {"type": "local", "mode": "thread", "start_method": "spawn"},
+        "executors.pool": {"type": "local", "mode": "process", "max_workers": "2"},
+    })  # fmt: skip
+    assert converted == {"executors": {
+        "default": {"type": "local"},
+        "pool": {"type": "process", "max_workers": 2},
+    }}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"mode 'fiber' .*valid: thread, process"):
+        from_redun_config({"executors.default": {"type": "local", "mode": "fiber"}})
+
+    nested = {"executors.default": {"type": "local", "mode": "process", "max_workers": "1"}}
+    x, pid = Scheduler().run(subrun(pid_of(3), executor="default", config=nested))
+    assert x == 3 and pid != os.getpid()

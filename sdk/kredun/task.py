@@ -473,6 +473,10 @@ class PartialTask:
     def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
         return PartialTask(self.task, self.args + args, {**self.kwargs, **kwargs})
 
+    def options(self, **options: Any) -> PartialTask:
+        """This partial application with task options set for the calls made through it."""
+        return PartialTask(self.task.options(**options), self.args, self.kwargs)
+
     def __kredun_hash__(self) -> str:
         return self.hash
 
