@@ -239,3 +239,25 @@ def test_subrun_takes_redun_executor_sections_with_a_mode():
     nested = {"executors.default": {"type": "local", "mode": "process", "max_workers": "1"}}
     x, pid = Scheduler().run(subrun(pid_of(3), executor="default", config=nested))
     assert x == 3 and pid != os.getpid()
+
+
+def test_identical_uncached_calls_of_one_job_run_once():
+    # redun evaluates an expression's identical calls once per parent job, whatever their
+    # cache scope; calls made by different jobs still run each time.
+    ran: list[str] = []
+
+    @task(cache_scope=CacheScope.NONE)
+    def draw() -> int:
+        ran.append("draw")
+        return len(ran)
+
+    @task()
+    def pair(tag: str) -> list:
+        return [draw(), draw()]
+
+    scheduler = Scheduler()
+    assert scheduler.run([draw(), draw()]) == [1, 1]
+    first, second = scheduler.run([pair("a"), pair("b")])
+    assert first[0] == first[1] and second[0] == second[1]
+    assert {first[0], second[0]} == {2, 3}
+    assert ran == ["draw"] * 3

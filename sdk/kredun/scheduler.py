@@ -294,6 +294,8 @@ class _ExecutionRun:
         self.to_check: list[tuple[Node, str, str, Context, bool]] = []
         self.outcomes: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         self.in_flight: dict[str, Job] = {}
+        # Running CacheScope.NONE jobs by (call key, parent job id): what a twin may join.
+        self.uncached: dict[tuple[str, str], Job] = {}
         # Results of this execution's jobs by call key: what a CacheScope.CSE call may reuse.
         self.finished: dict[str, tuple[str, Any, str | None]] = {}
         self.running = 0
@@ -567,11 +569,20 @@ class _ExecutionRun:
         eval_hash = hash_eval(task.hash, args_hash)
         context = self.context_of(node).updated(task.get_option("_context_override"))
         scope = self._cache_scope(task)
-        if scope == "NONE":
-            self._dispatch(node, eval_hash, args_hash, context)
-            return
         key = context.key(eval_hash)
         running = self.in_flight.get(key)
+        if scope == "NONE":
+            # As in redun, identical calls of one job are evaluated once even with caching
+            # off: a call made while its twin from the same job runs shares its result.
+            twin_key = (key, node.owner.id if node.owner is not None else "")
+            twin = self.uncached.get(twin_key)
+            if twin is not None:
+                self._join(twin, node)
+            else:
+                job = self._dispatch(node, eval_hash, args_hash, context)
+                if job is not None:
+                    self.uncached[twin_key] = job
+            return
         if running is not None:
             self._join(running, node)  # identical call in flight: share its result
             return
@@ -833,10 +844,11 @@ class _ExecutionRun:
             row[leave] -= 1
         row[enter] += 1
 
-    def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+    def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> Job | None:
+        """Start (or queue) a job for the call at `node`; None in a dry run."""
         if self.dryrun:
             self._would_run(node, eval_hash, args_hash, context)
-            return
+            return None
         task = node.payload.task
         limits = job_limits(task.get_option("limits"))
         if limits:
@@ -858,8 +870,9 @@ class _ExecutionRun:
                 self._update_record(job, status="PENDING")
                 self._count(job.task.fullname, None, PENDING)
                 self.waiting.append(job)
-                return
+                return job
         self._start(job, None)
+        return job
 
     def _start(self, job: Job, leave: int | None) -> None:
         """Submit a job, taking the resources it names."""
@@ -1014,10 +1027,18 @@ class _ExecutionRun:
         self._update_record(job, status="DONE", end_time=_now(), result_hash=result_hash)
         self._count(job.task.fullname, RUNNING, DONE)
         self._release(job)
-        if self.in_flight.get(job.key) is job:
-            del self.in_flight[job.key]
+        self._forget(job)
         self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
+
+    def _forget(self, job: Job) -> None:
+        """A job that ended is no longer one an identical call can join."""
+        if self.in_flight.get(job.key) is job:
+            del self.in_flight[job.key]
+        if self.uncached:
+            twin_key = (job.key, job.parent.id if job.parent is not None else "")
+            if self.uncached.get(twin_key) is job:
+                del self.uncached[twin_key]
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
         """Substitute a job's result into every node waiting on it."""
@@ -1064,8 +1085,7 @@ class _ExecutionRun:
             traceback=outcome.traceback,
         )
         self._count(job.task.fullname, RUNNING, FAILED)
-        if self.in_flight.get(job.key) is job:
-            del self.in_flight[job.key]
+        self._forget(job)
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
         self._fail_nodes(job.nodes, outcome.error, outcome.traceback, job.task.fullname)
         self._release(job)
