@@ -261,3 +261,20 @@ def test_identical_uncached_calls_of_one_job_run_once():
     assert first[0] == first[1] and second[0] == second[1]
     assert {first[0], second[0]} == {2, 3}
     assert ran == ["draw"] * 3
+
+
+@task(export_options={"executor": "local"})
+def exporting(x: int) -> list:
+    return [pid_of(x), pid_of.options(executor="default")(x + 1)]
+
+
+def test_export_options_in_the_decorator():
+    processes = {"executors": {"default": {"type": "process", "max_workers": 1}}}
+    (one, here), (two, there) = Scheduler(config=processes).run(exporting(1))
+    # Exported: pid_of runs on local threads unless its call chose an executor itself.
+    assert (one, two) == (1, 2)
+    assert here == os.getpid() != there
+    with pytest.raises(TaskOptionError, match=r"export_options=.* must be a dict"):
+        task(export_options=["executor"])
+    with pytest.raises(TaskOptionError, match="unknown option 'retires'"):
+        task(export_options={"retires": 2})(pid_of.func)

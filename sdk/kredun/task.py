@@ -500,7 +500,16 @@ def task(
     version: str | None = None,
     **options: Any,
 ) -> Task | Callable[[Callable], Task]:
-    """Make a function a task: `@task` or `@task(version="2", cache=False, executor="process")`."""
+    """Make a function a task: `@task` or `@task(version="2", cache=False, executor="process")`.
+    `export_options={...}` sets options for the task's calls and every job under them, as
+    `task.export_options(...)` does."""
+    exported = options.get("export_options")
+    if exported is not None:
+        if not isinstance(exported, dict):
+            raise TaskOptionError(f"option export_options={exported!r} must be a dict of task "
+                                  "options, e.g. export_options={'executor': 'batch'}")  # fmt: skip
+        options = {key: value for key, value in options.items() if key != "export_options"}
+        options.update(exported, _export=tuple(sorted(exported)))
 
     def decorate(function: Callable) -> Task:
         created = Task(function, name, namespace, version, options)
