@@ -9,6 +9,7 @@ import os
 import pytest
 from kredun import PartialTask, Scheduler, catch, fork_thread, join_thread, subrun, task
 from kredun.errors import ConfigError, PlanError, TaskOptionError
+from kredun.functools import map_, seq
 from kredun.submit import encode_submission
 from kredun.subrun import from_redun_config
 from kredun.task import CacheScope
@@ -278,3 +279,23 @@ def test_export_options_in_the_decorator():
         task(export_options=["executor"])
     with pytest.raises(TaskOptionError, match="unknown option 'retires'"):
         task(export_options={"retires": 2})(pid_of.func)
+
+
+@task()
+def double(x: int) -> int:
+    return 2 * x
+
+
+@task()
+def doubled_lists(lists: list) -> list:
+    # A partial scheduler task used inside a task, as redun's functools example does.
+    return [map_.partial(double)(values) for values in lists]
+
+
+def test_scheduler_tasks_apply_partially():
+    doubling = map_.partial(double)
+    assert isinstance(doubling, PartialTask)
+    scheduler = Scheduler()
+    assert scheduler.run(doubling([1, 2])) == [2, 4]
+    assert scheduler.run(doubled_lists([[1], [2, 3]])) == [[2], [4, 6]]
+    assert scheduler.run(seq.partial()([double(1), double(2)])) == [2, 4]

@@ -452,9 +452,9 @@ def _shipped_task(
 
 
 class PartialTask:
-    """A task with some arguments already supplied."""
+    """A task (or a scheduler task, such as map_) with some arguments already supplied."""
 
-    def __init__(self, task: Task, args: tuple, kwargs: dict) -> None:
+    def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
         self.task = task
         self.args = args
         self.kwargs = kwargs
@@ -467,8 +467,9 @@ class PartialTask:
             f"args={self.args!r}, kwargs={self.kwargs!r})"
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> TaskExpression:
-        return TaskExpression(self.task, self.args + args, {**self.kwargs, **kwargs})
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # A TaskExpression, or a SchedulerExpression for a partial scheduler task (map_).
+        return self.task(*self.args, *args, **{**self.kwargs, **kwargs})
 
     def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
         return PartialTask(self.task, self.args + args, {**self.kwargs, **kwargs})
