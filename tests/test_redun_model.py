@@ -7,7 +7,16 @@ import dataclasses
 import os
 
 import pytest
-from kredun import PartialTask, Scheduler, catch, fork_thread, join_thread, subrun, task
+from kredun import (
+    PartialTask,
+    Scheduler,
+    catch,
+    fork_thread,
+    get_context,
+    join_thread,
+    subrun,
+    task,
+)
 from kredun.errors import ConfigError, PlanError, TaskOptionError
 from kredun.functools import map_, seq
 from kredun.submit import encode_submission
@@ -299,3 +308,24 @@ def test_scheduler_tasks_apply_partially():
     assert scheduler.run(doubling([1, 2])) == [2, 4]
     assert scheduler.run(doubled_lists([[1], [2, 3]])) == [[2], [4, 6]]
     assert scheduler.run(seq.partial()([double(1), double(2)])) == [2, 4]
+
+
+@task(executor=get_context("tool.executor", "default"), retries=get_context("tool.retries", 0))
+def tool_pid(x: int) -> tuple[int, int]:
+    return x, os.getpid()
+
+
+def test_task_options_read_from_the_context(tmp_path):
+    processes = {"executors": {"default": {"type": "local"}, "pool": {"type": "process"}}}
+    scheduler = Scheduler(config=processes)
+    _, here = scheduler.run(tool_pid(1))
+    assert here == os.getpid()
+    _, there = scheduler.run(tool_pid(2), context={"tool": {"executor": "pool"}})
+    assert there != os.getpid()
+    with pytest.raises(TaskOptionError, match="retries='two' must be a whole number"):
+        scheduler.run(tool_pid(3), context={"tool": {"retries": "two"}})
+    with pytest.raises(TaskOptionError, match="option nout cannot be read from the context"):
+        task(nout=get_context("n", 2))(pid_of.func)
+    store = open_value_store(f"file://{tmp_path}")
+    with pytest.raises(PlanError, match=r"options read from the context \(executor, retries\)"):
+        encode_submission(tool_pid(1), store.put)

@@ -184,6 +184,13 @@ class _Encoder:
             )
         if kind == graph.CALL:
             expr: TaskExpression = obj
+            from_context = getattr(expr.task, "context_options", None)
+            if from_context:
+                raise PlanError(
+                    f"{expr.task.fullname}(): options read from the context "
+                    f"({', '.join(sorted(from_context))}) cannot run on a cluster yet: "
+                    "give them values"
+                )
             split = len(expr.args)
             return {
                 "call": self.task_key(expr.task),

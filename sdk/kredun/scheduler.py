@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from . import graph
 from .binding import bind
 from .config import Config, config_from_dict
-from .context import EMPTY_CONTEXT, Context, merge_dicts
+from .context import EMPTY_CONTEXT, Context, get_context_value, merge_dicts
 from .domains import ReferencedValues, Result, TrustedValues, ValueDomain
 from .errors import (
     CancelledError,
@@ -568,6 +568,8 @@ class _ExecutionRun:
             raise SerializationError(f"argument of {task.fullname}: {error}") from None
         eval_hash = hash_eval(task.hash, args_hash)
         context = self.context_of(node).updated(task.get_option("_context_override"))
+        if type(task) is Task and task.context_options:
+            task = self._options_from_context(node, task, context)
         scope = self._cache_scope(task)
         key = context.key(eval_hash)
         running = self.in_flight.get(key)
@@ -607,6 +609,17 @@ class _ExecutionRun:
             self._replay(node, eval_hash, args_hash, context, *known)
             return
         self.to_check.append((node, eval_hash, args_hash, context, False))
+
+    def _options_from_context(self, node: Node, task: Task, context: Context) -> Task:
+        """The task with its `get_context(...)` options read from the job's context; the
+        call at `node` runs with them (executor, memory, ...)."""
+        values = {
+            name: get_context_value(context.values, *expr.args, **expr.kwargs)
+            for name, expr in task.context_options.items()
+        }
+        task = task.options(**values)
+        node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
+        return task
 
     def _cache_scope(self, task: Any) -> str:
         """Where a call may find its result: "NONE" (it runs), "CSE" (an identical call of

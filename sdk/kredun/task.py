@@ -18,7 +18,7 @@ from .binding import Parameter, bind, describe_signature, hash_call_arguments
 from .errors import SerializationError, TaskNameError, TaskOptionError, WorkflowLoadError
 from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
-from .options import check_task_options
+from .options import check_task_options, reads_context
 from .serialize import dumps, is_shipping, loads, ship
 from .validity import checking, report_stale
 
@@ -223,6 +223,7 @@ class Task:
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
         self._expression_defaults: dict[str, Any] | None = None
+        self._context_options: dict[str, Any] | None = None
         self.__doc__ = func.__doc__
 
     def _compute_hash(self) -> str:
@@ -306,6 +307,15 @@ class Task:
 
         previous = self._options.get("_context_override") or {}
         return self.options(_context_override=merge_dicts([previous, context or {}, values]))
+
+    @property
+    def context_options(self) -> dict[str, Any]:
+        """Options whose value is `get_context(...)`: each job's context gives their value."""
+        if self._context_options is None:
+            self._context_options = {
+                name: value for name, value in self._options.items() if reads_context(value)
+            }
+        return self._context_options
 
     @property
     def expression_defaults(self) -> dict[str, Any]:
