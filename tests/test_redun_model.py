@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import pytest
 from kredun import (
@@ -329,3 +331,42 @@ def test_task_options_read_from_the_context(tmp_path):
     store = open_value_store(f"file://{tmp_path}")
     with pytest.raises(PlanError, match=r"options read from the context \(executor, retries\)"):
         encode_submission(tool_pid(1), store.put)
+
+
+FAILING_WORKFLOW = """
+from kredun import task
+
+
+def helper():
+    raise ValueError("Boom")
+
+
+@task()
+def inner(a: int) -> int:
+    return helper()
+
+
+@task(executor="process")
+def remote(a: int) -> int:
+    return helper()
+
+
+@task()
+def main(where: str = "here") -> int:
+    return inner(1) if where == "here" else remote(1)
+"""
+
+
+@pytest.mark.parametrize("where", ["here", "process"])
+def test_kredun_run_shows_the_task_traceback_without_the_schedulers_frames(tmp_path, where):
+    (tmp_path / "wf.py").write_text(FAILING_WORKFLOW)
+    done = subprocess.run(
+        [sys.executable, "-m", "kredun", "run", "wf.py", "main", "--where", where],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert 'wf.py", line 11, in inner' in done.stderr or 'wf.py", line 16, in remote' in (
+        done.stderr
+    )
+    assert 'raise ValueError("Boom")' in done.stderr and "ValueError: Boom" in done.stderr
+    assert "scheduler.py" not in done.stderr and "cli/run.py" not in done.stderr
