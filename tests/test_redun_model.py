@@ -26,6 +26,10 @@ from kredun.subrun import from_redun_config
 from kredun.task import CacheScope
 from kredun.valuestore import open_value_store
 
+# Tasks here (module level and in tests) get their own namespace: other test modules define
+# tasks with the same short names.
+kredun_namespace = "redun_model_test"
+
 
 @pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "sqlite"])
 def test_a_task_value_stays_valid_when_a_task_its_code_calls_is_edited(on_disk, tmp_path):
