@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from .errors import SerializationError
 from .expression import Expression, SchedulerExpression
 from .hashing import hash_eval, hash_parts, hash_value, is_namedtuple
-from .task import task
+from .task import PartialTask, task
 
 OnValue = Callable[[Any], None]
 OnError = Callable[[BaseException, str | None, str], None]
@@ -71,6 +71,10 @@ class SchedulerTask:
 
     def __call__(self, *args: Any, **kwargs: Any) -> SchedulerExpression:
         return SchedulerExpression(self, args, kwargs)
+
+    def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
+        """This scheduler task with some arguments supplied: `map_.partial(double)`."""
+        return PartialTask(self, args, kwargs)
 
     def __kredun_hash__(self) -> str:
         return self.hash
@@ -284,8 +288,9 @@ def catch_all(exprs: Any, error_class: Any = None, recover: Any = None) -> Sched
 
 
 @scheduler_task("seq")
-def _seq(run: ControlRun, node: Any, exprs: Any) -> None:
-    """Evaluate the expressions one after another; the value is the list of their values."""
+def seq(run: ControlRun, node: Any, exprs: Any) -> None:
+    """Evaluate `exprs` serially, each only after the one before has finished; the value is
+    the list of their values."""
     items = list(exprs)
     values: list[Any] = []
 
@@ -302,14 +307,12 @@ def _seq(run: ControlRun, node: Any, exprs: Any) -> None:
         run.evaluate(node, items[0], step, None)
 
 
-def seq(exprs: Any) -> SchedulerExpression:
-    """Evaluate `exprs` serially: each starts only after the one before has finished."""
-    return _seq(exprs)
-
-
+# `map_` and `seq` are the scheduler tasks themselves, as in redun: `map_.partial(task)`
+# makes a task over lists.
 @scheduler_task("map_")
-def _map(run: ControlRun, node: Any, a_task: Any, values: Any) -> None:
-    """`[a_task(value) for value in values]`, once the task and the values are known."""
+def map_(run: ControlRun, node: Any, a_task: Any, values: Any) -> None:
+    """Apply a task to each of `values` (a list or an expression of one), like `map`:
+    `[a_task(value) for value in values]`, once the task and the values are known."""
 
     def with_task(function: Any) -> None:
         if isinstance(values, list | tuple):
@@ -320,11 +323,6 @@ def _map(run: ControlRun, node: Any, a_task: Any, values: Any) -> None:
             ), None)  # fmt: skip
 
     run.evaluate(node, a_task, with_task, None)
-
-
-def map_(a_task: Any, values: Any) -> SchedulerExpression:
-    """Apply a task to each of `values` (a list or an expression of one), like `map`."""
-    return _map(a_task, values)
 
 
 # -- threads ----------------------------------------------------------------------------------

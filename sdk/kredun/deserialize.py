@@ -16,10 +16,14 @@ from typing import Any
 from .errors import PlanError
 from .expression import SIMPLE_OPERATIONS, Expression
 from .refs import DeferredRef, Ref, ValueRef
+from .task import install_code_loader
 
 
 def loads(data: bytes) -> Any:
     return pickle.loads(data)
+
+
+install_code_loader(loads)  # task values unpickle their code with it (see kredun.task)
 
 
 def resolve(ref: Ref, fetch: Callable[[str], bytes]) -> Any:

@@ -151,9 +151,17 @@ class TaskExpression(_Call):
 
     def __iter__(self) -> Iterator[SimpleExpression]:  # type: ignore[override]
         length = getattr(self.task, "nout", None)
-        if not length:
+        if length is None:  # nout=0 unpacks into nothing
             return super().__iter__()
         return (SimpleExpression("getitem", (self, i), {}) for i in range(length))
+
+    def __kredun_hash__(self) -> str:
+        # A call's own options (`task.options(cache_scope=...)(x)`) make it another
+        # expression: a recorded `catch` of the call must not stand in for it.
+        overrides = getattr(self.task, "_overrides", None)
+        if not overrides:
+            return super().__kredun_hash__()
+        return hash_parts("expr:task+options", [super().__kredun_hash__(), hash_value(overrides)])
 
     def __reduce__(self) -> tuple[Any, ...]:
         return self.task.call_reduction(self.args, self.kwargs)

@@ -8,6 +8,8 @@ zero it is ready to reduce. Building and resolving are iterative, never recursiv
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,6 +35,7 @@ LIFTED = "lifted"  # the value of a ValueExpression: resolved from the start
 CONTROL = "control"  # a scheduler task's call (cond, catch, ...): its handler decides
 CONTINUE = "continue"  # runs a scheduler task's continuation with its one child's value
 FINAL = "final"  # takes its one child's value, recorded as the final value of a job (payload)
+DATACLASS = "dataclass"  # a dataclass instance holding expressions; children: its fields
 
 # Values that can never hold an expression: containers of only these need no graph nodes.
 _ATOMIC = (int, float, str, bytes, bool, type(None), complex)
@@ -107,7 +110,28 @@ def shape(obj: Any) -> tuple[str, Any, list[Any]] | None:
         return DICT, None, [part for pair in obj.items() for part in pair]
     if is_namedtuple(obj):
         return NAMEDTUPLE, kind, list(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type) and _holds_expression(obj):
+        # As in redun, fields holding expressions are evaluated. Only then is it a container:
+        # a plain dataclass stays a value, hashed and shipped as before.
+        return DATACLASS, obj, [getattr(obj, field.name) for field in dataclasses.fields(obj)]
     return None
+
+
+def _holds_expression(obj: Any) -> bool:
+    """`contains_expression` for a dataclass, walking nested dataclasses here rather than
+    through `shape`, which would recurse once per level of nesting."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Expression):
+            return True
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(getattr(item, field.name) for field in dataclasses.fields(item))
+            continue
+        found = shape(item)
+        if found is not None:
+            stack.extend(found[2])
+    return False
 
 
 def contains_expression(obj: Any) -> bool:
@@ -207,6 +231,13 @@ def assemble(node: Node) -> Any:
         return dict(zip(values[0::2], values[1::2], strict=True))
     if kind == NAMEDTUPLE:
         return node.payload(*values)
+    if kind == DATACLASS:
+        # A copy with evaluated fields, set directly: __init__ may take other arguments
+        # (init=False fields, InitVars) and a frozen dataclass refuses setattr.
+        assembled = copy.copy(node.payload)
+        for field, value in zip(dataclasses.fields(assembled), values, strict=True):
+            object.__setattr__(assembled, field.name, value)
+        return assembled
     if kind == FORWARD:
         return values[0]
     if kind == OP:

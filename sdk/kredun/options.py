@@ -217,6 +217,19 @@ def retry_limit(value: Any, cap: int | None = None) -> int:
     return retries if cap is None else min(retries, cap)
 
 
+# Options needed before a call's context is known (to build or hash the call): their value
+# cannot be read from the context.
+_NOT_FROM_CONTEXT = ("nout", "hash_includes", "script", "_export", "_context_override")
+
+
+def reads_context(value: Any) -> bool:
+    """Whether an option's value is `get_context(...)`: read from the context of each job,
+    as in redun (`@task(executor=get_context("tool.executor", "default"))`)."""
+    from .expression import SchedulerExpression
+
+    return isinstance(value, SchedulerExpression) and value.task.fullname == "kredun.get_context"
+
+
 def check_task_options(options: dict[str, Any], where: str) -> None:
     """Raise TaskOptionError for an option no executor reads or a value that cannot work."""
     if not options:
@@ -229,6 +242,10 @@ def check_task_options(options: dict[str, Any], where: str) -> None:
             raise TaskOptionError(
                 f"{where}: unknown option {name!r} (valid: {describe_known_options()})"
             )
+        if reads_context(value):
+            if name in _NOT_FROM_CONTEXT:
+                raise TaskOptionError(f"{where}: option {name} cannot be read from the context")
+            continue  # checked when a job's context gives it a value
         check = CORE_OPTIONS.get(name) or K8S_OPTION_CHECKS.get(name)
         problem = check(value) if check is not None else None
         if problem is not None:

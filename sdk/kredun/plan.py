@@ -184,6 +184,13 @@ class _Encoder:
             )
         if kind == graph.CALL:
             expr: TaskExpression = obj
+            from_context = getattr(expr.task, "context_options", None)
+            if from_context:
+                raise PlanError(
+                    f"{expr.task.fullname}(): options read from the context "
+                    f"({', '.join(sorted(from_context))}) cannot run on a cluster yet: "
+                    "give them values"
+                )
             split = len(expr.args)
             return {
                 "call": self.task_key(expr.task),
@@ -199,6 +206,11 @@ class _Encoder:
                 "args": children[:split],
                 "kwargs": dict(zip(simple.kwargs, children[split:], strict=True)),
             }
+        if kind == graph.DATACLASS:
+            raise PlanError(
+                f"a {type(obj).__qualname__} dataclass holding expressions cannot run on a "
+                "cluster yet: pass its fields to a task that builds it from their values"
+            )
         if kind == graph.NAMEDTUPLE:
             return {
                 "namedtuple": children,

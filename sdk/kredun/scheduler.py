@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from . import graph
 from .binding import bind
 from .config import Config, config_from_dict
-from .context import EMPTY_CONTEXT, Context, merge_dicts
+from .context import EMPTY_CONTEXT, Context, get_context_value, merge_dicts
 from .domains import Result, ResultNotes, ValueDomain, ValueDomainFactory
 from .errors import (
     CancelledError,
@@ -290,6 +290,8 @@ class _ExecutionRun:
         self.to_check: list[tuple[Node, str, str, Context, bool]] = []
         self.outcomes: queue.SimpleQueue[JobOutcome] = queue.SimpleQueue()
         self.in_flight: dict[str, Job] = {}
+        # Running CacheScope.NONE jobs by (call key, parent job id): what a twin may join.
+        self.uncached: dict[tuple[str, str], Job] = {}
         # Results of this execution's jobs by call key: what a CacheScope.CSE call may reuse.
         self.finished: dict[str, tuple[str, Any, str | None]] = {}
         self.running = 0
@@ -497,6 +499,8 @@ class _ExecutionRun:
             sub_root.parents.append(node)
 
     def resolve(self, node: Node, value: Any) -> None:
+        # The handler gives the value itself, not a child to forward: hash it as a value.
+        node.kind = graph.VALUE
         self._resolve(node, value)
 
     def fail(self, node: Node, error: BaseException, traceback: str | None, where: str) -> None:
@@ -560,12 +564,23 @@ class _ExecutionRun:
             raise SerializationError(f"argument of {task.fullname}: {error}") from None
         eval_hash = hash_eval(task.hash, args_hash)
         context = self.context_of(node).updated(task.get_option("_context_override"))
+        if type(task) is Task and task.context_options:
+            task = self._options_from_context(node, task, context)
         scope = self._cache_scope(task)
-        if scope == "NONE":
-            self._dispatch(node, eval_hash, args_hash, context)
-            return
         key = context.key(eval_hash)
         running = self.in_flight.get(key)
+        if scope == "NONE":
+            # As in redun, identical calls of one job are evaluated once even with caching
+            # off: a call made while its twin from the same job runs shares its result.
+            twin_key = (key, node.owner.id if node.owner is not None else "")
+            twin = self.uncached.get(twin_key)
+            if twin is not None:
+                self._join(twin, node)
+            else:
+                job = self._dispatch(node, eval_hash, args_hash, context)
+                if job is not None:
+                    self.uncached[twin_key] = job
+            return
         if running is not None:
             self._join(running, node)  # identical call in flight: share its result
             return
@@ -590,6 +605,17 @@ class _ExecutionRun:
             self._replay(node, eval_hash, args_hash, context, *known)
             return
         self.to_check.append((node, eval_hash, args_hash, context, False))
+
+    def _options_from_context(self, node: Node, task: Task, context: Context) -> Task:
+        """The task with its `get_context(...)` options read from the job's context; the
+        call at `node` runs with them (executor, memory, ...)."""
+        values = {
+            name: get_context_value(context.values, *expr.args, **expr.kwargs)
+            for name, expr in task.context_options.items()
+        }
+        task = task.options(**values)
+        node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
+        return task
 
     def _cache_scope(self, task: Any) -> str:
         """Where a call may find its result: "NONE" (it runs), "CSE" (an identical call of
@@ -827,10 +853,11 @@ class _ExecutionRun:
             row[leave] -= 1
         row[enter] += 1
 
-    def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> None:
+    def _dispatch(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> Job | None:
+        """Start (or queue) a job for the call at `node`; None in a dry run."""
         if self.dryrun:
             self._would_run(node, eval_hash, args_hash, context)
-            return
+            return None
         task = node.payload.task
         limits = job_limits(task.get_option("limits"))
         if limits:
@@ -852,8 +879,9 @@ class _ExecutionRun:
                 self._update_record(job, status="PENDING")
                 self._count(job.task.fullname, None, PENDING)
                 self.waiting.append(job)
-                return
+                return job
         self._start(job, None)
+        return job
 
     def _start(self, job: Job, leave: int | None) -> None:
         """Submit a job, taking the resources it names."""
@@ -1008,10 +1036,18 @@ class _ExecutionRun:
         self._update_record(job, status="DONE", end_time=_now(), result_hash=result_hash)
         self._count(job.task.fullname, RUNNING, DONE)
         self._release(job)
-        if self.in_flight.get(job.key) is job:
-            del self.in_flight[job.key]
+        self._forget(job)
         self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
+
+    def _forget(self, job: Job) -> None:
+        """A job that ended is no longer one an identical call can join."""
+        if self.in_flight.get(job.key) is job:
+            del self.in_flight[job.key]
+        if self.uncached:
+            twin_key = (job.key, job.parent.id if job.parent is not None else "")
+            if self.uncached.get(twin_key) is job:
+                del self.uncached[twin_key]
 
     def _deliver(self, job: Job, kind: str, value: Any, result_hash: str | None) -> None:
         """Substitute a job's result into every node waiting on it."""
@@ -1058,8 +1094,7 @@ class _ExecutionRun:
             traceback=outcome.traceback,
         )
         self._count(job.task.fullname, RUNNING, FAILED)
-        if self.in_flight.get(job.key) is job:
-            del self.in_flight[job.key]
+        self._forget(job)
         self.logger.error("Failed Job %s:  %s: %s", job.id[:8], job.call_text(), job.record.error)
         self._fail_nodes(job.nodes, outcome.error, outcome.traceback, job.task.fullname)
         self._release(job)

@@ -96,9 +96,7 @@ def from_redun_config(config: dict[str, Any]) -> dict[str, Any]:
     for section, table in config.items():
         kind, _, name = section.partition(".")
         if kind == "executors" and name:
-            converted.setdefault("executors", {})[name] = {
-                key: int(value) if key == "max_workers" else value for key, value in table.items()
-            }
+            converted.setdefault("executors", {})[name] = _from_redun_executor(table)
         elif section in _REDUN_KEYS:
             for key, value in table.items():
                 if key not in _REDUN_KEYS[section]:
@@ -111,3 +109,18 @@ def from_redun_config(config: dict[str, Any]) -> dict[str, Any]:
         else:
             converted[section] = table
     return converted
+
+
+def _from_redun_executor(table: dict[str, Any]) -> dict[str, Any]:
+    """An executor section in redun's shape: its `local` type runs threads or, with
+    `mode = process`, a process pool (kredun's `process` type)."""
+    options = {key: int(value) if key == "max_workers" else value for key, value in table.items()}
+    if options.get("type") == "local" and "mode" in options:
+        mode = options.pop("mode")
+        if mode not in ("thread", "process"):
+            raise ConfigError(f"subrun config: executor mode {mode!r} (valid: thread, process)")
+        if mode == "process":
+            options["type"] = "process"
+        else:
+            options.pop("start_method", None)  # redun ignores it for threads
+    return options

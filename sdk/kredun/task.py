@@ -18,9 +18,14 @@ from .binding import Parameter, bind, describe_signature, hash_call_arguments
 from .errors import SerializationError, TaskNameError, TaskOptionError, WorkflowLoadError
 from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
-from .options import check_task_options
-from .serialize import is_shipping
+from .options import check_task_options, reads_context
+from .serialize import dumps, is_shipping, ship
 from .validity import checking, report_stale
+
+# True while a task value's code is pickled apart (see Task.__reduce__).
+_pickling_code: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "kredun_pickling_code", default=False
+)
 
 # Tasks defined by code in this process (decorated), by full name: the current definitions.
 _registry: dict[str, Task] = {}
@@ -218,6 +223,7 @@ class Task:
         self._signature: inspect.Signature | None = None
         self._parameters: list[Parameter] | None = None
         self._expression_defaults: dict[str, Any] | None = None
+        self._context_options: dict[str, Any] | None = None
         self.__doc__ = func.__doc__
 
     def _compute_hash(self) -> str:
@@ -303,6 +309,15 @@ class Task:
         return self.options(_context_override=merge_dicts([previous, context or {}, values]))
 
     @property
+    def context_options(self) -> dict[str, Any]:
+        """Options whose value is `get_context(...)`: each job's context gives their value."""
+        if self._context_options is None:
+            self._context_options = {
+                name: value for name, value in self._options.items() if reads_context(value)
+            }
+        return self._context_options
+
+    @property
     def expression_defaults(self) -> dict[str, Any]:
         """Parameters whose default is an expression (e.g. `get_context(...)`): the scheduler
         evaluates it for each call that leaves the parameter out, before hashing the call."""
@@ -362,8 +377,43 @@ class Task:
         if found is not None:
             found[self.fullname] = self.hash
         # The code travels too: a job's process may not define the task. Where the task is
-        # defined, the definition wins (see _restore_task).
-        return (_restore_task, self._state())
+        # defined, the definition wins (see _restore_task). It is pickled on its own, with
+        # no task values noted: the tasks it calls are looked up by name when it runs, so
+        # editing one of them leaves a result holding this task valid (as in redun, a task
+        # value stays valid while its own hash is current), and restoring the value does
+        # not restore them.
+        state = self._state()
+        if _pickling_code.get():
+            # Inside another task's code (its globals, a recursive task's own closure): one
+            # pickler holds all of it, and its memo ends the cycles.
+            return (_restore_task, state)
+        tokens = _pickled_tasks.set(None), _pickling_code.set(True)
+        try:
+            code = ship(self.func) if is_shipping() else dumps(self.func)
+        finally:
+            _pickled_tasks.reset(tokens[0])
+            _pickling_code.reset(tokens[1])
+        return (_restore_task, (*state[:4], code, state[5]))
+
+
+# Unpickling a task value's code (pickled apart, see Task.__reduce__) takes a loader, which
+# this module may not import: the operator imports tasks and must never reach a loader. The
+# loading module, kredun.deserialize, installs its own when it is imported, and every
+# unpickling in kredun goes through that module.
+_code_loader: Callable[[bytes], Any] | None = None
+
+
+def install_code_loader(loader: Callable[[bytes], Any]) -> None:
+    global _code_loader
+    _code_loader = loader
+
+
+def _load_code(code: bytes) -> Callable:
+    if _code_loader is None:
+        raise SerializationError(
+            "a task value's code can be loaded only through kredun.deserialize"
+        )
+    return _code_loader(code)
 
 
 def _restore_task(
@@ -371,16 +421,18 @@ def _restore_task(
     task_hash: str,
     options: dict,
     version: str | None,
-    func: Callable,
+    code: bytes | Callable,
     overrides: dict | None = None,
 ) -> Task:
     """Unpickle a task value: this process's definition when it has the same hash; else the
-    shipped code, and a cached result holding it is stale (see kredun.validity)."""
+    shipped code, and a cached result holding it is stale (see kredun.validity). `code` is
+    the pickled function (values cached before it was pickled apart hold the function)."""
     defined = _registry.get(fullname)
     if defined is not None and defined.hash == task_hash:
         return defined.options(**overrides) if overrides else defined
     change = "was edited" if defined is not None else "is no longer defined"
     report_stale(f"task {fullname} {change}")
+    func = _load_code(code) if isinstance(code, bytes) else code
     return _shipped_task(fullname, task_hash, options, version, func, overrides)
 
 
@@ -430,9 +482,9 @@ def _shipped_task(
 
 
 class PartialTask:
-    """A task with some arguments already supplied."""
+    """A task (or a scheduler task, such as map_) with some arguments already supplied."""
 
-    def __init__(self, task: Task, args: tuple, kwargs: dict) -> None:
+    def __init__(self, task: Any, args: tuple, kwargs: dict) -> None:
         self.task = task
         self.args = args
         self.kwargs = kwargs
@@ -445,11 +497,16 @@ class PartialTask:
             f"args={self.args!r}, kwargs={self.kwargs!r})"
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> TaskExpression:
-        return TaskExpression(self.task, self.args + args, {**self.kwargs, **kwargs})
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # A TaskExpression, or a SchedulerExpression for a partial scheduler task (map_).
+        return self.task(*self.args, *args, **{**self.kwargs, **kwargs})
 
     def partial(self, *args: Any, **kwargs: Any) -> PartialTask:
         return PartialTask(self.task, self.args + args, {**self.kwargs, **kwargs})
+
+    def options(self, **options: Any) -> PartialTask:
+        """This partial application with task options set for the calls made through it."""
+        return PartialTask(self.task.options(**options), self.args, self.kwargs)
 
     def __kredun_hash__(self) -> str:
         return self.hash
@@ -474,7 +531,16 @@ def task(
     version: str | None = None,
     **options: Any,
 ) -> Task | Callable[[Callable], Task]:
-    """Make a function a task: `@task` or `@task(version="2", cache=False, executor="process")`."""
+    """Make a function a task: `@task` or `@task(version="2", cache=False, executor="process")`.
+    `export_options={...}` sets options for the task's calls and every job under them, as
+    `task.export_options(...)` does."""
+    exported = options.get("export_options")
+    if exported is not None:
+        if not isinstance(exported, dict):
+            raise TaskOptionError(f"option export_options={exported!r} must be a dict of task "
+                                  "options, e.g. export_options={'executor': 'batch'}")  # fmt: skip
+        options = {key: value for key, value in options.items() if key != "export_options"}
+        options.update(exported, _export=tuple(sorted(exported)))
 
     def decorate(function: Callable) -> Task:
         created = Task(function, name, namespace, version, options)

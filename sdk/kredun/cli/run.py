@@ -75,7 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
             raise
         # The task's own failure: show its traceback (not the scheduler's) and fail.
         logging.getLogger("kredun").error("Execution failed: %s: %s", type(error).__name__, error)
-        print("".join(traceback.format_exception(error)), file=sys.stderr, end="")
+        print(task_traceback(error), file=sys.stderr, end="")
         return 1
     finally:
         runs.end(marker)
@@ -84,6 +84,22 @@ def run_command(args: argparse.Namespace) -> int:
         print("Dry run: every job would replay from the cache; the result:")
     print(pprint.pformat(result))
     return 0
+
+
+def task_traceback(error: BaseException) -> str:
+    """The traceback of a task's error from the task's own frames on: the scheduler's frames
+    that led to running it say nothing about the workflow (kredun frames under the task, a
+    File method it called say, stay). An error from another process has no local task
+    frames: its traceback is the note the scheduler added."""
+    import os
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frames = traceback.extract_tb(error.__traceback__)
+    first = next((i for i, f in enumerate(frames) if not f.filename.startswith(package)), None)
+    report = traceback.TracebackException.from_exception(error)
+    if first is not None or getattr(error, "__notes__", None):
+        report.stack = traceback.StackSummary.from_list(frames[first:] if first is not None else [])
+    return "".join(report.format())
 
 
 def print_dryrun(would_run: list[str], cached: list[str]) -> None:
