@@ -12,10 +12,15 @@ INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
 _HASH = re.compile(r"^[0-9a-f]{40}$")
 
 
+def is_hash(value: Any) -> bool:
+    """Whether `value` is 40 lowercase hex digits."""
+    return isinstance(value, str) and _HASH.match(value) is not None
+
+
 def check_hash(value_hash: Any) -> str:
     """`value_hash` if it is 40 lowercase hex digits. Hashes come from plans, job specs and
     provenance rows, which a user may have written: nothing else may become a path or key."""
-    if isinstance(value_hash, str) and _HASH.match(value_hash):
+    if is_hash(value_hash):
         return value_hash
     raise InvalidHashError(f"{str(value_hash)[:80]!r} is not a value hash (40 hex digits)")
 

@@ -38,8 +38,8 @@ class S3ValueStore:
         check_hash(value_hash)
         return f"{self.prefix}/{value_hash}" if self.prefix else value_hash
 
-    def put(self, value_hash: str, data: bytes) -> None:
-        if self.exists(value_hash):
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
+        if not replace and self.exists(value_hash):
             return  # content-addressed: the same hash holds the same bytes
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(value_hash), Body=data)

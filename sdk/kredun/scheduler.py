@@ -1002,7 +1002,11 @@ class _ExecutionRun:
             return
         if data is not None:
             assert result_hash is not None  # serialized results always have their hash
-            self._record_value(result_hash, value, data)
+            received = outcome.result  # a remote job described the result it stored
+            described = None
+            if received is not None and received.hash == result_hash:
+                described = (received.type, received.preview)
+            self._record_value(result_hash, value, data, described)
             self.pending.calls.append(
                 CallRecord(eval_hash=job.eval_hash, task_hash=job.task.hash,
                            args_hash=job.args_hash, result_hash=result_hash, result_kind=kind)
@@ -1107,14 +1111,15 @@ class _ExecutionRun:
                 TaskRecord(task.hash, task.fullname, task.namespace, task.source)
             )
 
-    def _record_value(self, value_hash: str, value: Any, data: bytes) -> None:
+    def _record_value(self, value_hash: str, value: Any, data: bytes,
+                      described: tuple[str, str] | None = None) -> None:  # fmt: skip
+        """`described`: (type name, preview) when `value` is not the Python value itself."""
         if self.dryrun or value_hash in self.scheduler._recorded_values:
             return
         self.scheduler._recorded_values.add(value_hash)
+        type_text, preview_text = described or (type_name(value), preview(value))
         self.pending.values.append(
-            store_value(
-                self.scheduler.value_store, value_hash, data, type_name(value), preview(value)
-            )
+            store_value(self.scheduler.value_store, value_hash, data, type_text, preview_text)
         )
 
     def _cache_off(self, task: Task) -> str | None:

@@ -19,7 +19,11 @@ from .tenancy import scoped_store_uri
 class ValueStore(Protocol):
     uri: str
 
-    def put(self, value_hash: str, data: bytes) -> None: ...
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
+        """Store `data` under `value_hash`. Content-addressed blobs are written once;
+        `replace` overwrites (an outcome kept under a key that is not its content's hash)."""
+        ...
+
     def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
         """The bytes; LimitExceededError rather than reading more than `max_bytes`."""
         ...
@@ -33,7 +37,7 @@ class MemoryValueStore:
         self._blobs: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def put(self, value_hash: str, data: bytes) -> None:
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
         with self._lock:
             self._blobs[check_hash(value_hash)] = data
 
@@ -60,9 +64,9 @@ class DirectoryValueStore:
         check_hash(value_hash)
         return self.root / value_hash[:2] / value_hash[2:]
 
-    def put(self, value_hash: str, data: bytes) -> None:
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
         path = self._path(value_hash)
-        if path.exists():
+        if not replace and path.exists():
             return  # content-addressed: same hash, same bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader never sees a half-written blob.

@@ -1,10 +1,13 @@
 """Base of executors whose jobs run `kredun worker` somewhere else (a Pod, a Batch job).
 
-Arguments and results cross through the shared provenance database and value store, never
-through the executor. Run by the operator, jobs already hold value references and results
-stay references. Run by a laptop scheduler, this class turns Python arguments into
-references before launch and loads the recorded result (a value, or a plan fragment turned
-back into an expression) after the job ends.
+Arguments and results cross through the value store of the job's cache scope, never
+through the executor; jobs never see the provenance database. A job ends by reporting an
+outcome (kredun.outcome) that names its result blob; `finished` fetches that blob with a
+byte cap and checks it against the reported sha1 and size before anything is recorded.
+Run by the operator, jobs already hold value references and results stay references (the
+scheduler records provenance from the outcome). Run by a laptop scheduler, this class turns
+Python arguments into references before launch and loads the verified result (a value, or
+a plan fragment turned back into an expression) after the job ends.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ import json
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExecutorError, ResourceError
-from ..hashing import hash_value
+from ..domains import MAX_PLAN_BYTES
+from ..errors import LimitExceededError, OutcomeError, ResourceError
+from ..hashing import hash_bytes, hash_value
+from ..jobspec import job_spec
+from ..outcome import MAX_RESULT_BYTES, Outcome
 from ..plan import INLINE_LIMIT, loads_plan
 from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
-from ..serialize import ship
-from ..worker import job_spec, materialize_plan
+from ..serialize import loads, ship
+from ..worker import materialize_plan
 from .base import Executor, JobOutcome, ReportOutcome
 
 if TYPE_CHECKING:
@@ -52,17 +58,44 @@ class RemoteExecutor(Executor):
         executor's defaults); call `self.finished(...)` when it ends."""
 
     def finished(self, job: Job, report: ReportOutcome, error: BaseException | None = None,
-                 log_tail: str | None = None) -> None:  # fmt: skip
-        """Report a job that ended: failed with `error`, or succeeded and recorded a result."""
+                 log_tail: str | None = None, outcome: Outcome | None = None) -> None:  # fmt: skip
+        """Report a job that ended: failed with `error` (`outcome`, if the job reported one,
+        says what its task raised), or succeeded and reported `outcome`."""
         if error is not None:
-            report(JobOutcome(job, error=error, traceback=log_tail))
-        elif job.references:
-            report(JobOutcome(job))  # the scheduler reads the recorded result itself
+            failure = outcome.error if outcome is not None else None
+            report(JobOutcome(job, error=error, traceback=log_tail,
+                              error_classes=failure.classes if failure else (),
+                              error_hash=failure.hash if failure else None))  # fmt: skip
+            return
+        try:
+            report(self._received(job, outcome))
+        except Exception as failure:
+            report(JobOutcome(job, error=failure, traceback=log_tail))
+
+    def _received(self, job: Job, outcome: Outcome | None) -> JobOutcome:
+        """The outcome of a job that exited successfully, its result blob verified."""
+        where = f"job {job.id[:8]} ({job.task.fullname})"
+        if outcome is None or outcome.error is not None:
+            raise OutcomeError(f"{where} exited successfully without reporting a result")
+        limit = MAX_PLAN_BYTES if outcome.kind == "plan" else MAX_RESULT_BYTES
+        if outcome.size > limit:
+            raise LimitExceededError(
+                f"{where}: result {outcome.hash} is {outcome.size} bytes, over the limit of {limit}"
+            )
+        data = self.scheduler.value_store.get(outcome.hash, max_bytes=limit)
+        if len(data) != outcome.size or hash_bytes(data) != outcome.hash:
+            raise OutcomeError(
+                f"{where} reported result {outcome.hash} ({outcome.size} bytes), but the value "
+                f"store holds {len(data)} bytes of hash {hash_bytes(data)} under it: hash mismatch"
+            )
+        received = JobOutcome(job, result=outcome, data=data, truth=outcome.truth)
+        if job.references:
+            return received  # the operator records the verified blob, never unpickles it
+        if outcome.kind == "plan":
+            received.value = materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
         else:
-            try:
-                report(JobOutcome(job, self._recorded_result(job)))
-            except Exception as failure:
-                report(JobOutcome.failed(job, failure))
+            received.value = loads(data)
+        return received
 
     def _reference(self, value: Any) -> Ref:
         if isinstance(value, ValueRef | CompositeRef | DeferredRef):
@@ -105,12 +138,3 @@ class RemoteExecutor(Executor):
                               ValueRef(code_hash))  # fmt: skip
             self._task_refs[task.hash] = shipped
         return shipped.options(**json_options(task.option_values))
-
-    def _recorded_result(self, job: Job) -> Any:
-        call = self.scheduler.store.lookup_calls([job.eval_hash]).get(job.eval_hash)
-        if call is None:
-            raise ExecutorError(f"job {job.id[:8]} ({job.task.fullname}) recorded no result")
-        data = self.scheduler.fetch_blob(call.result_hash)
-        if call.result_kind == "plan":
-            return materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
-        return self.scheduler.load_value(call.result_hash)
