@@ -36,6 +36,9 @@ from .errors import OutcomeError
 from .hashing import hash_text
 
 OUTCOME_VERSION = 1
+# Where `kredun worker` writes the outcome: the file this variable names (a Pod's
+# termination message file), else the last line of its standard output.
+OUTCOME_PATH_VARIABLE = "KREDUN_OUTCOME_PATH"
 MAX_OUTCOME_BYTES = 4096  # a Pod's termination message is cut there
 # The largest value blob a receiver reads back to check its hash (plans have their own cap,
 # kredun.domains.MAX_PLAN_BYTES): the receiver holds it in memory while it checks.

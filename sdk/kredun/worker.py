@@ -28,6 +28,7 @@ from .jobspec import SPEC_VERSION
 from .outcome import (
     CLASSES_LIMIT,
     MESSAGE_LIMIT,
+    OUTCOME_PATH_VARIABLE,
     PREVIEW_LIMIT,
     TYPE_LIMIT,
     Outcome,
@@ -39,7 +40,6 @@ from .refs import ref_from_json, resolve
 from .serialize import dumps, preview, ship, type_name
 from .valuestore import ValueStore
 
-OUTCOME_PATH_VARIABLE = "KREDUN_OUTCOME_PATH"
 OUTCOME_STORE_VARIABLE = "KREDUN_OUTCOME_TO_STORE"
 BATCH_JOB_VARIABLE = "AWS_BATCH_JOB_ID"
 RETRY_VARIABLE = "KREDUN_STORE_RETRY_SECONDS"

@@ -1144,6 +1144,8 @@ class LocalKubelet:
                     raise _ConfigError(f'volume "{name}" is not among the Pod\'s volumes')
                 sources[name] = self._volume_source(run, volumes[name], root / name)
             source = sources[name] / mount.get("subPath", "")
+            if mount.get("subPath"):
+                source.mkdir(parents=True, exist_ok=True)  # as a kubelet does
             read_only = bool(mount.get("readOnly"))
             mounts.append(
                 {"source": str(source), "target": mount["mountPath"], "readOnly": read_only}
