@@ -75,8 +75,14 @@ def test_hand_written_execution_from_the_example(operator_cluster) -> None:
         assert container["imagePullPolicy"] == "IfNotPresent"
         assert container["command"][:3] == ["kredun", "worker", "--spec-json"]
         env = {variable["name"]: variable.get("value") for variable in container["env"]}
-        assert env["KREDUN_DATABASE_URI"] == cluster.database
-        assert env["KREDUN_VALUE_STORE"] == cluster.value_store
+        # No database credentials anywhere in a job Pod: it reports through its outcome.
+        manifest = json.dumps(pod)
+        assert "DATABASE" not in manifest and cluster.database not in manifest
+        assert env["KREDUN_VALUE_STORE"] == f"{cluster.value_store}/ns/{cluster.namespace}"
+        assert env["KREDUN_OUTCOME_PATH"] == container["terminationMessagePath"]
+        assert container["terminationMessagePolicy"] == "File"
+        outcome = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+        assert json.loads(outcome)["kind"] in ("value", "plan")
     tasks = sorted(pod["metadata"]["labels"]["kredun.dev/task"] for pod in pods)
     assert tasks == [
         "examples.hello.greet", "examples.hello.main", "examples.hello.shout",

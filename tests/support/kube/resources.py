@@ -133,6 +133,10 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         status=True,
     ),
     _builtin(
+        "", "v1", "persistentvolumes", "PersistentVolume", namespaced=False,
+        short_names=("pv",), status=True,
+    ),  # fmt: skip
+    _builtin(
         "apps",
         "v1",
         "deployments",
