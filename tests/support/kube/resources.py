@@ -133,9 +133,14 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         status=True,
     ),
     _builtin(
-        "", "v1", "persistentvolumes", "PersistentVolume", namespaced=False,
-        short_names=("pv",), status=True,
-    ),  # fmt: skip
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        namespaced=False,
+        short_names=("pv",),
+        status=True,
+    ),
     _builtin(
         "apps",
         "v1",
