@@ -37,8 +37,10 @@ from .hashing import hash_text
 
 OUTCOME_VERSION = 1
 # Where `kredun worker` writes the outcome: the file this variable names (a Pod's
-# termination message file), else the last line of its standard output.
+# termination message file), else (unless the next is set) the last line of its stdout.
 OUTCOME_PATH_VARIABLE = "KREDUN_OUTCOME_PATH"
+# Set (AWS Batch): the outcome goes to the value store, under `outcome_key($AWS_BATCH_JOB_ID)`.
+OUTCOME_STORE_VARIABLE = "KREDUN_OUTCOME_TO_STORE"
 MAX_OUTCOME_BYTES = 4096  # a Pod's termination message is cut there
 # The largest value blob a receiver reads back to check its hash (plans have their own cap,
 # kredun.domains.MAX_PLAN_BYTES): the receiver holds it in memory while it checks.

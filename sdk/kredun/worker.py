@@ -29,6 +29,7 @@ from .outcome import (
     CLASSES_LIMIT,
     MESSAGE_LIMIT,
     OUTCOME_PATH_VARIABLE,
+    OUTCOME_STORE_VARIABLE,
     PREVIEW_LIMIT,
     TYPE_LIMIT,
     Outcome,
@@ -40,7 +41,6 @@ from .refs import ref_from_json, resolve
 from .serialize import dumps, preview, ship, type_name
 from .valuestore import ValueStore
 
-OUTCOME_STORE_VARIABLE = "KREDUN_OUTCOME_TO_STORE"
 BATCH_JOB_VARIABLE = "AWS_BATCH_JOB_ID"
 RETRY_VARIABLE = "KREDUN_STORE_RETRY_SECONDS"
 DEFAULT_RETRY_SECONDS = 600.0
