@@ -97,8 +97,9 @@ class Outcome:
                 data = {
                     "version": OUTCOME_VERSION,
                     "error": {
-                        "classes": [name[:CLASS_NAME_LIMIT] for name in error.classes][
-                            :CLASSES_LIMIT
+                        "classes": [
+                            name[: min(CLASS_NAME_LIMIT, text_limit)]
+                            for name in error.classes[:CLASSES_LIMIT]
                         ],
                         "message": error.message[: min(MESSAGE_LIMIT, text_limit)],
                         "hash": error.hash,
