@@ -444,7 +444,7 @@ def test_job_pods_take_s3_keys_from_their_namespace_secret() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "needs a database its job Pods share"),
+        ({}, "needs a database that outlives it"),
         ({"database": {"uri": "sqlite:////x.db"}}, "needs a value store"),
         ({**STORES, "jobs": {"image": 3}}, "jobs.image must be a string"),
         ({**STORES, "jobs": {"resources": {"gpus": 0.5}}}, r"\[jobs.resources\] gpus must be a"),
@@ -519,7 +519,7 @@ def test_the_operator_refuses_to_start_without_shared_stores(tmp_path: Path) -> 
         env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(tmp_path / "none")},
     )  # fmt: skip
     assert done.returncode == 2
-    assert "needs a database its job Pods share" in done.stderr
+    assert "needs a database that outlives it" in done.stderr
 
 
 def test_the_operator_needs_kubernetes_credentials(tmp_path: Path) -> None:

@@ -122,8 +122,8 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
     )
     if stores.database_uri in IN_PROCESS_DATABASES:
         raise SettingsError(
-            "the operator needs a database its job Pods share: set $KREDUN_DATABASE_URI "
-            "(or [database] uri) to PostgreSQL, or to a SQLite file on a shared volume"
+            "the operator needs a database that outlives it: set $KREDUN_DATABASE_URI "
+            "(or [database] uri) to PostgreSQL, or to a SQLite file on a persistent volume"
         )
     if urlparse(stores.value_store_uri).scheme == "memory":
         raise SettingsError(
