@@ -1,7 +1,8 @@
 """Outages pause, not fail: PostgreSQL stopped for 30 s mid-run pauses the running Execution
 (condition StoreAvailable=False) while its job Pod, which needs no database, finishes; the
 Execution resumes, recording the job's result, when the database is back. An outage longer
-than `[operator] store_outage_deadline` fails the Execution with a message. The database is a server of the test's own (pginstance)."""
+than `[operator] store_outage_deadline` fails the Execution with a message. The database is
+a server of the test's own (pginstance)."""
 
 from __future__ import annotations
 
