@@ -337,6 +337,10 @@ class _ExecutionRun:
             self._load_earlier()
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
+        if self.resumes:
+            # Written before any job starts: a process killed before its first flush must
+            # not leave the next one to take its own start for the execution's.
+            self._flush()
         try:
             return self._reduce()
         except BaseException as error:
