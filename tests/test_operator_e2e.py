@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import uuid
 from pathlib import Path
 
 from kredun import subrun
 from kredun.hashing import hash_bytes
+from kredun.provenance.store import ProvenanceStore
 from kredun.refs import ref_from_json, resolve
 
 from tests import test_operator_workflows as flow
@@ -118,6 +120,18 @@ def test_plan_with_fanout_returned_expressions_and_getitem(operator_cluster) -> 
          "opflow.add"]
     )  # fmt: skip
     assert status["jobs"]["done"] == status["jobs"]["total"] == len(names)
+    # The operator recorded what the jobs reported: one DONE row per job, each result's
+    # value row with the type and preview the job computed (what `kredun log` shows).
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        rows = store.jobs_of(uuid.UUID(status["executionId"]).hex)
+        values = store.value_records(row.result_hash for row in rows)
+    assert len(rows) == len(names) and {row.status for row in rows} == {"DONE"}
+    described = {row.task_name: values[row.result_hash] for row in rows}
+    assert (described["opflow.total"].type_name, described["opflow.total"].preview) == (
+        "builtins.int", "50"
+    )  # fmt: skip
+    assert described["opflow.add"].preview == "4"
+    assert described["opflow.fanout"].type_name == "kredun.plan"  # it returned expressions
 
     # The result reference resolves, client-side, to the value itself.
 
@@ -327,6 +341,11 @@ def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
     assert status["result"]["preview"] == "6"
     (pod,) = cluster.pods("nested")
     assert pod["metadata"]["labels"]["kredun.dev/task"] == "kredun.subrun"
+    # The nested scheduler kept its provenance in the job (it has no database credentials):
+    # the shared database holds the operator's execution only.
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        (execution,) = store.recent_executions()
+    assert execution.id == uuid.UUID(status["executionId"]).hex
 
 
 def test_task_options_shape_the_pod(tmp_path: Path) -> None:

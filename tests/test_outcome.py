@@ -105,7 +105,7 @@ def test_free_text_is_shortened_to_fit_a_termination_message() -> None:
         (value_outcome(type=7), "'type'"),
         (value_outcome(type="t" * 201), "'type'"),
         (value_outcome(preview=["x"]), "'preview'"),
-        (value_outcome(preview="p" * 501), "'preview'"),
+        (value_outcome(preview="p" * 201), "'preview'"),
         (value_outcome(truth="yes"), "'truth'"),
         (value_outcome(extra=1), "extra"),
         ({k: v for k, v in value_outcome().items() if k != "size"}, "size"),

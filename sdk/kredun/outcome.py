@@ -27,13 +27,13 @@ This module imports no deserialiser: the operator imports it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from .bounds import is_hash
 from .errors import OutcomeError
-from .hashing import hash_text
 
 OUTCOME_VERSION = 1
 # Where `kredun worker` writes the outcome: the file this variable names (a Pod's
@@ -47,7 +47,7 @@ MAX_OUTCOME_BYTES = 4096  # a Pod's termination message is cut there
 MAX_RESULT_BYTES = 256 * 1024 * 1024
 KINDS = ("value", "plan")
 TYPE_LIMIT = 200
-PREVIEW_LIMIT = 500
+PREVIEW_LIMIT = 200  # as provenance rows keep previews
 MESSAGE_LIMIT = 1000
 CLASS_NAME_LIMIT = 200
 CLASSES_LIMIT = 32
@@ -115,7 +115,8 @@ class Outcome:
 def outcome_key(job_name: str) -> str:
     """The value-store key of the outcome of the job the platform calls `job_name` (an AWS
     Batch job id, `<parent>:<index>` for an array child): both sides compute it."""
-    return hash_text(f"outcome:{job_name}")
+    # hashlib, not kredun.hashing: that imports the serialiser, and this module must not.
+    return hashlib.sha1(f"outcome:{job_name}".encode()).hexdigest()
 
 
 def parse(text: str | bytes) -> Outcome:
