@@ -9,11 +9,13 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kredun import task
+from kredun import Scheduler, task
 from kredun.errors import OutcomeError
+from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes, hash_value
 from kredun.jobspec import SPEC_VERSION
 from kredun.outcome import MAX_OUTCOME_BYTES, Outcome, TaskFailure, outcome_key, parse
@@ -239,3 +241,71 @@ def test_the_worker_command_never_opens_the_database(tmp_path: Path) -> None:
     failed = parse(path.read_text())
     assert failed.error is not None and failed.error.message == "ValueError: 7 is odd"
     assert UNREACHABLE_DATABASE not in done.stdout + done.stderr
+
+
+# -- the receiving side ---------------------------------------------------------------------
+
+
+class Receiver(RemoteExecutor):
+    def launch(self, *args: Any) -> None:
+        raise AssertionError("not launched here")
+
+    def shutdown(self) -> None:
+        pass
+
+
+def received(outcome: Outcome | None, blob: bytes | None, references: bool = True,
+             error: BaseException | None = None) -> Any:  # fmt: skip
+    """What a remote executor reports for a job that ended with `outcome`, its result blob
+    (stored under the outcome's hash) in the value store."""
+    scheduler = Scheduler()
+    receiver = Receiver("remote", {})
+    receiver.bind(scheduler)
+    if blob is not None and outcome is not None:
+        scheduler.value_store.put(outcome.hash, blob)
+    job = SimpleNamespace(id="0123456789", task=SimpleNamespace(fullname="ns.job"),
+                          references=references)  # fmt: skip
+    reports: list[Any] = []
+    receiver.finished(job, reports.append, error, "log tail", outcome)
+    (report,) = reports
+    return report
+
+
+def test_a_verified_result_is_reported_with_its_bytes() -> None:
+    data = dumps([1, 2])
+    outcome = Outcome(kind="value", hash=hash_bytes(data), size=len(data), type="builtins.list",
+                      preview="[1, 2]", truth=True)  # fmt: skip
+    report = received(outcome, data)
+    assert (report.error, report.result, report.data, report.truth) == (None, outcome, data, True)
+    assert report.value is None  # the operator's side never unpickles it
+    assert received(outcome, data, references=False).value == [1, 2]  # a laptop does
+
+
+@pytest.mark.parametrize(
+    ("size", "blob", "message"),
+    [
+        (5, b"other", "hash mismatch"),  # bytes that are not the claimed ones
+        (4, b"12345", "hash mismatch"),  # a size that is not theirs
+        (300 * 1024 * 1024, b"x", "over the limit"),  # claimed larger than a receiver reads
+        (5, None, "is not in"),  # nothing stored
+    ],
+)
+def test_a_result_that_is_not_what_the_outcome_says_fails_the_job(
+    size: int, blob: bytes | None, message: str
+) -> None:
+    claimed = hash_bytes(b"12345")
+    outcome = Outcome(kind="value", hash=claimed, size=size, type="t", preview="p", truth=None)
+    report = received(outcome, blob)
+    assert report.result is None and message in str(report.error)
+    if message == "hash mismatch":
+        assert claimed in str(report.error)
+
+
+def test_a_failed_job_reports_what_its_task_raised() -> None:
+    failure = TaskFailure(("builtins.KeyError", "builtins.LookupError"), "KeyError: 'k'", HASH)
+    report = received(Outcome(error=failure), None, error=RuntimeError("pod failed"))
+    assert str(report.error) == "pod failed" and report.traceback == "log tail"
+    assert (report.error_classes, report.error_hash) == (failure.classes, HASH)
+    # A job that exited successfully but reported a failure, or nothing, did not succeed.
+    assert "without reporting a result" in str(received(Outcome(error=failure), None).error)
+    assert "without reporting a result" in str(received(None, None).error)

@@ -25,7 +25,7 @@ from ..plan import INLINE_LIMIT, loads_plan
 from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
 from ..serialize import loads, ship
-from ..worker import materialize_plan
+from ..worker import materialize_plan, with_store_retries
 from .base import Executor, JobOutcome, ReportOutcome
 
 if TYPE_CHECKING:
@@ -82,7 +82,10 @@ class RemoteExecutor(Executor):
             raise LimitExceededError(
                 f"{where}: result {outcome.hash} is {outcome.size} bytes, over the limit of {limit}"
             )
-        data = self.scheduler.value_store.get(outcome.hash, max_bytes=limit)
+        data = with_store_retries(  # a value-store outage pauses, as elsewhere
+            "reading a job's result",
+            lambda: self.scheduler.value_store.get(outcome.hash, max_bytes=limit),
+        )
         if len(data) != outcome.size or hash_bytes(data) != outcome.hash:
             raise OutcomeError(
                 f"{where} reported result {outcome.hash} ({outcome.size} bytes), but the value "
