@@ -497,3 +497,19 @@ def test_termination_messages_are_read_from_a_fresh_file_per_start(
     assert silent.state.terminated.message is None
     # The file was the Pod's own: nothing was written on the host's /dev.
     assert not os.path.exists("/dev/termination-log")
+
+
+def test_without_root_a_variable_naming_the_message_path_names_the_pods_file(
+    kubelet: LocalKubelet, core: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.kube import kubelet as module
+
+    monkeypatch.setattr(module, "_CAN_MOUNT", False)
+    env = [{"name": "OUTCOME", "value": "/dev/termination-log"}]
+    write = "import os; open(os.environ['OUTCOME'], 'w').write('reported')"
+    core.create_namespaced_pod(
+        "default", pod("unprivileged", python(write), container={"env": env})
+    )
+    done = wait_for_phase(core, "unprivileged", "Succeeded").status.container_statuses[0]
+    assert done.state.terminated.message == "reported"
+    assert not os.path.exists("/dev/termination-log")

@@ -96,7 +96,8 @@ _MOUNTNS = Path(__file__).with_name("mountns.py")
 # most of it a kubelet keeps.
 _TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 _TERMINATION_MESSAGE_LIMIT = 4096
-# Placing the message file at its path needs a private mount namespace, hence root.
+# Placing the message file at its path needs a private mount namespace, hence root; without
+# it, variables naming the path are pointed at the file instead (_redirect_termination_path).
 _CAN_MOUNT = os.geteuid() == 0
 # What an image would bring and the host has to lend instead: the interpreter's environment
 # and this checkout (an editable install imports from it); kept visible under any volume.
@@ -982,6 +983,8 @@ class LocalKubelet:
         while not run.stop_requested.is_set() and not self._stopping.is_set():
             try:
                 env = self._container_env(run.pod, container)
+                if not _CAN_MOUNT:
+                    self._redirect_termination_path(run, container, env)
                 return env, self._prepare_mounts(run, container)
             except _ConfigError as exc:
                 if str(exc) != reported:
@@ -1109,6 +1112,17 @@ class LocalKubelet:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
         path.chmod(0o666)  # the container may run as any user
+
+    def _redirect_termination_path(
+        self, run: _PodRun, container: Mapping[str, Any], env: dict[str, str]
+    ) -> None:
+        """Without root the message file cannot be put at its path. A program that learns
+        the path from its environment (as `kredun worker` does) still finds the file: a
+        variable naming the path names the Pod's own file instead."""
+        target = container.get("terminationMessagePath") or _TERMINATION_MESSAGE_PATH
+        for name, value in env.items():
+            if value == target:
+                env[name] = str(self._termination_file(run))
 
     def _termination_message(self, run: _PodRun) -> str | None:
         """What the exited container wrote to its termination message file, cut to 4096
