@@ -116,15 +116,21 @@ def test_namespaces_of_a_shared_group_share_one_cache(tmp_path: Path) -> None:
         assert env["KREDUN_VALUE_STORE"] == f"{cluster.value_store}/{group}"
 
 
-def test_a_result_whose_bytes_do_not_match_its_hash_fails_only_its_job(tmp_path: Path) -> None:
+def test_a_result_that_is_not_what_its_outcome_says_fails_only_its_job(tmp_path: Path) -> None:
     with OperatorCluster(tmp_path) as cluster:
         cluster.create("forged", cluster.plan_spec(flow.poison_own_result("x")))
+        escape = json.dumps({"version": 1, "kind": "value", "hash": "../../../etc/passwd",
+                             "size": 1, "type": "int", "preview": "1", "truth": True})  # fmt: skip
+        cluster.create("escape", cluster.plan_spec(flow.forge_outcome(escape)))
         cluster.create("fine", cluster.plan_spec(flow.add(flow.inc(1), 1)))
         status = cluster.wait_for_phase("forged")
         assert status["phase"] == "Failed", status
         claimed = hash_bytes(cloudpickle.dumps("honest x", protocol=4))
         assert f"reported result {claimed}" in status["message"], status
         assert "hash mismatch" in status["message"]
+        status = cluster.wait_for_phase("escape")
+        assert status["phase"] == "Failed", status
+        assert "job outcome field 'hash' must be 40 lowercase hex digits" in status["message"]
         assert cluster.wait_for_phase("fine")["result"]["preview"] == "3"
 
 

@@ -124,3 +124,15 @@ def value_store_view(root: str) -> dict:
     scopes = {kind: sorted(os.listdir(f"{root}/{kind}"))
               for kind in ("ns", "shared") if os.path.isdir(f"{root}/{kind}")}  # fmt: skip
     return {"store": os.environ["KREDUN_VALUE_STORE"], "scopes": scopes}
+
+
+@task()
+def forge_outcome(text: str) -> int:
+    """Writes `text` as its Pod's outcome, and sends the worker's own report elsewhere."""
+    import os
+
+    path = os.environ["KREDUN_OUTCOME_PATH"]
+    os.environ["KREDUN_OUTCOME_PATH"] = os.devnull
+    with open(path, "w") as file:
+        file.write(text)
+    return 1
