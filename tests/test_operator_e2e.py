@@ -455,3 +455,20 @@ def test_an_image_that_cannot_be_pulled_fails_the_job(operator_cluster) -> None:
     assert "ImagePullBackOff for image 'kredun:test'" in status["message"]
     assert "check spec.image" in status["message"]
     wait_for(lambda: cluster.pods("pull") == [], timeout=30, message="the stuck pod deleted")
+
+
+def test_a_large_result_is_checked_where_it_lies(operator_cluster) -> None:
+    cluster = operator_cluster
+    cluster.create("large", cluster.plan_spec(flow.blob(300_000)))
+    status = cluster.wait_for_phase("large")
+    assert status["phase"] == "Succeeded", status
+    result_hash = status["result"]["hash"]
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        (record,) = store.value_records([result_hash]).values()
+    # Too large to keep inline: the row describes the blob the job stored, by its bytes.
+    assert record.data is None and record.preview.startswith("b'xxx")
+    stored = cluster.scheduler().value_store.get(result_hash)
+    assert hash_bytes(stored) == result_hash and record.size == len(stored)
+    assert resolve(ref_from_json(status["result"]["ref"]), cluster.scheduler().fetch_blob) == (
+        b"x" * 300_000
+    )

@@ -136,3 +136,8 @@ def forge_outcome(text: str) -> int:
     with open(path, "w") as file:
         file.write(text)
     return 1
+
+
+@task()
+def blob(n: int) -> bytes:
+    return b"x" * n

@@ -280,13 +280,20 @@ def test_a_verified_result_is_reported_with_its_bytes() -> None:
     assert report.value is None  # the operator's side never unpickles it
     assert received(outcome, data, references=False).value == [1, 2]  # a laptop does
 
+    large = dumps(b"z" * 100_000)  # over what a provenance row keeps inline
+    outcome = Outcome(kind="value", hash=hash_bytes(large), size=len(large), type="bytes",
+                      preview="b'zz...'", truth=True)  # fmt: skip
+    report = received(outcome, large)
+    assert (report.error, report.result, report.data) == (None, outcome, None)  # hashed, not held
+
 
 @pytest.mark.parametrize(
     ("size", "blob", "message"),
     [
         (5, b"other", "hash mismatch"),  # bytes that are not the claimed ones
         (4, b"12345", "hash mismatch"),  # a size that is not theirs
-        (300 * 1024 * 1024, b"x", "over the limit"),  # claimed larger than a receiver reads
+        (17 * 1024**3, b"x", "over the limit"),  # claimed larger than a receiver hashes
+        (100_000, b"y" * 100_000, "hash mismatch"),  # too large to read: hashed where it is
         (5, None, "is not in"),  # nothing stored
     ],
 )

@@ -162,14 +162,16 @@ class ReferencedValues:
     def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
         """The result a job reported, its blob already checked against the reported hash
         (RemoteExecutor.finished): a value reference, or the plan fragment, decoded with
-        its byte and depth caps. The bytes are returned for the scheduler to record."""
+        its byte and depth caps. The bytes, when held (a plan, a value small enough to keep
+        inline), are returned for the scheduler to record."""
         received, data = outcome.result, outcome.data
-        if received is None or data is None:
+        if received is None or (received.kind == "plan" and data is None):
             job = outcome.job
             raise ExecutorError(
                 f"job {job.id[:8]} ({job.task.fullname}) ended without reporting a result"
             )
         if received.kind == "plan":
+            assert data is not None
             return self._plan(data, received.hash), data
         return ("value", ValueRef(received.hash), received.hash), data
 

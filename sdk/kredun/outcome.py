@@ -42,9 +42,10 @@ OUTCOME_PATH_VARIABLE = "KREDUN_OUTCOME_PATH"
 # Set (AWS Batch): the outcome goes to the value store, under `outcome_key($AWS_BATCH_JOB_ID)`.
 OUTCOME_STORE_VARIABLE = "KREDUN_OUTCOME_TO_STORE"
 MAX_OUTCOME_BYTES = 4096  # a Pod's termination message is cut there
-# The largest value blob a receiver reads back to check its hash (plans have their own cap,
-# kredun.domains.MAX_PLAN_BYTES): the receiver holds it in memory while it checks.
-MAX_RESULT_BYTES = 256 * 1024 * 1024
+# The largest value blob a receiver hashes to check it (plans have their own cap,
+# kredun.domains.MAX_PLAN_BYTES). Large values are hashed in chunks, not held, but hashing
+# more would tie the receiver up for minutes.
+MAX_RESULT_BYTES = 16 * 1024**3
 KINDS = ("value", "plan")
 TYPE_LIMIT = 200
 PREVIEW_LIMIT = 200  # as provenance rows keep previews

@@ -3,9 +3,11 @@ inline in the provenance database (and, on clusters, for everything jobs exchang
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -14,6 +16,8 @@ from .bounds import INLINE_VALUE_LIMIT, check_hash, check_size
 from .errors import ConfigError, ValueNotFoundError
 from .provenance.records import ValueRecord
 from .tenancy import scoped_store_uri
+
+CHUNK = 1024 * 1024  # bytes read at a time when a blob is hashed
 
 
 class ValueStore(Protocol):
@@ -29,6 +33,11 @@ class ValueStore(Protocol):
         ...
 
     def exists(self, value_hash: str) -> bool: ...
+
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        """The sha1 and size of the bytes under `value_hash`, read in chunks: a blob can be
+        checked without being held in memory. LimitExceededError past `max_bytes`."""
+        ...
 
 
 class MemoryValueStore:
@@ -51,6 +60,10 @@ class MemoryValueStore:
 
     def exists(self, value_hash: str) -> bool:
         return value_hash in self._blobs
+
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        data = self.get(value_hash, max_bytes)
+        return hashlib.sha1(data).hexdigest(), len(data)
 
 
 class DirectoryValueStore:
@@ -89,6 +102,25 @@ class DirectoryValueStore:
 
     def exists(self, value_hash: str) -> bool:
         return self._path(value_hash).exists()
+
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        try:
+            with self._path(value_hash).open("rb") as file:
+                return digest_chunks(value_hash, iter(lambda: file.read(CHUNK), b""),
+                                     max_bytes, self.uri)  # fmt: skip
+        except FileNotFoundError:
+            raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
+
+
+def digest_chunks(value_hash: str, chunks: Iterable[bytes], max_bytes: int | None,
+                  uri: str) -> tuple[str, int]:  # fmt: skip
+    """sha1 and size of a blob read as `chunks`, stopping once past `max_bytes`."""
+    digest, size = hashlib.sha1(), 0
+    for chunk in chunks:
+        size += len(chunk)
+        check_size(value_hash, size, max_bytes, uri)
+        digest.update(chunk)
+    return digest.hexdigest(), size
 
 
 def open_value_store(uri: str, scope: str = "") -> ValueStore:

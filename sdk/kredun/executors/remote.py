@@ -16,6 +16,7 @@ import json
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from ..bounds import INLINE_VALUE_LIMIT
 from ..domains import MAX_PLAN_BYTES
 from ..errors import LimitExceededError, OutcomeError, ResourceError
 from ..hashing import hash_bytes, hash_value
@@ -73,7 +74,9 @@ class RemoteExecutor(Executor):
             report(JobOutcome(job, error=failure, traceback=log_tail))
 
     def _received(self, job: Job, outcome: Outcome | None) -> JobOutcome:
-        """The outcome of a job that exited successfully, its result blob verified."""
+        """The outcome of a job that exited successfully, its result blob verified. The
+        operator holds the bytes of a plan (to decode it) and of a value small enough to
+        keep inline in its row; a larger value is only hashed, in chunks, where it lies."""
         where = f"job {job.id[:8]} ({job.task.fullname})"
         if outcome is None or outcome.error is not None:
             raise OutcomeError(f"{where} exited successfully without reporting a result")
@@ -82,18 +85,33 @@ class RemoteExecutor(Executor):
             raise LimitExceededError(
                 f"{where}: result {outcome.hash} is {outcome.size} bytes, over the limit of {limit}"
             )
-        data = with_store_retries(  # a value-store outage pauses, as elsewhere
-            "reading a job's result",
-            lambda: self.scheduler.value_store.get(outcome.hash, max_bytes=limit),
-        )
-        if len(data) != outcome.size or hash_bytes(data) != outcome.hash:
+        store = self.scheduler.value_store
+        held = outcome.kind == "plan" or not job.references or outcome.size <= INLINE_VALUE_LIMIT
+        data: bytes | None = None
+
+        def read() -> tuple[str, int]:
+            nonlocal data
+            if not held:
+                return store.digest(outcome.hash, max_bytes=outcome.size)
+            data = store.get(outcome.hash, max_bytes=outcome.size)
+            return hash_bytes(data), len(data)
+
+        claimed = f"{where} reported result {outcome.hash} ({outcome.size} bytes), but the "
+        try:
+            # A value-store outage pauses here, as elsewhere.
+            actual, size = with_store_retries("reading a job's result", read)
+        except LimitExceededError:
             raise OutcomeError(
-                f"{where} reported result {outcome.hash} ({outcome.size} bytes), but the value "
-                f"store holds {len(data)} bytes of hash {hash_bytes(data)} under it: hash mismatch"
+                f"{claimed}value store holds more bytes under it: hash mismatch"
+            ) from None
+        if (actual, size) != (outcome.hash, outcome.size):
+            raise OutcomeError(
+                f"{claimed}value store holds {size} bytes of sha1 {actual} under it: hash mismatch"
             )
         received = JobOutcome(job, result=outcome, data=data, truth=outcome.truth)
         if job.references:
             return received  # the operator records the verified blob, never unpickles it
+        assert data is not None
         if outcome.kind == "plan":
             received.value = materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
         else:
