@@ -3,12 +3,15 @@ and byte caps before anything large is read."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidHashError, LimitExceededError
 
 INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
+CHUNK = 1024 * 1024  # bytes read at a time when a blob is hashed
 _HASH = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -30,3 +33,16 @@ def check_size(value_hash: str, size: int, max_bytes: int | None, uri: str) -> N
         raise LimitExceededError(
             f"value {value_hash[:8]} in {uri} is {size} bytes, over the limit of {max_bytes}"
         )
+
+
+def digest_chunks(
+    value_hash: str, chunks: Iterable[bytes], max_bytes: int | None, uri: str
+) -> tuple[str, int]:
+    """sha1 and size of the blob under `value_hash` read as `chunks`, stopping once past
+    `max_bytes` (LimitExceededError)."""
+    digest, size = hashlib.sha1(), 0
+    for chunk in chunks:
+        size += len(chunk)
+        check_size(value_hash, size, max_bytes, uri)
+        digest.update(chunk)
+    return digest.hexdigest(), size

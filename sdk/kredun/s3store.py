@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bounds import check_hash, check_size
+from .bounds import CHUNK, check_hash, check_size, digest_chunks
 from .errors import LimitExceededError, StoreError, ValueNotFoundError
 
 
@@ -69,8 +69,6 @@ class S3ValueStore:
         return data
 
     def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
-        from .valuestore import CHUNK, digest_chunks
-
         response = self._object(value_hash)
         body = response["Body"]
         try:

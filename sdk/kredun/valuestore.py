@@ -7,17 +7,14 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from .bounds import INLINE_VALUE_LIMIT, check_hash, check_size
+from .bounds import CHUNK, INLINE_VALUE_LIMIT, check_hash, check_size, digest_chunks
 from .errors import ConfigError, ValueNotFoundError
 from .provenance.records import ValueRecord
 from .tenancy import scoped_store_uri
-
-CHUNK = 1024 * 1024  # bytes read at a time when a blob is hashed
 
 
 class ValueStore(Protocol):
@@ -110,17 +107,6 @@ class DirectoryValueStore:
                                      max_bytes, self.uri)  # fmt: skip
         except FileNotFoundError:
             raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
-
-
-def digest_chunks(value_hash: str, chunks: Iterable[bytes], max_bytes: int | None,
-                  uri: str) -> tuple[str, int]:  # fmt: skip
-    """sha1 and size of a blob read as `chunks`, stopping once past `max_bytes`."""
-    digest, size = hashlib.sha1(), 0
-    for chunk in chunks:
-        size += len(chunk)
-        check_size(value_hash, size, max_bytes, uri)
-        digest.update(chunk)
-    return digest.hexdigest(), size
 
 
 def open_value_store(uri: str, scope: str = "") -> ValueStore:
