@@ -102,8 +102,9 @@ class TrustedValues:
             if not graph.contains_expression(value):
                 value_hash, data = encode(value)
                 received = outcome.result
-                if received is not None and received.kind == "value" and outcome.data:
-                    # A remote job's value is identified by its bytes, which were checked.
+                if received is not None and received.kind == "value" and outcome.data is not None:
+                    # A remote job's value is identified by the bytes it stored, which were
+                    # checked (encoding above still collects the task values and Files in it).
                     value_hash, data = received.hash, outcome.data
                 result: Result = ("value", value, value_hash)
             else:
