@@ -3,8 +3,10 @@
 Each job attempt gets a Pod whose name is derived from its Execution and eval hash, so
 creating a Pod that already exists (409) means an earlier operator launched it: the
 executor adopts it and never launches a duplicate, and a Pod that already succeeded
-reports success at once. The Pod runs `kredun worker`, which records the result in the
-shared stores; the scheduler reads it from there (`ReferencedValues`).
+reports success at once. The Pod runs `kredun worker`, which stores the result blob in the
+value store of the Execution's cache scope and writes its outcome (kredun.outcome) to the
+container's termination message; the executor reads that from the ended Pod's status,
+checks the blob against it, and the scheduler records the result (`ReferencedValues`).
 
 Fallback: a job whose task option (or executor option) `fallback` names another configured
 executor, e.g. `"batch"`, leaves Kubernetes for it when its Pod stays Unschedulable for
@@ -26,12 +28,14 @@ import threading
 import time
 from typing import Any
 
-from kredun.errors import ConfigError, ExecutorError, StoreError, TaskOptionError
+from kredun.errors import ConfigError, ExecutorError, OutcomeError, StoreError, TaskOptionError
 from kredun.executors import JobOutcome, ReportOutcome
 from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes
 from kredun.job import Job
 from kredun.options import check_task_options, retry_limit
+from kredun.outcome import Outcome
+from kredun.outcome import parse as parse_outcome
 from kredun.resource import execution_selector
 from kredun.resources import Resources
 
@@ -367,7 +371,8 @@ class PodJob:
         status = pod.get("status") or {}
         phase = status.get("phase")
         if phase == "Succeeded":
-            self._end(JobOutcome(self.job))
+            if self._claim():
+                self._runtime.pool.submit(self._report_success, pod)
         elif phase == "Failed":
             if self._claim():
                 self._runtime.pool.submit(self._report_failure, pod)
@@ -467,9 +472,23 @@ class PodJob:
             return
         self._on_event("MODIFIED", pod)
 
+    def _report_success(self, pod: dict[str, Any]) -> None:
+        """The Pod succeeded: its outcome is the container's termination message."""
+        try:
+            outcome = parse_outcome(_terminated_state(pod).get("message") or "")
+        except OutcomeError as error:
+            self._deliver(JobOutcome(self.job, error=OutcomeError(f"pod {self.name}: {error}")))
+            return
+        self._deliver(JobOutcome(self.job), outcome)
+
     def _report_failure(self, pod: dict[str, Any]) -> None:
         tail = self._log_tail()
         terminated = _terminated_state(pod)
+        try:
+            outcome: Outcome | None = parse_outcome(terminated.get("message") or "")
+        except OutcomeError:
+            outcome = None  # the job failed before its task ran, or reported nonsense
+        raised = outcome.error if outcome is not None else None
         code = terminated.get("exitCode")
         reason = terminated.get("reason") or (pod.get("status") or {}).get("reason") or ""
         last_line = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
@@ -480,10 +499,12 @@ class PodJob:
             )
         elif reason == "DeadlineExceeded":
             message = f"pod {self.name} ran longer than the task's timeout"
+        elif raised is not None:
+            message = f"pod {self.name} failed (exit {code}): {raised.message}"
         else:
             detail = last_line or terminated.get("message") or reason or "no output"
             message = f"pod {self.name} failed (exit {code}): {detail}"
-        self._fail(message, tail)
+        self._fail(message, tail, outcome)
 
     def _report_stuck(self, pod: dict[str, Any]) -> None:
         waiting = _stuck_reason(pod.get("status") or {}) or {}
@@ -516,16 +537,17 @@ class PodJob:
         if self._claim():
             self._fail(message, "")
 
-    def _fail(self, message: str, tail: str) -> None:
+    def _fail(self, message: str, tail: str, reported: Outcome | None = None) -> None:
         """Report a failure (the caller has claimed the job)."""
         error = PodFailedError(message, task=self.job.task.fullname, pod=self.name, log_tail=tail)
-        self._deliver(JobOutcome(self.job, error=error, traceback=tail or None))
+        self._deliver(JobOutcome(self.job, error=error, traceback=tail or None), reported)
 
     def _end(self, outcome: JobOutcome) -> None:
         if self._claim():
             self._deliver(outcome)
 
-    def _deliver(self, outcome: JobOutcome) -> None:
+    def _deliver(self, outcome: JobOutcome, reported: Outcome | None = None) -> None:
+        """`reported`: what the job's termination message said, if it parsed."""
         self._runtime.pods.unregister(self.namespace, self.name, self._on_event)
         self.executor.released(self)
         if self.context.stop_mode is not None:
@@ -535,7 +557,7 @@ class PodJob:
         if outcome.error is not None:
             self.context.events.warning("JobFailed", f"{self.job.task.fullname}: {outcome.error}")
         self.context.delivered.append(time.monotonic())
-        self.executor.finished(self.job, self.report, outcome.error, outcome.traceback)
+        self.executor.finished(self.job, self.report, outcome.error, outcome.traceback, reported)
 
 
 def _terminated_state(pod: dict[str, Any]) -> dict[str, Any]:

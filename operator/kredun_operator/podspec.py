@@ -15,6 +15,7 @@ from typing import Any
 
 from kredun.errors import ExecutorError
 from kredun.hashing import hash_text
+from kredun.outcome import OUTCOME_PATH_VARIABLE
 from kredun.resource import (
     ANNOTATION_JOB,
     ANNOTATION_TASK,
@@ -31,10 +32,12 @@ from kredun.resource import (
     label_value,
 )
 from kredun.resources import Resources
+from kredun.tenancy import scoped_store_uri
 
-from .settings import JobDefaults
+from .settings import VALUES_VOLUME, JobDefaults
 
 CONTAINER = "job"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 _NAME_BASE_LIMIT = 40  # + "-" + 12 hash digits + "-r<attempt>" stays within 63
 
 
@@ -95,9 +98,17 @@ def pod_template(
     defaults: JobDefaults,
     scope: str,
 ) -> PodTemplate:
-    """Merge a (validated) Execution spec over the operator's job defaults. Jobs record
-    their results in the Execution's cache `scope` (kredun.tenancy)."""
+    """Merge a (validated) Execution spec over the operator's job defaults. Jobs see the
+    value store of the Execution's cache `scope` (kredun.tenancy) and nothing else of it:
+    its URI, and for a PVC store only the scope's subdirectory of the claim."""
     resources = Resources.parse(spec.get("resources") or {}, "spec.resources.")
+    mounts: list[dict[str, Any]] = []
+    if defaults.value_store_mount is not None:
+        mounts.append({
+            "name": VALUES_VOLUME,
+            "mountPath": f"{defaults.value_store_mount.rstrip('/')}/{scope}",
+            "subPath": scope,
+        })  # fmt: skip
     return PodTemplate(
         namespace=namespace,
         execution=name,
@@ -111,11 +122,15 @@ def pod_template(
         resources=resources.over(defaults.resources),
         env=[
             *defaults.env,
-            {"name": "KREDUN_CACHE_SCOPE", "value": scope},
+            {
+                "name": "KREDUN_VALUE_STORE",
+                "value": scoped_store_uri(defaults.value_store_uri, scope),
+            },
+            {"name": OUTCOME_PATH_VARIABLE, "value": TERMINATION_MESSAGE_PATH},
             *(spec.get("env") or []),
         ],
         volumes=defaults.volumes,
-        volume_mounts=defaults.volume_mounts,
+        volume_mounts=mounts,
         allowed_service_accounts=defaults.allowed_service_accounts(),
         allowed_images=defaults.allowed_images,
     )
@@ -161,6 +176,10 @@ def job_pod(
         "env": [dict(variable) for variable in template.env],
         "resources": resources.kubernetes(),
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+        # The worker writes its outcome (kredun.outcome) here; the operator reads it back
+        # from the ended Pod's status. Set explicitly: it is the job's only way back.
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "File",
     }
     pull_policy = options.get("image_pull_policy") or template.image_pull_policy
     if pull_policy:

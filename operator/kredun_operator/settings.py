@@ -6,10 +6,11 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [database]        uri                      # $KREDUN_DATABASE_URI overrides
     [value_store]     uri                      # $KREDUN_VALUE_STORE overrides
     [value_store.s3]  endpoint, region         # passed to job Pods as AWS_* variables
-    [value_store.pvc] claim_name, mount_path   # mounted into every job Pod
+    [value_store.pvc] claim_name, mount_path   # job Pods mount their scope's subPath only
     [aws]             credentials_secret, access_key_id_key, secret_access_key_key
     [jobs]            image, service_account, image_pull_policy, image_pull_secrets,
-                      tolerations, database_secret, database_secret_key,
+                      tolerations,
+                      value_store_secret,      # per-namespace Secret: job Pods' S3 keys
                       unschedulable_after,     # seconds, then an Unschedulable Pod fails
                       max_retries,             # caps every task's `retries` (default 5)
                       max_running_per_namespace,  # job Pods at once per namespace (0: any)
@@ -41,6 +42,7 @@ from .errors import SettingsError
 
 IN_PROCESS_DATABASES = ("memory://", "sqlite://", "sqlite:///:memory:")
 DEFAULT_MOUNT = "/var/lib/kredun/values"
+VALUES_VOLUME = "kredun-values"
 IN_PROCESS_EXECUTORS = ("local", "process")
 
 
@@ -58,7 +60,10 @@ class JobDefaults:
     # Every job container's environment (EnvVar objects) and volumes.
     env: tuple[dict[str, Any], ...] = ()
     volumes: tuple[dict[str, Any], ...] = ()
-    volume_mounts: tuple[dict[str, Any], ...] = ()
+    # The value store's root: a job gets only its cache scope's part of it (kredun.tenancy),
+    # a subPath of the claim for a PVC store mounted at `value_store_mount`.
+    value_store_uri: str = ""
+    value_store_mount: str | None = None
     # Seconds a job's Pod may stay Unschedulable, without a fallback, before the job fails.
     unschedulable_after: float = 600.0
     # The most retries of one job, whatever its task's `retries` option asks.
@@ -117,8 +122,8 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
     )
     if stores.database_uri in IN_PROCESS_DATABASES:
         raise SettingsError(
-            "the operator needs a database its job Pods share: set $KREDUN_DATABASE_URI "
-            "(or [database] uri) to PostgreSQL, or to a SQLite file on a shared volume"
+            "the operator needs a database that outlives it: set $KREDUN_DATABASE_URI "
+            "(or [database] uri) to PostgreSQL, or to a SQLite file on a persistent volume"
         )
     if urlparse(stores.value_store_uri).scheme == "memory":
         raise SettingsError(
@@ -149,17 +154,26 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
     )
 
 
+# Job Pods hold no database credentials: the operator alone writes provenance.
+_REMOVED_JOB_KEYS = ("database_secret", "database_secret_key")
+
+
 def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobDefaults:
     jobs = reader.table(data, "jobs")
+    removed = [key for key in _REMOVED_JOB_KEYS if key in jobs]
+    if removed:
+        raise SettingsError(
+            f"{reader.origin}: [jobs] {', '.join(removed)} was removed: job Pods get no "
+            "database URI any more (they report results through the value store)"
+        )
     resources = reader.table(jobs, "resources")
-    env = [*_store_env(reader, data, stores), *_aws_env(reader, data)]
+    env = [*_store_env(reader, data), *_aws_env(reader, data)]
     env += [{"name": k, "value": v} for k, v in reader.strings(jobs, "env").items()]
-    volumes, mounts = [], []
+    volumes, mount = [], None
     claim = reader.string(data, "value_store", "pvc", "claim_name")
     if claim:
-        mount_path = reader.string(data, "value_store", "pvc", "mount_path")
-        volumes.append({"name": "kredun-values", "persistentVolumeClaim": {"claimName": claim}})
-        mounts.append({"name": "kredun-values", "mountPath": mount_path or DEFAULT_MOUNT})
+        mount = reader.string(data, "value_store", "pvc", "mount_path") or DEFAULT_MOUNT
+        volumes.append({"name": VALUES_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
     try:
         job_resources = Resources.parse(resources, "[jobs.resources] ")
     except ResourceError as error:
@@ -178,7 +192,9 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
         tolerations=tuple(tolerations),
         env=tuple(env),
         volumes=tuple(volumes),
-        volume_mounts=tuple(mounts),
+        # A claim is where job Pods mount it, wherever the operator has it.
+        value_store_uri=f"file://{mount}" if mount else stores.require_value_store_uri(),
+        value_store_mount=mount,
         unschedulable_after=reader.number(jobs, "unschedulable_after", 600.0),
         max_retries=reader.count(jobs, "max_retries", 5),
         max_running_per_namespace=reader.count(jobs, "max_running_per_namespace", 0),
@@ -209,18 +225,9 @@ def _outage_deadline(reader: _Reader, data: dict[str, Any]) -> float:
     return reader.number(reader.table(data, "operator"), "store_outage_deadline", 600.0)
 
 
-def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[dict[str, Any]]:
-    """How job Pods find the stores. A database URI holds a password, so when the chart
-    names the Secret it came from, Pods read it from there instead of from their spec."""
-    secret = reader.string(data, "jobs", "database_secret")
-    if secret:
-        key = reader.string(data, "jobs", "database_secret_key") or "uri"
-        database: dict[str, Any] = {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-    else:
-        database = {"value": stores.require_database_uri()}
+def _store_env(reader: _Reader, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """How job Pods reach the value store (its scope's URI is added per Execution)."""
     env: list[dict[str, Any]] = [
-        {"name": "KREDUN_DATABASE_URI", **database},
-        {"name": "KREDUN_VALUE_STORE", "value": stores.require_value_store_uri()},
         # Jobs wait out a store outage as long as their Execution does.
         {"name": "KREDUN_STORE_RETRY_SECONDS", "value": f"{_outage_deadline(reader, data):g}"},
     ]
@@ -237,7 +244,12 @@ def _store_env(reader: _Reader, data: dict[str, Any], stores: Config) -> list[di
 
 
 def _aws_env(reader: _Reader, data: dict[str, Any]) -> list[dict[str, Any]]:
-    secret = reader.string(data, "aws", "credentials_secret")
+    """Job Pods' AWS keys: from `[jobs] value_store_secret`, a Secret of each job's own
+    namespace whose keys reach only that namespace's prefix, else from the operator's
+    `[aws] credentials_secret` (which must then exist in every job namespace)."""
+    secret = reader.string(data, "jobs", "value_store_secret") or reader.string(
+        data, "aws", "credentials_secret"
+    )
     if not secret:
         return []
     keys = {

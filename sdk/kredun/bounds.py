@@ -3,19 +3,27 @@ and byte caps before anything large is read."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import InvalidHashError, LimitExceededError
 
 INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
+CHUNK = 1024 * 1024  # bytes read at a time when a blob is hashed
 _HASH = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_hash(value: Any) -> bool:
+    """Whether `value` is 40 lowercase hex digits."""
+    return isinstance(value, str) and _HASH.match(value) is not None
 
 
 def check_hash(value_hash: Any) -> str:
     """`value_hash` if it is 40 lowercase hex digits. Hashes come from plans, job specs and
     provenance rows, which a user may have written: nothing else may become a path or key."""
-    if isinstance(value_hash, str) and _HASH.match(value_hash):
+    if is_hash(value_hash):
         return value_hash
     raise InvalidHashError(f"{str(value_hash)[:80]!r} is not a value hash (40 hex digits)")
 
@@ -25,3 +33,16 @@ def check_size(value_hash: str, size: int, max_bytes: int | None, uri: str) -> N
         raise LimitExceededError(
             f"value {value_hash[:8]} in {uri} is {size} bytes, over the limit of {max_bytes}"
         )
+
+
+def digest_chunks(
+    value_hash: str, chunks: Iterable[bytes], max_bytes: int | None, uri: str
+) -> tuple[str, int]:
+    """sha1 and size of the blob under `value_hash` read as `chunks`, stopping once past
+    `max_bytes` (LimitExceededError)."""
+    digest, size = hashlib.sha1(), 0
+    for chunk in chunks:
+        size += len(chunk)
+        check_size(value_hash, size, max_bytes, uri)
+        digest.update(chunk)
+    return digest.hexdigest(), size

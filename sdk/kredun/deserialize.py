@@ -13,9 +13,10 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
-from .errors import PlanError
-from .expression import SIMPLE_OPERATIONS, Expression
-from .refs import DeferredRef, Ref, ValueRef
+from .errors import PlanError, WorkflowLoadError
+from .expression import SIMPLE_OPERATIONS, Expression, SimpleExpression
+from .plan import TaskRef, _task_ref
+from .refs import DeferredRef, Ref, ValueRef, ref_from_json
 from .task import install_code_loader
 
 
@@ -53,3 +54,56 @@ def resolve(ref: Ref, fetch: Callable[[str], bytes]) -> Any:
     if ref.type_ref is None:
         raise PlanError(f"a {ref.kind} reference carries no type to rebuild it with")
     return resolve(ref.type_ref, fetch)(*items)  # namedtuple
+
+
+def load_task(ref: TaskRef, fetch: Callable[[str], bytes]) -> Any:
+    """The live task a reference names: its shipped code, else imported by module name."""
+    from .task import get_task
+
+    if ref.code is not None:
+        return loads(ref.code.inline or fetch(ref.code.hash))
+    import importlib
+
+    try:
+        importlib.import_module(ref.module)
+    except ImportError as error:
+        raise WorkflowLoadError(f"cannot import module {ref.module!r}: {error}") from None
+    found = get_task(ref.fullname)
+    if found is None:
+        raise WorkflowLoadError(f"module {ref.module!r} defines no task {ref.fullname!r}")
+    if found.hash != ref.hash:
+        raise WorkflowLoadError(
+            f"task {ref.fullname} in this image has hash {found.hash[:8]}, "
+            f"but the job was planned for {ref.hash[:8]}: rebuild the image or resubmit"
+        )
+    return found
+
+
+def materialize_plan(plan: dict[str, Any], fetch: Callable[[str], bytes]) -> Any:
+    """The Python expression a plan describes: values unpickled, tasks loaded. Trusted code
+    only (a laptop scheduler reading a remote job's returned expression)."""
+    tasks = {key: load_task(_task_ref(key, data), fetch) for key, data in plan["tasks"].items()}
+    built: list[Any] = []
+    for spec in plan["nodes"]:
+        if "value" in spec:
+            built.append(resolve(ref_from_json(spec["value"]), fetch))
+            continue
+        if "call" in spec or "op" in spec:
+            args = tuple(built[i] for i in spec.get("args", []))
+            kwargs = {name: built[i] for name, i in spec.get("kwargs", {}).items()}
+            if "call" in spec:
+                task = tasks[spec["call"]]
+                options = spec.get("options") or {}
+                built.append((task.options(**options) if options else task)(*args, **kwargs))
+            else:
+                built.append(SimpleExpression(spec["op"], args, kwargs))
+            continue
+        kind = next(k for k in ("list", "tuple", "set", "dict", "namedtuple") if k in spec)
+        items = [built[i] for i in spec[kind]]
+        if kind == "dict":
+            built.append(dict(zip(items[0::2], items[1::2], strict=True)))
+        elif kind == "namedtuple":
+            built.append(resolve(ref_from_json(spec["type"]), fetch)(*items))
+        else:
+            built.append({"list": list, "tuple": tuple, "set": set}[kind](items))
+    return built[plan["root"]]

@@ -83,7 +83,7 @@ class ValueDomain(Protocol):
     """What the scheduler relies on in the values it reduces: Python objects in-process
     (`TrustedValues`), references the operator must not unpickle (`ReferencedValues`)."""
 
-    records_results: bool  # whether the scheduler records job results (or workers do)
+    records_results: bool  # whether results are Python values the scheduler serializes
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
         """Graph nodes for an expression (or a plan): (root, nodes ready to reduce)."""
@@ -103,7 +103,8 @@ ValueDomainFactory = Callable[[ValueStores, ResultNotes], ValueDomain]
 
 
 class ReferencedValues:
-    """Operator side: values are references; workers record results, nothing is unpickled."""
+    """Operator side: values are references; nothing is unpickled. Jobs report results
+    through outcomes; the scheduler records them."""
 
     records_results = False
 
@@ -121,13 +122,20 @@ class ReferencedValues:
         return assemble_reference(node)
 
     def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
-        job = outcome.job
-        call = self.stores.provenance.lookup_calls([job.eval_hash]).get(job.eval_hash)
-        if call is None:
+        """The result a job reported, its blob already checked against the reported hash
+        (RemoteExecutor.finished): a value reference, or the plan fragment, decoded with
+        its byte and depth caps. The bytes, when held (a plan, a value small enough to keep
+        inline), are returned for the scheduler to record."""
+        received, data = outcome.result, outcome.data
+        if received is None or (received.kind == "plan" and data is None):
+            job = outcome.job
             raise ExecutorError(
-                f"job {job.id[:8]} ({job.task.fullname}) ended without recording a result"
+                f"job {job.id[:8]} ({job.task.fullname}) ended without reporting a result"
             )
-        return self._result(call), None
+        if received.kind == "plan":
+            assert data is not None
+            return self._plan(data, received.hash), data
+        return ("value", ValueRef(received.hash), received.hash), data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results the submitted code still computes: a fragment holding a task
@@ -154,11 +162,18 @@ class ReferencedValues:
     def _result(self, call: CallRecord) -> Result:
         result_hash = check_hash(call.result_hash)
         if call.result_kind == "plan":
-            data = fetch_plan(self.stores, result_hash)
-            try:
-                return "plan", loads_plan(data), result_hash
-            except RecursionError:
-                raise PlanError(f"plan {result_hash[:8]} is nested too deeply to read") from None
+            return self._plan(fetch_plan(self.stores, result_hash), result_hash)
         if call.result_kind != "value":
             raise ExecutorError(f"result of kind {call.result_kind!r} cannot be used here")
         return "value", ValueRef(result_hash), result_hash
+
+    @staticmethod
+    def _plan(data: bytes, plan_hash: str) -> Result:
+        if len(data) > MAX_PLAN_BYTES:
+            raise LimitExceededError(
+                f"plan {plan_hash[:8]} is {len(data)} bytes, over the limit of {MAX_PLAN_BYTES}"
+            )
+        try:
+            return "plan", loads_plan(data), plan_hash
+        except RecursionError:
+            raise PlanError(f"plan {plan_hash[:8]} is nested too deeply to read") from None

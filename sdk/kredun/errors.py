@@ -104,3 +104,23 @@ class ScriptError(KredunError):
 
 class TagError(KredunError, ValueError):
     """A tag is malformed: tags are (key, value) pairs of text, keys non-empty."""
+
+
+class OutcomeError(KredunError):
+    """A job's outcome (what its worker reported back) is malformed, or does not match the
+    result blob it names; the message names the field or the hash."""
+
+
+class RemoteTaskError(KredunError):
+    """A task raised in a job that ran elsewhere (a Pod, a Batch job). `classes` are the
+    qualified names along the exception's class hierarchy, `value_hash` the pickled
+    exception's blob in the value store (None if it could not be pickled)."""
+
+    def __init__(self, message: str, classes: tuple[str, ...] = (),
+                 value_hash: str | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.classes = classes
+        self.value_hash = value_hash
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (str(self), self.classes, self.value_hash))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bounds import check_hash, check_size
-from .errors import StoreError, ValueNotFoundError
+from .bounds import CHUNK, check_hash, check_size, digest_chunks
+from .errors import LimitExceededError, StoreError, ValueNotFoundError
 
 
 def _describe(error: Exception) -> str:
@@ -38,22 +38,25 @@ class S3ValueStore:
         check_hash(value_hash)
         return f"{self.prefix}/{value_hash}" if self.prefix else value_hash
 
-    def put(self, value_hash: str, data: bytes) -> None:
-        if self.exists(value_hash):
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
+        if not replace and self.exists(value_hash):
             return  # content-addressed: the same hash holds the same bytes
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(value_hash), Body=data)
         except Exception as error:
             raise StoreError(f"cannot write to {self.uri}: {_describe(error)}") from None
 
-    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
-        key = self._key(value_hash)
+    def _object(self, value_hash: str) -> dict[str, Any]:
+        """The get_object response of a value: its length and its streaming body."""
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(value_hash))
         except Exception as error:
             if _describe(error).startswith(("NoSuchKey", "404")):
                 raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
             raise StoreError(f"cannot read from {self.uri}: {_describe(error)}") from None
+
+    def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
+        response = self._object(value_hash)
         body = response["Body"]
         try:
             if max_bytes is None:
@@ -64,6 +67,19 @@ class S3ValueStore:
             body.close()
         check_size(value_hash, len(data), max_bytes, self.uri)
         return data
+
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        response = self._object(value_hash)
+        body = response["Body"]
+        try:
+            check_size(value_hash, int(response.get("ContentLength") or 0), max_bytes, self.uri)
+            return digest_chunks(value_hash, body.iter_chunks(CHUNK), max_bytes, self.uri)
+        except LimitExceededError:
+            raise
+        except Exception as error:
+            raise StoreError(f"cannot read from {self.uri}: {_describe(error)}") from None
+        finally:
+            body.close()
 
     def exists(self, value_hash: str) -> bool:
         try:

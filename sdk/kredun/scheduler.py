@@ -43,6 +43,7 @@ from .graph import Node
 from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
 from .options import job_limits, retry_limit
+from .outcome import Outcome
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI
 from .provenance.records import (
@@ -56,6 +57,7 @@ from .provenance.records import (
     ProvenanceBatch,
     TagRecord,
     TaskRecord,
+    ValueRecord,
 )
 from .serialize import dumps, preview, type_name
 from .stores import Stores
@@ -335,6 +337,10 @@ class _ExecutionRun:
             self._load_earlier()
         self.logger.info("Start Execution %s:  kredun %r", self.id, self.record.args)
         self.pending.executions.append(self.record)
+        if self.resumes:
+            # Written before any job starts: a process killed before its first flush must
+            # not leave the next one to take its own start for the execution's.
+            self._flush()
         try:
             return self._reduce()
         except BaseException as error:
@@ -1024,9 +1030,11 @@ class _ExecutionRun:
                 f"result of {job.task.fullname}: {error}"
             )))  # fmt: skip
             return
-        if data is not None:
+        # A remote job described the result it stored (its bytes may not have been read).
+        received = outcome.result if outcome.result and outcome.result.hash == result_hash else None
+        if data is not None or received is not None:
             assert result_hash is not None  # serialized results always have their hash
-            self._record_value(result_hash, value, data)
+            self._record_value(result_hash, value, data, received)
             self.pending.calls.append(
                 CallRecord(eval_hash=job.eval_hash, task_hash=job.task.hash,
                            args_hash=job.args_hash, result_hash=result_hash, result_kind=kind)
@@ -1138,15 +1146,27 @@ class _ExecutionRun:
                 TaskRecord(task.hash, task.fullname, task.namespace, task.source)
             )
 
-    def _record_value(self, value_hash: str, value: Any, data: bytes) -> None:
+    def _record_value(self, value_hash: str, value: Any, data: bytes | None,
+                      described: Outcome | None = None) -> None:  # fmt: skip
+        """`described`: what the remote job that stored the value said of it; `data` may
+        then be None (a large value, checked in the value store but not read)."""
         if self.dryrun or value_hash in self.scheduler._recorded_values:
             return
         self.scheduler._recorded_values.add(value_hash)
-        self.pending.values.append(
-            store_value(
-                self.scheduler.value_store, value_hash, data, type_name(value), preview(value)
+        if described is not None and data is None:
+            record = ValueRecord(value_hash, described.type, described.preview, described.size,
+                                 None)  # fmt: skip
+        else:
+            assert data is not None
+            type_text, preview_text = (
+                (described.type, described.preview)
+                if described is not None
+                else (type_name(value), preview(value))
             )
-        )
+            record = store_value(
+                self.scheduler.value_store, value_hash, data, type_text, preview_text
+            )
+        self.pending.values.append(record)
 
     def _cache_off(self, task: Task) -> str | None:
         """Why a job being created does not consult the cache, if it does not."""

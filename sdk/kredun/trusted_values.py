@@ -10,10 +10,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import graph
-from .deserialize import loads
+from .deserialize import loads, materialize_plan
 from .domains import Result, ResultNotes, ValueStores, logger
 from .errors import SerializationError
 from .hashing import encode, hash_bytes
+from .plan import loads_plan
 from .provenance.records import CallRecord
 from .serialize import dumps
 from .task import collecting_task_values
@@ -39,11 +40,19 @@ class TrustedValues:
         return graph.assemble(node)
 
     def job_result(self, outcome: JobOutcome) -> tuple[Result, bytes | None]:
-        """The result and, when it can be cached, its serialized bytes."""
+        """The result and, when it can be cached, its serialized bytes. A remote job's
+        result arrives as verified bytes (kredun.outcome): loaded here."""
         value = outcome.value
+        if outcome.result is not None and outcome.data is not None:
+            value = self._received(outcome.result.kind, outcome.data)
         with collecting_task_values() as task_values, collecting_external() as external:
             if not graph.contains_expression(value):
                 value_hash, data = encode(value)
+                received = outcome.result
+                if received is not None and received.kind == "value" and outcome.data is not None:
+                    # A remote job's value is identified by the bytes it stored, which were
+                    # checked (encoding above still collects the task values and Files in it).
+                    value_hash, data = received.hash, outcome.data
                 result: Result = ("value", value, value_hash)
             else:
                 try:
@@ -57,6 +66,11 @@ class TrustedValues:
         if external:
             self.notes.external[outcome.job.eval_hash] = external
         return result, data
+
+    def _received(self, kind: str, data: bytes) -> Any:
+        if kind == "plan":
+            return materialize_plan(loads_plan(data), self.stores.fetch_blob)
+        return loads(data)
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results that the current code would still compute: one that holds a task

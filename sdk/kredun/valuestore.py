@@ -3,6 +3,7 @@ inline in the provenance database (and, on clusters, for everything jobs exchang
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from .bounds import INLINE_VALUE_LIMIT, check_hash, check_size
+from .bounds import CHUNK, INLINE_VALUE_LIMIT, check_hash, check_size, digest_chunks
 from .errors import ConfigError, ValueNotFoundError
 from .provenance.records import ValueRecord
 from .tenancy import scoped_store_uri
@@ -19,12 +20,21 @@ from .tenancy import scoped_store_uri
 class ValueStore(Protocol):
     uri: str
 
-    def put(self, value_hash: str, data: bytes) -> None: ...
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
+        """Store `data` under `value_hash`. Content-addressed blobs are written once;
+        `replace` overwrites (an outcome kept under a key that is not its content's hash)."""
+        ...
+
     def get(self, value_hash: str, max_bytes: int | None = None) -> bytes:
         """The bytes; LimitExceededError rather than reading more than `max_bytes`."""
         ...
 
     def exists(self, value_hash: str) -> bool: ...
+
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        """The sha1 and size of the bytes under `value_hash`, read in chunks: a blob can be
+        checked without being held in memory. LimitExceededError past `max_bytes`."""
+        ...
 
 
 class MemoryValueStore:
@@ -33,7 +43,7 @@ class MemoryValueStore:
         self._blobs: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def put(self, value_hash: str, data: bytes) -> None:
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
         with self._lock:
             self._blobs[check_hash(value_hash)] = data
 
@@ -48,6 +58,10 @@ class MemoryValueStore:
     def exists(self, value_hash: str) -> bool:
         return value_hash in self._blobs
 
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        data = self.get(value_hash, max_bytes)
+        return hashlib.sha1(data).hexdigest(), len(data)
+
 
 class DirectoryValueStore:
     """Blobs as files `ab/cdef...` under a directory (local disk or a shared volume)."""
@@ -60,9 +74,9 @@ class DirectoryValueStore:
         check_hash(value_hash)
         return self.root / value_hash[:2] / value_hash[2:]
 
-    def put(self, value_hash: str, data: bytes) -> None:
+    def put(self, value_hash: str, data: bytes, replace: bool = False) -> None:
         path = self._path(value_hash)
-        if path.exists():
+        if not replace and path.exists():
             return  # content-addressed: same hash, same bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader never sees a half-written blob.
@@ -85,6 +99,14 @@ class DirectoryValueStore:
 
     def exists(self, value_hash: str) -> bool:
         return self._path(value_hash).exists()
+
+    def digest(self, value_hash: str, max_bytes: int | None = None) -> tuple[str, int]:
+        try:
+            with self._path(value_hash).open("rb") as file:
+                return digest_chunks(value_hash, iter(lambda: file.read(CHUNK), b""),
+                                     max_bytes, self.uri)  # fmt: skip
+        except FileNotFoundError:
+            raise ValueNotFoundError(f"value {value_hash[:8]} is not in {self.uri}") from None
 
 
 def open_value_store(uri: str, scope: str = "") -> ValueStore:

@@ -344,7 +344,7 @@ def test_value_sets_match_the_schema(path: Path) -> None:
         ({"jobs": {"resources": {"memory": "4GB"}}}, "jobs.resources.memory"),
         ({"metrics": {"port": 70000}}, "metrics.port"),
         ({"valueStore": {"type": "s3"}}, "valueStore.s3.bucket"),
-        ({"valueStore": {"type": "s3", "s3": {"bucket": "b"}}}, "job Pods must reach the database"),
+        ({"valueStore": {"type": "s3", "s3": {"bucket": "b"}}}, "the operator needs PostgreSQL"),
         ({"operator": {"replicas": 2}}, "database.existingSecret"),
         (
             {"operator": {"watch": {"clusterWide": True, "namespaces": ["a"]}}},
@@ -452,7 +452,7 @@ def test_defaults() -> None:
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     env = env_of(container)
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    # SQLite on the claim job Pods mount too, so they reach the same database.
+    # SQLite on the claim, outside every namespace's subdirectory that job Pods mount.
     assert env["KREDUN_DATABASE_URI"]["value"] == "sqlite:////var/lib/kredun/values/kredun.db"
     assert not find(manifests, "KopfPeering") and not find(manifests, "ClusterKopfPeering")
     config = kredun_toml(manifests)
@@ -786,11 +786,25 @@ def test_service_account_annotations_merge() -> None:
     assert parse_operator_args(operator_container(manifests)["args"]).standalone
 
 
-def test_job_pods_get_the_database_uri_from_the_secret_not_their_spec() -> None:
-    manifests = render(set_values={"database": {"existingSecret": "kredun-db", "secretKey": "dsn"}})
-    jobs = kredun_toml(manifests)["jobs"]
-    assert (jobs["database_secret"], jobs["database_secret_key"]) == ("kredun-db", "dsn")
-    assert "database_secret" not in kredun_toml(render())["jobs"]
+def test_job_pods_get_no_database_uri_and_their_namespace_s3_keys() -> None:
+    from kredun_operator.podspec import pod_template
+    from kredun_operator.settings import settings_from_dict
+
+    s3 = {"type": "s3", "s3": {"bucket": "b", "jobCredentialsSecret": "kredun-values-keys"}}
+    values = {"database": {"existingSecret": "kredun-db", "secretKey": "dsn"}, "valueStore": s3}
+    manifests = render(set_values=values)
+    config = kredun_toml(manifests)
+    assert not [key for key in config["jobs"] if "database" in key]
+    assert config["jobs"]["value_store_secret"] == "kredun-values-keys"
+    settings = settings_from_dict(
+        config | {"database": {"uri": "postgresql://db/k"}, "value_store": {"uri": "s3://b/k"}}
+    )
+    template = pod_template("team-a", "run", "uid", {}, settings.jobs, "ns/team-a")
+    env = {variable["name"]: variable for variable in template.env}
+    assert not [name for name in env if "DATABASE" in name]
+    assert env["KREDUN_VALUE_STORE"]["value"] == "s3://b/k/ns/team-a"
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "kredun-values-keys"
+    assert "value_store_secret" not in kredun_toml(render())["jobs"]
 
 
 @pytest.mark.parametrize("files", VALUE_SET_FILES, ids=VALUE_SET_IDS)

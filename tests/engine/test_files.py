@@ -268,7 +268,7 @@ def test_files_travel_to_process_and_remote_workers_and_hash_the_same(tmp_path):
         "database": {"uri": database},
         "value_store": {"uri": value_store},
         "executors": {
-            "remote": {"type": TYPE, "database": database, "value_store": value_store},
+            "remote": {"type": TYPE, "value_store": value_store},
         },
     }
     scheduler = Scheduler(config=config)

@@ -71,7 +71,7 @@ def operator_like_run(plan, database, value_store, cache=True, scope=""):
     config = {
         "database": {"uri": database},
         "value_store": {"uri": value_store},
-        "executors": {"default": {"type": TYPE, "database": database, "value_store": value_store}},
+        "executors": {"default": {"type": TYPE, "value_store": value_store}},
         "tenancy": {"cache_scope": scope},
     }
     from kredun.domains import ReferencedValues
@@ -254,7 +254,7 @@ def test_laptop_scheduler_with_remote_workers(stores):
     config = {
         "database": {"uri": database},
         "value_store": {"uri": value_store},
-        "executors": {"default": {"type": TYPE, "database": database, "value_store": value_store}},
+        "executors": {"default": {"type": TYPE, "value_store": value_store}},
     }
     scheduler = Scheduler(config=config)
     big = list(range(5000))  # over the inline limit: shipped through the value store

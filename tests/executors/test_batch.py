@@ -4,6 +4,7 @@ the scheduler's SQLite database file."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -158,6 +159,14 @@ def batch_logs(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
+def stored_outcome(aws: MotoBatch, prefix: str, job_id: str) -> Any:
+    """The outcome a Batch job's worker left in the value store."""
+    from kredun.outcome import outcome_key, parse
+
+    key = f"{prefix}/{outcome_key(job_id)}"
+    return parse(aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
 def failed_jobs(database: str) -> list[Any]:
     with ProvenanceStore(database) as store:
         execution = store.recent_executions(1)[0]
@@ -179,7 +188,13 @@ def test_single_job_with_values_through_s3(aws: MotoBatch, config: dict[str, Any
     assert job["tags"]["kredun:task"] == "batchtest.total"
     environment = {item["name"]: item["value"] for item in job["container"]["environment"]}
     assert environment["KREDUN_VALUE_STORE"] == f"s3://{BUCKET}/run"
-    assert environment["KREDUN_DATABASE_URI"] == config["database"]["uri"]
+    # No database for the job: it reported its outcome through the value store.
+    assert not [name for name in environment if "DATABASE" in name]
+    assert config["database"]["uri"] not in json.dumps(job)
+    assert environment["KREDUN_OUTCOME_TO_STORE"] == "1"
+    outcome = stored_outcome(aws, "run", job["jobId"])
+    assert (outcome.kind, outcome.preview, outcome.truth) == ("value", str(sum(big)), True)
+    assert f"run/{outcome.hash}" in keys  # the result blob, under the sha1 of its bytes
     assert job["container"]["command"][:3] == ["kredun", "worker", "--spec-json"]
 
     # Cached now: nothing more runs on Batch.
@@ -241,6 +256,10 @@ def test_array_with_a_failing_child(aws: MotoBatch, config: dict[str, Any], tmp_
     assert "Essential container in task exited; exit code 1; log stream " in message
     assert message.endswith("last log line: kredun: task failed: ValueError: record 3 is bad")
     assert "Traceback (most recent call last)" in "\n".join(raised.value.__notes__)
+    error = stored_outcome(aws, "run", child["jobId"]).error
+    assert error.message == "ValueError: record 3 is bad"
+    assert error.classes[:2] == ("builtins.ValueError", "builtins.Exception")
+    assert error.hash is not None
 
     # The other children's results were recorded: running them again submits nothing.
     assert run(config, [check_record(i) for i in (0, 1, 2, 4)]) == [0, 10, 20, 40]
@@ -549,8 +568,6 @@ def test_job_definition_rejected(aws: MotoBatch, database: str) -> None:
 @pytest.mark.parametrize(
     ("database", "value_store", "message"),
     [
-        (None, f"s3://{BUCKET}/run", "cannot reach an in-memory database"),
-        ("sqlite://", f"s3://{BUCKET}/run", "cannot reach an in-memory database"),
         ("sqlite:///{tmp}/db.sqlite", "memory://", "cannot reach the memory:// value store"),
     ],
 )
@@ -561,6 +578,10 @@ def test_stores_jobs_cannot_reach(
     with pytest.raises(UnreachableStoreError, match=message):
         run(make_config(database, value_store), add(1, 2))
     assert top_level_jobs(aws) == []
+
+
+def test_an_in_memory_database_is_fine_since_jobs_never_open_it(aws: MotoBatch) -> None:
+    assert run(make_config(None), add(1, 2)) == 3
 
 
 def test_bad_options_are_refused_when_the_config_is_read(aws: MotoBatch, database: str) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import uuid
 from pathlib import Path
 
 from kredun import subrun
 from kredun.deserialize import resolve
 from kredun.hashing import hash_bytes
+from kredun.provenance.store import ProvenanceStore
 from kredun.refs import ref_from_json
 
 from tests.support import workflows as flow
@@ -76,8 +78,14 @@ def test_hand_written_execution_from_the_example(operator_cluster) -> None:
         assert container["imagePullPolicy"] == "IfNotPresent"
         assert container["command"][:3] == ["kredun", "worker", "--spec-json"]
         env = {variable["name"]: variable.get("value") for variable in container["env"]}
-        assert env["KREDUN_DATABASE_URI"] == cluster.database
-        assert env["KREDUN_VALUE_STORE"] == cluster.value_store
+        # No database credentials anywhere in a job Pod: it reports through its outcome.
+        manifest = json.dumps(pod)
+        assert "DATABASE" not in manifest and cluster.database not in manifest
+        assert env["KREDUN_VALUE_STORE"] == f"{cluster.value_store}/ns/{cluster.namespace}"
+        assert env["KREDUN_OUTCOME_PATH"] == container["terminationMessagePath"]
+        assert container["terminationMessagePolicy"] == "File"
+        outcome = pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"]
+        assert json.loads(outcome)["kind"] in ("value", "plan")
     tasks = sorted(pod["metadata"]["labels"]["kredun.dev/task"] for pod in pods)
     assert tasks == [
         "examples.hello.greet", "examples.hello.main", "examples.hello.shout",
@@ -113,6 +121,18 @@ def test_plan_with_fanout_returned_expressions_and_getitem(operator_cluster) -> 
          "opflow.add"]
     )  # fmt: skip
     assert status["jobs"]["done"] == status["jobs"]["total"] == len(names)
+    # The operator recorded what the jobs reported: one DONE row per job, each result's
+    # value row with the type and preview the job computed (what `kredun log` shows).
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        rows = store.jobs_of(uuid.UUID(status["executionId"]).hex)
+        values = store.value_records(row.result_hash for row in rows)
+    assert len(rows) == len(names) and {row.status for row in rows} == {"DONE"}
+    described = {row.task_name: values[row.result_hash] for row in rows}
+    assert (described["opflow.total"].type_name, described["opflow.total"].preview) == (
+        "builtins.int", "50"
+    )  # fmt: skip
+    assert described["opflow.add"].preview == "4"
+    assert described["opflow.fanout"].type_name == "kredun.plan"  # it returned expressions
 
     # The result reference resolves, client-side, to the value itself.
 
@@ -322,6 +342,11 @@ def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
     assert status["result"]["preview"] == "6"
     (pod,) = cluster.pods("nested")
     assert pod["metadata"]["labels"]["kredun.dev/task"] == "kredun.subrun"
+    # The nested scheduler kept its provenance in the job (it has no database credentials):
+    # the shared database holds the operator's execution only.
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        (execution,) = store.recent_executions()
+    assert execution.id == uuid.UUID(status["executionId"]).hex
 
 
 def test_task_options_shape_the_pod(tmp_path: Path) -> None:
@@ -431,3 +456,20 @@ def test_an_image_that_cannot_be_pulled_fails_the_job(operator_cluster) -> None:
     assert "ImagePullBackOff for image 'kredun:test'" in status["message"]
     assert "check spec.image" in status["message"]
     wait_for(lambda: cluster.pods("pull") == [], timeout=30, message="the stuck pod deleted")
+
+
+def test_a_large_result_is_checked_where_it_lies(operator_cluster) -> None:
+    cluster = operator_cluster
+    cluster.create("large", cluster.plan_spec(flow.blob(300_000)))
+    status = cluster.wait_for_phase("large")
+    assert status["phase"] == "Succeeded", status
+    result_hash = status["result"]["hash"]
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        (record,) = store.value_records([result_hash]).values()
+    # Too large to keep inline: the row describes the blob the job stored, by its bytes.
+    assert record.data is None and record.preview.startswith("b'xxx")
+    stored = cluster.scheduler().value_store.get(result_hash)
+    assert hash_bytes(stored) == result_hash and record.size == len(stored)
+    assert resolve(ref_from_json(status["result"]["ref"]), cluster.scheduler().fetch_blob) == (
+        b"x" * 300_000
+    )

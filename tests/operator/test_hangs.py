@@ -76,7 +76,7 @@ def plan_with_options(cluster: OperatorCluster, expr: Any, **options: Any) -> di
 
 
 def test_pods_that_can_never_start_fail_their_job_with_the_reason(tmp_path: Path) -> None:
-    config = '[jobs]\nunschedulable_after = 1\ndatabase_secret = "no-such-secret"\n'
+    config = '[jobs]\nunschedulable_after = 1\nvalue_store_secret = "no-such-secret"\n'
     kubelet = {"max_cpu": 1, "unpullable_images": [MISSING_IMAGE]}
     with OperatorCluster(tmp_path, kubelet_options=kubelet, operator_config=config) as cluster:
         cluster.create("pull", cluster.plan_spec(flow.inc(1), image=MISSING_IMAGE))

@@ -11,8 +11,10 @@ import types
 from pathlib import Path
 
 import cloudpickle
+import pytest
 from kredun.hashing import encode, hash_bytes
 from kredun.plan import dumps_plan, encode_plan, loads_plan
+from kredun.refs import ref_from_json, resolve
 from kredun.valuestore import open_value_store
 
 from tests.support import workflows as flow
@@ -35,7 +37,8 @@ def forged_plan(cluster: OperatorCluster, markers: Path) -> dict:
     other code: it leaves a marker naming the scope it ran in, and returns 666."""
 
     def evil(x: int) -> int:
-        scope = os.environ.get("KREDUN_CACHE_SCOPE", "?").replace("/", "_")
+        # The job's value store is its scope's: <root>/<ns|shared>/<name>.
+        scope = "_".join(os.environ["KREDUN_VALUE_STORE"].split("/")[-2:])
         (markers / f"evil-{scope}-{os.getpid()}").touch()
         return 666
 
@@ -110,4 +113,73 @@ def test_namespaces_of_a_shared_group_share_one_cache(tmp_path: Path) -> None:
         assert status["jobs"]["cached"] == status["jobs"]["total"] == 2
         (pod, _) = cluster.pods("first", namespace=ATTACKER)
         env = {v["name"]: v.get("value") for v in pod["spec"]["containers"][0]["env"]}
-        assert env["KREDUN_CACHE_SCOPE"] == group
+        assert env["KREDUN_VALUE_STORE"] == f"{cluster.value_store}/{group}"
+
+
+def test_a_result_that_is_not_what_its_outcome_says_fails_only_its_job(tmp_path: Path) -> None:
+    with OperatorCluster(tmp_path) as cluster:
+        cluster.create("forged", cluster.plan_spec(flow.poison_own_result("x")))
+        escape = json.dumps({"version": 1, "kind": "value", "hash": "../../../etc/passwd",
+                             "size": 1, "type": "int", "preview": "1", "truth": True})  # fmt: skip
+        cluster.create("escape", cluster.plan_spec(flow.forge_outcome(escape)))
+        cluster.create("fine", cluster.plan_spec(flow.add(flow.inc(1), 1)))
+        status = cluster.wait_for_phase("forged")
+        assert status["phase"] == "Failed", status
+        claimed = hash_bytes(cloudpickle.dumps("honest x", protocol=4))
+        assert f"reported result {claimed}" in status["message"], status
+        assert "hash mismatch" in status["message"]
+        status = cluster.wait_for_phase("escape")
+        assert status["phase"] == "Failed", status
+        assert "job outcome field 'hash' must be 40 lowercase hex digits" in status["message"]
+        assert cluster.wait_for_phase("fine")["result"]["preview"] == "3"
+
+
+PVC_CONFIG = """
+[value_store.pvc]
+claim_name = "values"
+mount_path = "/var/lib/kredun/values"
+"""
+
+
+def _claim(cluster: OperatorCluster, namespace: str) -> None:
+    """A claim `values` in `namespace` bound to a hostPath volume on the operator's store."""
+    root = cluster.value_store.removeprefix("file://")
+    volume = f"values-{namespace}"
+    cluster.api_request("POST", "/api/v1/persistentvolumes", {
+        "metadata": {"name": volume},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
+                 "hostPath": {"path": root}},
+    })  # fmt: skip
+    cluster.api_request("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", {
+        "metadata": {"name": "values", "namespace": namespace},
+        "spec": {"accessModes": ["ReadWriteMany"], "volumeName": volume,
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    })  # fmt: skip
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the local kubelet mounts volumes as root")
+def test_a_job_sees_only_its_namespace_part_of_a_claim(tmp_path: Path) -> None:
+    with OperatorCluster(tmp_path, operator_config=PVC_CONFIG) as cluster:
+        cluster.add_namespace(VICTIM)
+        for namespace in (ATTACKER, VICTIM):
+            _claim(cluster, namespace)
+        cluster.stop_operator()
+        cluster.start_operator("--namespace", ATTACKER, "--namespace", VICTIM)
+        cluster.create("victim", cluster.plan_spec(flow.inc(1), namespace=VICTIM), VICTIM)
+        assert cluster.wait_for_phase("victim", namespace=VICTIM)["phase"] == "Succeeded"
+        root = cluster.value_store.removeprefix("file://")
+        assert os.path.isdir(f"{root}/ns/{VICTIM}")  # the victim's values are on the claim
+
+        spec = cluster.plan_spec(flow.value_store_view("/var/lib/kredun/values"))
+        cluster.create("look", spec)
+        status = cluster.wait_for_phase("look")
+        assert status["phase"] == "Succeeded", status
+        (pod,) = cluster.pods("look")
+        (mount,) = pod["spec"]["containers"][0]["volumeMounts"]
+        assert mount["subPath"] == f"ns/{ATTACKER}"
+        view = resolve(ref_from_json(status["result"]["ref"]),
+                       cluster.scheduler().fetch_blob)  # fmt: skip
+        assert view == {
+            "store": f"file:///var/lib/kredun/values/ns/{ATTACKER}",
+            "scopes": {"ns": [ATTACKER]},  # the victim's directory is not there at all
+        }

@@ -160,6 +160,8 @@ def test_job_pod_manifest() -> None:
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert container["command"] == ["kredun", "worker"]
     assert container["volumeMounts"] == [{"name": "v", "mountPath": "/v"}]
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "File"
 
 
 def test_pod_template_merges_spec_over_defaults() -> None:
@@ -168,6 +170,7 @@ def test_pod_template_merges_spec_over_defaults() -> None:
         resources=Resources(Fraction(1), GIB),
         node_selector={"a": "1"},
         env=({"name": "X", "value": "1"},),
+        value_store_uri="s3://bucket/values",
     )
     spec = {"image": "mine:2", "resources": {"memory": "2Gi"}, "nodeSelector": {"b": "2"},
             "env": [{"name": "Y", "value": "2"}]}  # fmt: skip
@@ -175,9 +178,13 @@ def test_pod_template_merges_spec_over_defaults() -> None:
     assert template.image == "mine:2"
     assert template.resources == Resources(Fraction(1), 2 * GIB)
     assert template.node_selector == {"a": "1", "b": "2"}
+    # A job sees its scope's part of the value store only, and writes its outcome where the
+    # Pod's termination message is read from.
     assert [(v["name"], v["value"]) for v in template.env] == [
-        ("X", "1"), ("KREDUN_CACHE_SCOPE", "ns/ns"), ("Y", "2")
+        ("X", "1"), ("KREDUN_VALUE_STORE", "s3://bucket/values/ns/ns"),
+        ("KREDUN_OUTCOME_PATH", "/dev/termination-log"), ("Y", "2"),
     ]  # fmt: skip
+    assert template.volume_mounts == []
 
 
 # -- specs and plans --------------------------------------------------------------------------
@@ -380,7 +387,7 @@ def test_settings_from_the_helm_chart_config() -> None:
             "image": "kredun:0.1.0", "service_account": "jobs", "image_pull_policy": "Always",
             "image_pull_secrets": ["regcred"], "tolerations": [{"key": "a", "operator": "Exists"}],
             "resources": {"cpus": 1, "memory": "1Gi", "gpus": 0},
-            "node_selector": {"pool": "jobs"}, "database_secret": "db",
+            "node_selector": {"pool": "jobs"},
         },
         "value_store": {"uri": "s3://b/p", "s3": {"endpoint": "http://minio", "region": "eu"}},
         "aws": {"credentials_secret": "aws", "access_key_id_key": "id"},
@@ -392,10 +399,9 @@ def test_settings_from_the_helm_chart_config() -> None:
         "kredun:0.1.0", "jobs", Resources(Fraction(1), GIB, 0)
     )  # fmt: skip
     env = {variable["name"]: variable for variable in jobs.env}
-    assert env["KREDUN_DATABASE_URI"] == {
-        "name": "KREDUN_DATABASE_URI", "valueFrom": {"secretKeyRef": {"name": "db", "key": "uri"}}
-    }  # fmt: skip
-    assert env["KREDUN_VALUE_STORE"]["value"] == "s3://b/p"
+    # Job Pods hold no database credentials; their value store is added per scope.
+    assert not any("DATABASE" in name for name in env)
+    assert "KREDUN_VALUE_STORE" not in env and jobs.value_store_uri == "s3://b/p"
     # Job Pods wait out a store outage as long as the operator does.
     assert settings.store_outage_deadline == 90
     assert env["KREDUN_STORE_RETRY_SECONDS"]["value"] == "90"
@@ -413,14 +419,32 @@ def test_settings_mount_a_pvc_value_store(monkeypatch) -> None:
     jobs = settings_from_dict(data).jobs
     assert jobs.volumes == ({"name": "kredun-values",
                              "persistentVolumeClaim": {"claimName": "values"}},)  # fmt: skip
-    assert jobs.volume_mounts == ({"name": "kredun-values",
-                                   "mountPath": "/var/lib/kredun/values"},)  # fmt: skip
+    # Each job mounts only its scope's subdirectory of the claim, where its URI points.
+    template = pod_template("team-a", "run", "uid", {}, jobs, "ns/team-a")
+    assert template.volume_mounts == [
+        {"name": "kredun-values", "subPath": "ns/team-a",
+         "mountPath": "/var/lib/kredun/values/ns/team-a"}
+    ]  # fmt: skip
+    env = {variable["name"]: variable.get("value") for variable in template.env}
+    assert env["KREDUN_VALUE_STORE"] == "file:///var/lib/kredun/values/ns/team-a"
+
+
+def test_job_pods_take_s3_keys_from_their_namespace_secret() -> None:
+    data = {**STORES, "jobs": {"value_store_secret": "kredun-values-keys"},
+            "aws": {"credentials_secret": "operator-aws"}}  # fmt: skip
+    jobs = settings_from_dict(data).jobs
+    secrets = {variable["name"]: variable["valueFrom"]["secretKeyRef"]
+               for variable in jobs.env if "valueFrom" in variable}  # fmt: skip
+    assert secrets == {
+        "AWS_ACCESS_KEY_ID": {"name": "kredun-values-keys", "key": "AWS_ACCESS_KEY_ID"},
+        "AWS_SECRET_ACCESS_KEY": {"name": "kredun-values-keys", "key": "AWS_SECRET_ACCESS_KEY"},
+    }
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "needs a database its job Pods share"),
+        ({}, "needs a database that outlives it"),
         ({"database": {"uri": "sqlite:////x.db"}}, "needs a value store"),
         ({**STORES, "jobs": {"image": 3}}, "jobs.image must be a string"),
         ({**STORES, "jobs": {"resources": {"gpus": 0.5}}}, r"\[jobs.resources\] gpus must be a"),
@@ -431,6 +455,7 @@ def test_settings_mount_a_pvc_value_store(monkeypatch) -> None:
         ({**STORES, "jobs": {"unschedulable_after": "1m"}}, "unschedulable_after must be a"),
         ({**STORES, "executors": {"x": {"type": "local"}}}, "inside the operator"),
         ({**STORES, "executors": {"x": {"job_queue": "q"}}}, "needs a 'type'"),
+        ({**STORES, "jobs": {"database_secret": "db"}}, "database_secret was removed"),
     ],
 )
 def test_bad_settings(data, message) -> None:
@@ -494,7 +519,7 @@ def test_the_operator_refuses_to_start_without_shared_stores(tmp_path: Path) -> 
         env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(tmp_path / "none")},
     )  # fmt: skip
     assert done.returncode == 2
-    assert "needs a database its job Pods share" in done.stderr
+    assert "needs a database that outlives it" in done.stderr
 
 
 def test_the_operator_needs_kubernetes_credentials(tmp_path: Path) -> None:
@@ -526,5 +551,4 @@ def test_the_operator_reads_what_the_helm_chart_renders(files, monkeypatch) -> N
     assert settings.jobs.image == config["jobs"]["image"]
     assert settings.jobs.service_account == config["jobs"]["service_account"]
     if "pvc" in config["value_store"]:
-        (mount,) = settings.jobs.volume_mounts
-        assert mount["mountPath"] == config["value_store"]["pvc"]["mount_path"]
+        assert settings.jobs.value_store_mount == config["value_store"]["pvc"]["mount_path"]

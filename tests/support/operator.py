@@ -162,13 +162,12 @@ class OperatorCluster:
 
     def job_env(self) -> dict[str, str]:
         """What Pods see besides their own env: the repository (as a job image has the
-        workflow code) and the venv's `kredun` on PATH."""
+        workflow code) and the venv's `kredun` on PATH. Not the stores: a job Pod gets its
+        value store from its spec, and no database at all."""
         venv_bin = str(Path(sys.executable).parent)
         return {
             "PYTHONPATH": str(REPO_ROOT),
             "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "KREDUN_DATABASE_URI": self.database,
-            "KREDUN_VALUE_STORE": self.value_store,
         }
 
     def operator_env(self, **extra: str) -> dict[str, str]:

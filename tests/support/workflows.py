@@ -98,3 +98,46 @@ def file_pipeline(data: Dir, out_dir: str) -> dict:
         "counts": [count_words(item) for item in items],
         "shouted": [shout_file(item, out_dir) for item in items],
     }
+
+
+@task()
+def poison_own_result(token: str) -> str:
+    """Writes other bytes under the hash its own result will be stored at (the store keeps
+    the first blob of a hash): the receiver must notice the mismatch."""
+    import os
+
+    from kredun.hashing import hash_bytes
+    from kredun.serialize import dumps
+    from kredun.valuestore import open_value_store
+
+    result = f"honest {token}"
+    store = open_value_store(os.environ["KREDUN_VALUE_STORE"])
+    store.put(hash_bytes(dumps(result)), b"forged bytes")
+    return result
+
+
+@task()
+def value_store_view(root: str) -> dict:
+    """What a job sees of the value store's root directory and its scope directories."""
+    import os
+
+    scopes = {kind: sorted(os.listdir(f"{root}/{kind}"))
+              for kind in ("ns", "shared") if os.path.isdir(f"{root}/{kind}")}  # fmt: skip
+    return {"store": os.environ["KREDUN_VALUE_STORE"], "scopes": scopes}
+
+
+@task()
+def forge_outcome(text: str) -> int:
+    """Writes `text` as its Pod's outcome, and sends the worker's own report elsewhere."""
+    import os
+
+    path = os.environ["KREDUN_OUTCOME_PATH"]
+    os.environ["KREDUN_OUTCOME_PATH"] = os.devnull
+    with open(path, "w") as file:
+        file.write(text)
+    return 1
+
+
+@task()
+def blob(n: int) -> bytes:
+    return b"x" * n

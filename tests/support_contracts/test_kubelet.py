@@ -465,3 +465,51 @@ def test_a_missing_image_reports_pull_errors_until_deleted(
 
         assert wait_for(reasons, timeout=20) == ["ErrImagePull", "ImagePullBackOff"]
         assert core.read_namespaced_pod("p", "default").status.phase == "Pending"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="placing the message file needs root")
+def test_termination_messages_are_read_from_a_fresh_file_per_start(
+    kubelet: LocalKubelet, core: Any, tmp_path: Path
+) -> None:
+    write = "open('/dev/termination-log', 'w').write('done: ' + 'x' * 5000)"
+    core.create_namespaced_pod("default", pod("told", python(write)))
+    custom = {"terminationMessagePath": "/var/run/kredun/outcome", "command": python(
+        "import os, sys\n"
+        f"marker = {str(tmp_path / 'ran')!r}\n"
+        "assert os.path.getsize('/var/run/kredun/outcome') == 0  # fresh on every start\n"
+        "if not os.path.exists(marker):\n"
+        "    open(marker, 'w').close()\n"
+        "    open('/var/run/kredun/outcome', 'w').write('first run')\n"
+        "    sys.exit(1)\n"
+    )}  # fmt: skip
+    core.create_namespaced_pod(
+        "default", pod("custom", [], restart_policy="OnFailure", container=custom)
+    )
+    core.create_namespaced_pod("default", pod("silent", python("print('no message')")))
+
+    told = wait_for_phase(core, "told", "Succeeded").status.container_statuses[0]
+    message = told.state.terminated.message
+    assert message.startswith("done: x") and len(message.encode()) == 4096
+    custom_status = wait_for_phase(core, "custom", "Succeeded").status.container_statuses[0]
+    assert custom_status.last_state.terminated.message == "first run"
+    assert custom_status.state.terminated.message is None  # the second start wrote nothing
+    silent = wait_for_phase(core, "silent", "Succeeded").status.container_statuses[0]
+    assert silent.state.terminated.message is None
+    # The file was the Pod's own: nothing was written on the host's /dev.
+    assert not os.path.exists("/dev/termination-log")
+
+
+def test_without_root_a_variable_naming_the_message_path_names_the_pods_file(
+    kubelet: LocalKubelet, core: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.kube import kubelet as module
+
+    monkeypatch.setattr(module, "_CAN_MOUNT", False)
+    env = [{"name": "OUTCOME", "value": "/dev/termination-log"}]
+    write = "import os; open(os.environ['OUTCOME'], 'w').write('reported')"
+    core.create_namespaced_pod(
+        "default", pod("unprivileged", python(write), container={"env": env})
+    )
+    done = wait_for_phase(core, "unprivileged", "Succeeded").status.container_statuses[0]
+    assert done.state.terminated.message == "reported"
+    assert not os.path.exists("/dev/termination-log")

@@ -170,7 +170,7 @@ ClusterRole (cluster-wide mode). Least privilege: exactly what the operator and 
 {{/* Checks of value combinations the JSON schema cannot express. */}}
 {{- define "kredun.validate" -}}
 {{- if and (eq .Values.valueStore.type "s3") (not .Values.database.existingSecret) -}}
-{{- fail "valueStore.type s3 needs database.existingSecret: job Pods must reach the database" -}}
+{{- fail "valueStore.type s3 needs database.existingSecret: with no claim to keep a SQLite file on, the operator needs PostgreSQL" -}}
 {{- end -}}
 {{- if and (eq .Values.valueStore.type "s3") (not .Values.valueStore.s3.bucket) -}}
 {{- fail "valueStore.s3.bucket is required when valueStore.type is s3" -}}

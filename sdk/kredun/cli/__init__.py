@@ -101,8 +101,10 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run one job from a job spec (what Pods and Batch jobs run)",
-        description="Run one job and record its result in the configured stores "
-        "($KREDUN_DATABASE_URI, $KREDUN_VALUE_STORE or --config).",
+        description="Run one job: its result goes to the value store ($KREDUN_VALUE_STORE or "
+        "--config, already scoped to the job's cache scope), and its outcome (JSON) to the file "
+        "$KREDUN_OUTCOME_PATH names, else to the last line of standard output. No database is "
+        "opened.",
     )
     worker.add_argument("--config", metavar="FILE", help="kredun.toml with the stores")
     spec = worker.add_mutually_exclusive_group(required=True)

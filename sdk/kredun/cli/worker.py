@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_environment, load_config_file
-from ..errors import KredunError, PlanError
-from ..worker import load_spec, run_job
+from ..errors import PlanError
+from ..valuestore import open_value_store
+from ..worker import load_spec, report_outcome, run_job
 
 ARRAY_INDEX_VARIABLE = "AWS_BATCH_JOB_ARRAY_INDEX"
 
@@ -28,21 +29,17 @@ def array_entry(specs: Any, index: str | None) -> Any:
 def worker_command(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config)) if args.config else Config()
     config = apply_environment(config)
+    # The value store of the job's cache scope is all a job needs: no database is opened.
+    store = open_value_store(config.require_value_store_uri(), config.cache_scope)
     if args.spec_json:
         spec = load_spec(args.spec_json)
     else:
-        from ..valuestore import open_value_store
-
-        store = open_value_store(config.require_value_store_uri(), config.cache_scope)
         spec = load_spec(store.get(args.spec_hash or args.spec_list_hash).decode())
         if args.spec_list_hash:
             spec = array_entry(spec, os.environ.get(ARRAY_INDEX_VARIABLE))
-    try:
-        run_job(spec, config)
-    except KredunError:
-        raise
-    except BaseException as error:  # the task failed: its traceback is the job's log tail
+    outcome, error = run_job(spec, store)
+    if error is not None:  # the task failed: its traceback is the job's log tail
         print("".join(traceback.format_exception(error)), file=sys.stderr, end="")
         print(f"kredun: task failed: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
-    return 0
+    report_outcome(outcome, store)
+    return 0 if error is None else 1

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..job import Job
+    from ..outcome import Outcome
     from ..scheduler import Scheduler
 
 
@@ -19,6 +20,15 @@ class JobOutcome:
     value: Any = None
     error: BaseException | None = None
     traceback: str | None = None  # the task's own traceback, formatted where it ran
+    # What a job that ran elsewhere reported (kredun.outcome), and its result blob's bytes,
+    # checked against the reported hash and size.
+    result: Outcome | None = None
+    data: bytes | None = None
+    truth: bool | None = None  # bool(result), computed where the job ran
+    # A task error reported by a remote job: its class names along the MRO, and the blob
+    # of the pickled exception (None if it could not be pickled).
+    error_classes: tuple[str, ...] = ()
+    error_hash: str | None = None
 
     @classmethod
     def failed(cls, job: Job, error: BaseException) -> JobOutcome:

@@ -33,10 +33,13 @@ the cpus, memory and gpus its Pod asked for.
 
 How jobs run:
 
-* Jobs get `KREDUN_DATABASE_URI` and `KREDUN_VALUE_STORE` from the scheduler's
-  configuration (`environment` may override them, e.g. when jobs reach the database under
-  another host name). Both must be reachable from Batch: an in-memory database or a
-  `memory://` value store is refused before anything is submitted.
+* Jobs get `KREDUN_VALUE_STORE`: the part of the scheduler's value store that holds its
+  cache scope's values (kredun.tenancy), which must be reachable from Batch (a `memory://`
+  store is refused before anything is submitted). They get no database URI: the worker
+  stores its result blob there and leaves its outcome (kredun.outcome) under the key
+  `outcome_key(<Batch job id>)`; the executor reads it when the job ends, checks the blob
+  against it and the scheduler records provenance. The job role's S3 policy should allow
+  only that scope's prefix.
 * One job definition per shape (image, vCPUs, MiB of memory, gpus, role), named
   `<prefix>-def-<hash of the shape>`: an ACTIVE definition of that name is reused, else one
   is registered. Each submission sets the command: `kredun worker --spec-json SPEC`, or
@@ -76,12 +79,20 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ExecutorError, KredunError
+from ..errors import (
+    ExecutorError,
+    KredunError,
+    LimitExceededError,
+    OutcomeError,
+    ValueNotFoundError,
+)
 from ..hashing import hash_bytes, hash_text
-from ..provenance.memory import MEMORY_URI
+from ..outcome import MAX_OUTCOME_BYTES, OUTCOME_STORE_VARIABLE, Outcome, outcome_key
+from ..outcome import parse as parse_outcome
 from ..resources import Resources
 from ..s3store import S3ValueStore
-from .base import JobOutcome, ReportOutcome
+from ..tenancy import scoped_store_uri
+from .base import ReportOutcome
 from .batch_api import (
     AwsAccessDeniedError,
     AwsCredentialsError,
@@ -118,7 +129,6 @@ ARRAY_LIMIT = 10_000  # children per array job (AWS limit)
 SPEC_INLINE_LIMIT = 8 * 1024  # larger specs go to the value store (submit_job takes 30 KiB)
 LOG_TAIL_LINES = 50
 POLL_FAILURES_LIMIT = 5  # consecutive failed polls before the running jobs are given up
-IN_MEMORY_DATABASES = (MEMORY_URI, "sqlite://", "sqlite:///:memory:")
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED")
 SHUTDOWN_REASON = "kredun: the scheduler shut down (execution cancelled or interrupted)"
 
@@ -239,28 +249,23 @@ class BatchExecutor(RemoteExecutor):
                 raise
 
     def _job_environment(self) -> dict[str, str]:
-        """What every job gets: the scheduler's stores, then the `environment` option."""
+        """What every job gets: the value store of the scheduler's cache scope (no database:
+        jobs report through the value store), then the `environment` option."""
         config = self.scheduler.config
         environment = {
-            "KREDUN_DATABASE_URI": config.require_database_uri(),
-            "KREDUN_VALUE_STORE": config.require_value_store_uri(),
-            "KREDUN_CACHE_SCOPE": config.cache_scope,
+            "KREDUN_VALUE_STORE": scoped_store_uri(
+                config.require_value_store_uri(), config.cache_scope
+            ),
+            OUTCOME_STORE_VARIABLE: "1",
             **self.settings.environment,
         }
-        where = f"executor {self.name!r}"
-        if environment["KREDUN_DATABASE_URI"] in IN_MEMORY_DATABASES:
-            raise UnreachableStoreError(
-                f"{where}: Batch jobs cannot reach an in-memory database; configure a shared "
-                "one ([database] uri, e.g. postgresql+psycopg://host/db)"
-            )
         if environment["KREDUN_VALUE_STORE"].startswith("memory:"):
             raise UnreachableStoreError(
-                f"{where}: Batch jobs cannot reach the memory:// value store; configure "
-                '[value_store] uri = "s3://bucket/prefix"'
+                f"executor {self.name!r}: Batch jobs cannot reach the memory:// value store; "
+                'configure [value_store] uri = "s3://bucket/prefix"'
             )
-        stores = f"{environment['KREDUN_DATABASE_URI']}\n{environment['KREDUN_VALUE_STORE']}"
-        if config.cache_scope:  # another scope's jobs are not ours to re-attach to
-            stores += f"\n{config.cache_scope}"
+        # Jobs of another database's runs, or another scope's, are not ours to re-attach to.
+        stores = f"{config.database_uri}\n{environment['KREDUN_VALUE_STORE']}"
         self._stores_tag = hash_text(stores)[:16]
         return environment
 
@@ -473,7 +478,7 @@ class BatchExecutor(RemoteExecutor):
         for child_id in succeeded:
             item = array.children.pop(int(child_id.rpartition(":")[2]), None)
             if item is not None:
-                self._succeeded(item, None)
+                self._succeeded(item, child_id, None)
         for description in failures:
             index = int(description["jobId"].rpartition(":")[2])
             self._job_failed(array.children.pop(index), description["jobId"], description)
@@ -481,14 +486,31 @@ class BatchExecutor(RemoteExecutor):
 
     def _job_ended(self, item: _Submission, description: dict[str, Any]) -> None:
         if description["status"] == "SUCCEEDED":
-            self._succeeded(item, description)
+            self._succeeded(item, description["jobId"], description)
         else:
             self._job_failed(item, description["jobId"], description)
 
-    def _succeeded(self, item: _Submission, description: dict[str, Any] | None) -> None:
+    def _succeeded(self, item: _Submission, job_id: str,
+                   description: dict[str, Any] | None) -> None:  # fmt: skip
         attempts = len(description.get("attempts") or []) if description else 1
         self._settle(item.job, attempts)
-        self.finished(item.job, item.report)
+        try:
+            outcome = self._outcome(job_id)
+        except KredunError as error:
+            self.finished(item.job, item.report, error)
+            return
+        self.finished(item.job, item.report, outcome=outcome)
+
+    def _outcome(self, job_id: str) -> Outcome:
+        """The outcome the worker of Batch job `job_id` left in the value store."""
+        key = outcome_key(job_id)
+        try:
+            data = self.scheduler.value_store.get(key, max_bytes=MAX_OUTCOME_BYTES)
+        except ValueNotFoundError:
+            raise OutcomeError(f"AWS Batch job {job_id} reported no outcome") from None
+        except LimitExceededError as error:
+            raise OutcomeError(f"AWS Batch job {job_id}: {error}") from None
+        return parse_outcome(data)
 
     def _job_failed(
         self, item: _Submission, job_id: str, description: dict[str, Any] | None
@@ -522,7 +544,12 @@ class BatchExecutor(RemoteExecutor):
         tried = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
         failure = BatchJobFailedError(f"AWS Batch job {job_id} ({task}) failed{tried}: "
                                       + "; ".join(details))  # fmt: skip
-        self._fail(item.job, item.report, failure, "\n".join(lines) or None, len(attempts))
+        try:
+            outcome: Outcome | None = self._outcome(job_id)  # what the task raised, if it ran
+        except KredunError:
+            outcome = None
+        self._fail(item.job, item.report, failure, "\n".join(lines) or None, len(attempts),
+                   outcome)  # fmt: skip
 
     def _give_up(self, error: Exception) -> None:
         """Fail every job being waited for: AWS Batch cannot be asked about them."""
@@ -545,11 +572,12 @@ class BatchExecutor(RemoteExecutor):
         job.attempt = max(job.attempt, int(job.task.get_option("retries", 0) or 0))
 
     def _fail(self, job: Job, report: ReportOutcome, error: BaseException,
-              log_tail: str | None = None, attempts: int = 1) -> None:  # fmt: skip
+              log_tail: str | None = None, attempts: int = 1,
+              outcome: Outcome | None = None) -> None:  # fmt: skip
         if not isinstance(error, KredunError):
             error = ExecutorError(f"AWS Batch executor {self.name!r}: {error!r}")
         self._settle(job, attempts)
-        report(JobOutcome(job, error=error, traceback=log_tail))
+        self.finished(job, report, error, log_tail, outcome)
 
     # -- shutdown -------------------------------------------------------------------------
 

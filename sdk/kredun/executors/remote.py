@@ -1,10 +1,13 @@
 """Base of executors whose jobs run `kredun worker` somewhere else (a Pod, a Batch job).
 
-Arguments and results cross through the shared provenance database and value store, never
-through the executor. Run by the operator, jobs already hold value references and results
-stay references. Run by a laptop scheduler, this class turns Python arguments into
-references before launch and loads the recorded result (a value, or a plan fragment turned
-back into an expression) after the job ends.
+Arguments and results cross through the value store of the job's cache scope, never
+through the executor; jobs never see the provenance database. A job ends by reporting an
+outcome (kredun.outcome) that names its result blob; `finished` fetches that blob with a
+byte cap and checks it against the reported sha1 and size before anything is recorded.
+Run by the operator, jobs already hold value references and results stay references (the
+scheduler records provenance from the outcome). Run by a laptop scheduler, this class turns
+Python arguments into references before launch and loads the verified result (a value, or
+a plan fragment turned back into an expression) after the job ends.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import json
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
 
-from ..deserialize import loads
-from ..errors import ExecutorError, ResourceError
-from ..hashing import hash_value
-from ..plan import INLINE_LIMIT, loads_plan
+from ..bounds import INLINE_VALUE_LIMIT
+from ..domains import MAX_PLAN_BYTES
+from ..errors import LimitExceededError, OutcomeError, ResourceError
+from ..hashing import hash_bytes, hash_value
+from ..jobspec import job_spec
+from ..outcome import MAX_RESULT_BYTES, Outcome
+from ..plan import INLINE_LIMIT
 from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
+from ..retries import with_store_retries
 from ..serialize import ship
-from ..worker import job_spec, materialize_plan
 from .base import Executor, JobOutcome, ReportOutcome
 
 if TYPE_CHECKING:
@@ -53,17 +59,58 @@ class RemoteExecutor(Executor):
         executor's defaults); call `self.finished(...)` when it ends."""
 
     def finished(self, job: Job, report: ReportOutcome, error: BaseException | None = None,
-                 log_tail: str | None = None) -> None:  # fmt: skip
-        """Report a job that ended: failed with `error`, or succeeded and recorded a result."""
+                 log_tail: str | None = None, outcome: Outcome | None = None) -> None:  # fmt: skip
+        """Report a job that ended: failed with `error` (`outcome`, if the job reported one,
+        says what its task raised), or succeeded and reported `outcome`."""
         if error is not None:
-            report(JobOutcome(job, error=error, traceback=log_tail))
-        elif job.references:
-            report(JobOutcome(job))  # the scheduler reads the recorded result itself
-        else:
-            try:
-                report(JobOutcome(job, self._recorded_result(job)))
-            except Exception as failure:
-                report(JobOutcome.failed(job, failure))
+            failure = outcome.error if outcome is not None else None
+            report(JobOutcome(job, error=error, traceback=log_tail,
+                              error_classes=failure.classes if failure else (),
+                              error_hash=failure.hash if failure else None))  # fmt: skip
+            return
+        try:
+            report(self._received(job, outcome))
+        except Exception as failure:
+            report(JobOutcome(job, error=failure, traceback=log_tail))
+
+    def _received(self, job: Job, outcome: Outcome | None) -> JobOutcome:
+        """The outcome of a job that exited successfully, its result blob verified. The
+        operator holds the bytes of a plan (to decode it) and of a value small enough to
+        keep inline in its row; a larger value is only hashed, in chunks, where it lies."""
+        where = f"job {job.id[:8]} ({job.task.fullname})"
+        if outcome is None or outcome.error is not None:
+            raise OutcomeError(f"{where} exited successfully without reporting a result")
+        limit = MAX_PLAN_BYTES if outcome.kind == "plan" else MAX_RESULT_BYTES
+        if outcome.size > limit:
+            raise LimitExceededError(
+                f"{where}: result {outcome.hash} is {outcome.size} bytes, over the limit of {limit}"
+            )
+        store = self.scheduler.value_store
+        held = outcome.kind == "plan" or not job.references or outcome.size <= INLINE_VALUE_LIMIT
+        data: bytes | None = None
+
+        def read() -> tuple[str, int]:
+            nonlocal data
+            if not held:
+                return store.digest(outcome.hash, max_bytes=outcome.size)
+            data = store.get(outcome.hash, max_bytes=outcome.size)
+            return hash_bytes(data), len(data)
+
+        claimed = f"{where} reported result {outcome.hash} ({outcome.size} bytes), but the "
+        try:
+            # A value-store outage pauses here, as elsewhere.
+            actual, size = with_store_retries("reading a job's result", read)
+        except LimitExceededError:
+            raise OutcomeError(
+                f"{claimed}value store holds more bytes under it: hash mismatch"
+            ) from None
+        if (actual, size) != (outcome.hash, outcome.size):
+            raise OutcomeError(
+                f"{claimed}value store holds {size} bytes of sha1 {actual} under it: hash mismatch"
+            )
+        # The run's value domain takes it from here: the operator's records the verified
+        # blob, never unpickling it; a laptop's loads the value (or the plan) from `data`.
+        return JobOutcome(job, result=outcome, data=data, truth=outcome.truth)
 
     def _reference(self, value: Any) -> Ref:
         if isinstance(value, ValueRef | CompositeRef | DeferredRef):
@@ -106,12 +153,3 @@ class RemoteExecutor(Executor):
                               ValueRef(code_hash))  # fmt: skip
             self._task_refs[task.hash] = shipped
         return shipped.options(**json_options(task.option_values))
-
-    def _recorded_result(self, job: Job) -> Any:
-        call = self.scheduler.store.lookup_calls([job.eval_hash]).get(job.eval_hash)
-        if call is None:
-            raise ExecutorError(f"job {job.id[:8]} ({job.task.fullname}) recorded no result")
-        data = self.scheduler.fetch_blob(call.result_hash)
-        if call.result_kind == "plan":
-            return materialize_plan(loads_plan(data), self.scheduler.fetch_blob)
-        return loads(data)

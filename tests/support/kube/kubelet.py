@@ -92,6 +92,13 @@ _LEASE_SECONDS = 40
 _NODE_LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 # Puts a Pod's volumes at their mountPaths (see its module doc).
 _MOUNTNS = Path(__file__).with_name("mountns.py")
+# Termination messages: where a container writes one unless it names another path, and the
+# most of it a kubelet keeps.
+_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+_TERMINATION_MESSAGE_LIMIT = 4096
+# Placing the message file at its path needs a private mount namespace, hence root; without
+# it, variables naming the path are pointed at the file instead (_redirect_termination_path).
+_CAN_MOUNT = os.geteuid() == 0
 # What an image would bring and the host has to lend instead: the interpreter's environment
 # and this checkout (an editable install imports from it); kept visible under any volume.
 _HOST_CODE = (sys.prefix, str(Path(__file__).resolve().parents[3]))
@@ -288,6 +295,14 @@ def _expand(text: str, variables: Mapping[str, str]) -> str:
         return variables.get(match.group(1), match.group(0))
 
     return _VAR_REFERENCE.sub(replace, text)
+
+
+def _startable(command: str, env: Mapping[str, str], mounts: Path) -> bool:
+    """Whether `command` can be found: on the PATH, or under a path a volume is mounted at."""
+    if shutil.which(command, path=env.get("PATH")) is not None:
+        return True
+    targets = [str(mount["target"]) for mount in json.loads(mounts.read_text())]
+    return any(command.startswith(target.rstrip("/") + "/") for target in targets)
 
 
 class _ConfigError(Exception):
@@ -891,6 +906,7 @@ class LocalKubelet:
                     "finishedAt": now_timestamp(),
                     "containerID": f"local://{run.process.pid}" if run.process else "",
                 }
+                message = message or self._termination_message(run)
                 if message:
                     terminated["message"] = message
                 stopping = run.stop_requested.is_set() or self._stopping.is_set()
@@ -967,6 +983,8 @@ class LocalKubelet:
         while not run.stop_requested.is_set() and not self._stopping.is_set():
             try:
                 env = self._container_env(run.pod, container)
+                if not _CAN_MOUNT:
+                    self._redirect_termination_path(run, container, env)
                 return env, self._prepare_mounts(run, container)
             except _ConfigError as exc:
                 if str(exc) != reported:
@@ -998,6 +1016,12 @@ class LocalKubelet:
             _expand(str(part), env)
             for part in (container.get("command") or []) + (container.get("args") or [])
         ]
+        if argv and mounts is not None and not _startable(argv[0], env, mounts):
+            # Under mountns.py a missing command would fail after the start: say it now.
+            message = f"failed to start container process: {argv[0]}: executable not found"
+            with open(log_path, "ab" if append else "wb") as log:
+                log.write(message.encode() + b"\n")
+            return 128, message
         if argv and mounts is not None:
             keep = [arg for path in _HOST_CODE for arg in ("--keep", path)]
             argv = [sys.executable, str(_MOUNTNS), str(mounts), *keep, "--", *argv]
@@ -1013,6 +1037,7 @@ class LocalKubelet:
                 return 128, message
             try:
                 work_dir.mkdir(parents=True, exist_ok=True)
+                self._fresh_termination_file(run)
                 with run.lock:
                     if run.stop_requested.is_set():
                         return 137, "the pod was deleted before its container started"
@@ -1078,16 +1103,54 @@ class LocalKubelet:
     def _pod_dir(self, run: _PodRun) -> Path:
         return self.work_dir / f"{run.namespace}_{run.name}_{run.uid[:8]}"
 
+    def _termination_file(self, run: _PodRun) -> Path:
+        return self._pod_dir(run) / "termination-log"
+
+    def _fresh_termination_file(self, run: _PodRun) -> None:
+        """An empty message file before each start of the container, as a kubelet makes."""
+        path = self._termination_file(run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        path.chmod(0o666)  # the container may run as any user
+
+    def _redirect_termination_path(
+        self, run: _PodRun, container: Mapping[str, Any], env: dict[str, str]
+    ) -> None:
+        """Without root the message file cannot be put at its path. A program that learns
+        the path from its environment (as `kredun worker` does) still finds the file: a
+        variable naming the path names the Pod's own file instead."""
+        target = container.get("terminationMessagePath") or _TERMINATION_MESSAGE_PATH
+        for name, value in env.items():
+            if value == target:
+                env[name] = str(self._termination_file(run))
+
+    def _termination_message(self, run: _PodRun) -> str | None:
+        """What the exited container wrote to its termination message file, cut to 4096
+        bytes (terminationMessagePolicy File; FallbackToLogsOnError is not implemented)."""
+        try:
+            with open(self._termination_file(run), "rb") as file:
+                data = file.read(_TERMINATION_MESSAGE_LIMIT)
+        except FileNotFoundError:
+            return None
+        return data.decode("utf-8", "replace") or None
+
     def _prepare_mounts(self, run: _PodRun, container: Mapping[str, Any]) -> Path | None:
         """Write the container's volumes under the Pod's directory; the path of the mount list
-        that ``mountns.py`` puts in place (None: nothing to mount)."""
+        that ``mountns.py`` puts in place (None: nothing to mount). The termination message
+        file is one of the mounts when the kubelet can mount (as root); otherwise a container
+        has no termination message unless it has volumes to mount anyway."""
         volume_mounts = container.get("volumeMounts") or []
-        if not volume_mounts:
+        mounts: list[dict[str, Any]] = []
+        if _CAN_MOUNT:
+            target = container.get("terminationMessagePath") or _TERMINATION_MESSAGE_PATH
+            mounts.append(
+                {"source": str(self._termination_file(run)), "target": target, "readOnly": False}
+            )
+        if not volume_mounts and not mounts:
             return None
         volumes = {v["name"]: v for v in (run.pod.get("spec") or {}).get("volumes") or []}
         root = self._pod_dir(run) / "volumes"
         sources: dict[str, Path] = {}
-        mounts = []
         for mount in volume_mounts:
             name = mount["name"]
             if name not in sources:
@@ -1095,6 +1158,8 @@ class LocalKubelet:
                     raise _ConfigError(f'volume "{name}" is not among the Pod\'s volumes')
                 sources[name] = self._volume_source(run, volumes[name], root / name)
             source = sources[name] / mount.get("subPath", "")
+            if mount.get("subPath"):
+                source.mkdir(parents=True, exist_ok=True)  # as a kubelet does
             read_only = bool(mount.get("readOnly"))
             mounts.append(
                 {"source": str(source), "target": mount["mountPath"], "readOnly": read_only}

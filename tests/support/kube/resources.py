@@ -133,6 +133,15 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         status=True,
     ),
     _builtin(
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        namespaced=False,
+        short_names=("pv",),
+        status=True,
+    ),
+    _builtin(
         "apps",
         "v1",
         "deployments",
