@@ -12,9 +12,10 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+from kredun.deserialize import resolve
 from kredun.hashing import encode, hash_bytes
 from kredun.plan import dumps_plan, encode_plan, loads_plan
-from kredun.refs import ref_from_json, resolve
+from kredun.refs import ref_from_json
 from kredun.valuestore import open_value_store
 
 from tests.support import workflows as flow
