@@ -1,6 +1,7 @@
 """The operator against the emulated Kubernetes API: how much it adds to every job.
 
     python bench/operator_bench.py [--executions 50] [--jobs 20] [--kubelet-parallel 3]
+    python bench/operator_bench.py --load      # 1,000 Executions x 3 jobs on PostgreSQL
 
 Starts the emulated API server, the local kubelet and a real `kredun operator` process
 (the test fixture in tests/support/operator.py) and runs two workloads:
@@ -19,16 +20,27 @@ writes per job (Pod creations and deletions, Execution status and finalizer patc
 Events) from the emulator's request log; the burst's wall time; and the CPU the job
 processes (`kredun worker`) used. Jobs are real processes, so on a small machine their
 start-up, not the operator, bounds the wall time.
+
+With `--postgres URI` (a server where the role may create databases; `--load` takes
+$KREDUN_TEST_POSTGRES_URI) the provenance database is a fresh PostgreSQL database, and the
+table adds the most connections to it seen at once (sampled every 0.1 s from
+`pg_stat_activity`) against the operator's pool size, and the operator's peak RSS. Job Pods
+hold no database credentials, so every connection counted is the operator's. `--load` is
+the scenario of one operator holding 1,000 concurrent Executions of 3 jobs each.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import resource
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +48,9 @@ sys.path.insert(0, str(REPO))
 
 from tests.support import workflows as flow  # noqa: E402  (bench/ is not a package)
 from tests.support.operator import OperatorCluster  # noqa: E402
+from tests.support.postgres import URI_VARIABLE, fresh_postgres_database  # noqa: E402
+
+POOL_SIZE = 10  # the operator's [operator] database_pool_size in this benchmark
 
 OPERATOR_WRITES = {  # (verb, resource) the operator writes; the kubelet writes pods/status
     ("create", "pods", None),
@@ -116,12 +131,70 @@ def latencies(metrics: str, before: str) -> dict[str, float]:
     }
 
 
+class ConnectionSampler:
+    """The most connections to one PostgreSQL database seen at once, sampled on a thread."""
+
+    def __init__(self, database_uri: str) -> None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+
+        self.database = make_url(database_uri).database
+        # Autocommit: within one transaction pg_stat_activity is a snapshot that never changes.
+        self._engine = create_engine(database_uri, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        self._query = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = :name "
+            "AND pid <> pg_backend_pid()"
+        )
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        with self._engine.connect() as connection:
+            while not self._stop.wait(0.1):
+                count = connection.execute(self._query, {"name": self.database}).scalar_one()
+                self.most = max(self.most, count)
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._engine.dispose()
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def provenance_database(postgres: str | None) -> Iterator[str | None]:
+    if postgres is None:
+        yield None
+        return
+    with fresh_postgres_database(postgres) as uri:
+        yield uri
+
+
 def run(
-    executions: int, jobs: int, parallel: int, work: Path
+    executions: int, jobs: int, parallel: int, work: Path, database: str | None = None
 ) -> tuple[dict[str, float], dict[str, float], int]:
     """A chain of `jobs` calls (each ready alone), then the burst: `executions` x `jobs`.
     Returns the chain's measures, the burst's, and how many Executions failed."""
-    with OperatorCluster(work, kubelet_parallel=parallel) as cluster:
+    config = f"[operator]\ndatabase_pool_size = {POOL_SIZE}\n"
+    with OperatorCluster(
+        work, kubelet_parallel=parallel, database=database, operator_config=config
+    ) as cluster, contextlib.ExitStack() as sampling:  # fmt: skip
+        sampler = None
+        if database is not None:
+            sampler = sampling.enter_context(ConnectionSampler(database))
         chain = 0
         for i in range(jobs):
             chain = flow.inc(chain) if i else flow.inc(-1_000_000)
@@ -138,6 +211,8 @@ def run(
         wall = time.monotonic() - started
         after_burst = cluster.metrics_text()
         workers_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert cluster.process is not None
+        operator_rss = peak_rss_mb(cluster.process.pid)
         cluster.stop_operator()
     burst_jobs = executions * jobs
     burst = {
@@ -148,7 +223,10 @@ def run(
         "jobs_per_second": burst_jobs / wall,
         "worker_cpu": (workers_after.ru_utime + workers_after.ru_stime
                        - workers_before.ru_utime - workers_before.ru_stime) / burst_jobs,
+        "operator_rss": operator_rss,
     }  # fmt: skip
+    if sampler is not None:
+        burst["connections"] = sampler.most
     return latencies(after_chain, ""), burst, failed
 
 
@@ -172,7 +250,13 @@ def table(
         ("wall time", "", f"{burst['wall']:.1f} s"),
         ("jobs per second", "", f"{burst['jobs_per_second']:.1f}"),
         ("CPU of the job processes, per job", "", f"{burst['worker_cpu']:.2f} s"),
+        ("operator peak RSS (whole run)", "", f"{burst['operator_rss']:.0f} MB"),
     ]
+    if "connections" in burst:
+        rows.append((
+            "most PostgreSQL connections open at once (operator pool: "
+            f"{POOL_SIZE})", "", f"{burst['connections']:.0f}",
+        ))  # fmt: skip
     lines = [
         f"kredun operator on the emulated Kubernetes API; the kubelet runs {parallel} Pods at "
         f"a time. chain: one Execution of {jobs} jobs, each ready when the previous ends; "
@@ -193,10 +277,25 @@ def main() -> int:
     parser.add_argument("--executions", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=20, help="jobs per Execution (at least 2)")
     parser.add_argument("--kubelet-parallel", type=int, default=3, help="Pods running at once")
+    parser.add_argument("--postgres", help="a PostgreSQL server URI for the provenance database")
+    parser.add_argument(
+        "--load", action="store_true",
+        help=f"1,000 Executions x 3 jobs on PostgreSQL (${URI_VARIABLE} unless --postgres)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.load:
+        args.executions, args.jobs = 1000, 3
+        args.postgres = args.postgres or os.environ.get(URI_VARIABLE)
+        if not args.postgres:
+            parser.error(f"--load needs --postgres or ${URI_VARIABLE}")
     jobs = max(2, args.jobs)
-    with tempfile.TemporaryDirectory(prefix="kredun-operator-bench-") as work:
-        chain, burst, failed = run(args.executions, jobs, args.kubelet_parallel, Path(work))
+    with (
+        tempfile.TemporaryDirectory(prefix="kredun-operator-bench-") as work,
+        provenance_database(args.postgres) as database,
+    ):
+        chain, burst, failed = run(
+            args.executions, jobs, args.kubelet_parallel, Path(work), database
+        )
     print(table(chain, burst, failed, args.executions, jobs, args.kubelet_parallel))
     return 1 if failed else 0
 
