@@ -36,7 +36,7 @@ from .errors import (
     NotFoundError,
     SerializationError,
 )
-from .executors import Executor, JobOutcome, create_executor
+from .executors import Executor, Host, JobOutcome, create_executor
 from .expression import TaskExpression
 from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
@@ -141,6 +141,16 @@ class Scheduler:
         self.logger = _make_logger()
         self.stores = Stores(self.config)
         self._executors: dict[str, Executor] = {}
+        # What its executors get (Executor.bind): never the scheduler itself.
+        self.host = Host(
+            stores=self.stores,
+            database_uri=self.config.database_uri,
+            value_store_uri=self.config.value_store_uri,
+            cache_scope=self.config.cache_scope,
+            max_retries=self.config.max_retries,
+            logger=self.logger,
+            executor=self.executor,
+        )
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, Result] = {}
         # A private in-memory database holds only what _results already has.
@@ -179,7 +189,7 @@ class Scheduler:
     def executor(self, name: str) -> Executor:
         if name not in self._executors:
             executor = create_executor(name, self.config.executor_options(name))
-            executor.bind(self)
+            executor.bind(self.host)
             self._executors[name] = executor
         return self._executors[name]
 
@@ -1020,15 +1030,19 @@ class _ExecutionRun:
     def _handle_outcome(self, outcome: JobOutcome) -> None:
         job = outcome.job
         self.running -= 1
+        # How the job ran, as its executor tells it: where, and after how many attempts.
+        self._update_record(job, executor=outcome.executor or job.executor_name)
+        if outcome.attempts is not None:
+            self._update_record(job, attempt=outcome.attempts - 1)
         if outcome.error is not None:
             self._job_failed(job, outcome)
             return
         try:
             (kind, value, result_hash), data = self.values.job_result(outcome)
         except KredunError as error:
-            self._job_failed(job, JobOutcome.failed(job, type(error)(
-                f"result of {job.task.fullname}: {error}"
-            )))  # fmt: skip
+            failure = JobOutcome.failed(job, type(error)(f"result of {job.task.fullname}: {error}"))
+            failure.attempts = outcome.attempts
+            self._job_failed(job, failure)
             return
         # A remote job described the result it stored (its bytes may not have been read).
         received = outcome.result if outcome.result and outcome.result.hash == result_hash else None
@@ -1084,9 +1098,10 @@ class _ExecutionRun:
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
         assert outcome.error is not None
         retries = retry_limit(job.task.get_option("retries"), self.scheduler.config.max_retries)
-        if job.attempt < retries and self.failure is None:
+        # An executor that counted attempts made the retries itself.
+        if outcome.attempts is None and job.attempt < retries and self.failure is None:
             job.attempt += 1
-            self._update_record(job, attempt=job.attempt)
+            self._update_record(job, attempt=job.attempt, executor=job.executor_name)
             self.logger.info(
                 "Retry  Job %s:  %s (attempt %d of %d): %s",
                 job.id[:8], job.call_text(), job.attempt + 1, retries + 1, outcome.error,
