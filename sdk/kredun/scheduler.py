@@ -69,6 +69,7 @@ from .task import (
     current_definition,
     registered_hashes,
 )
+from .tasklike import NamedTask, TaskLike
 from .validity import stale_reasons
 from .valuestore import ValueStore, store_value
 
@@ -109,7 +110,7 @@ def _option_value(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def _is_shallow(task: Any) -> bool:
+def _is_shallow(task: TaskLike) -> bool:
     check = task.get_option("check_valid")
     return check is not None and _option_value(check) == "shallow"
 
@@ -532,7 +533,7 @@ class _ExecutionRun:
     def context_of(self, node: Node) -> Context:
         return self.context if node.owner is None else node.owner.context
 
-    def record_call(self, eval_hash: str, task: Any, args_hash: str, expr: Any) -> None:
+    def record_call(self, eval_hash: str, task: NamedTask, args_hash: str, expr: Any) -> None:
         if self.dryrun:
             return
         try:
@@ -553,7 +554,7 @@ class _ExecutionRun:
     # -- calls ----------------------------------------------------------------------------
 
     def _prepare_call(self, node: Node) -> None:
-        task: Task = node.payload.task
+        task: TaskLike = node.payload.task
         if type(task) is Task:
             current = current_definition(task)
             exports = node.owner.exports if node.owner is not None else None
@@ -633,7 +634,7 @@ class _ExecutionRun:
         node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
         return task
 
-    def _cache_scope(self, task: Any) -> str:
+    def _cache_scope(self, task: TaskLike) -> str:
         """Where a call may find its result: "NONE" (it runs), "CSE" (an identical call of
         this execution) or "BACKEND" (any recorded execution). cache=False means CSE, as in
         redun, and so does a run with caching off."""
@@ -802,7 +803,7 @@ class _ExecutionRun:
     def _new_job(
         self, node: Node, eval_hash: str, args_hash: str, context: Context, status: str
     ) -> Job:
-        task: Task = node.payload.task
+        task: TaskLike = node.payload.task
         args, kwargs, positional, named = graph.call_arguments(node)
         job_id = uuid.uuid4().hex
         parent: Job | None = node.owner
@@ -1152,7 +1153,7 @@ class _ExecutionRun:
 
     # -- provenance -------------------------------------------------------------------------
 
-    def _record_task(self, task: Any) -> None:
+    def _record_task(self, task: NamedTask) -> None:
         if self.dryrun:
             return  # a dry run records nothing
         if task.hash not in self.scheduler._recorded_tasks:
@@ -1183,7 +1184,7 @@ class _ExecutionRun:
             )
         self.pending.values.append(record)
 
-    def _cache_off(self, task: Task) -> str | None:
+    def _cache_off(self, task: TaskLike) -> str | None:
         """Why a job being created does not consult the cache, if it does not."""
         if not self.cache:
             return "run"
@@ -1192,7 +1193,7 @@ class _ExecutionRun:
     def _record_arguments(
         self,
         job_id: str,
-        task: Task,
+        task: TaskLike,
         positional: list[Node],
         named: dict[str, Node],
         values: bool,
@@ -1352,7 +1353,7 @@ def _producers(node: Node) -> list[str]:
     return found
 
 
-def _default_arguments(task: Task) -> list[tuple[str, str, str]]:
+def _default_arguments(task: TaskLike) -> list[tuple[str, str, str]]:
     """Parameters with defaults, recorded for calls that leave them out: the call's hash
     includes them, so `kredun log --why` must see them."""
     values = task.default_values  # empty for a plan's task: it knows defaults by hash only

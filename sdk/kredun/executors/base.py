@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ExecutorError
+from ..task import Task
+
 if TYPE_CHECKING:
     from ..job import Job
     from ..outcome import Outcome
@@ -50,6 +53,18 @@ class JobOutcome:
 
 # Called from any thread, once per submitted job.
 ReportOutcome = Callable[[JobOutcome], None]
+
+
+def python_function(job: Job, executor: str) -> Callable[..., Any]:
+    """The function a job's task calls, for an executor that calls it from this process.
+    Only a task defined here has one: a plan's task reference names code that only
+    `kredun worker` loads."""
+    if not isinstance(job.task, Task):
+        raise ExecutorError(
+            f"executor {executor!r} runs Python functions in this process; "
+            f"{job.task.fullname} is a task reference (run it on a k8s or batch executor)"
+        )
+    return job.task.func
 
 
 class ExecutorHost(Protocol):

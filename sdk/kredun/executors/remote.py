@@ -22,15 +22,17 @@ from ..errors import LimitExceededError, OutcomeError, ResourceError
 from ..hashing import hash_bytes, hash_value
 from ..jobspec import job_spec
 from ..outcome import MAX_RESULT_BYTES, Outcome
-from ..plan import INLINE_LIMIT
+from ..plan import INLINE_LIMIT, TaskRef, json_options
 from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
 from ..retries import with_store_retries
 from ..serialize import ship
+from ..task import Task
 from .base import Executor, ExecutorHost, JobOutcome, ReportOutcome
 
 if TYPE_CHECKING:
     from ..job import Job
+    from ..tasklike import TaskLike
     from ..valuestore import ValueStore
 
 
@@ -39,7 +41,7 @@ class RemoteExecutor(Executor):
 
     def bind(self, host: ExecutorHost) -> None:
         self.host = host
-        self._task_refs: dict[str, Any] = {}  # by task hash: shipped once per executor
+        self._task_refs: dict[str, TaskRef] = {}  # by task hash: shipped once per executor
 
     def submit(self, job: Job, report: ReportOutcome, resources: Resources | None = None) -> None:
         """`resources`: what the job asks for, when not its task options' (a job falling
@@ -146,12 +148,10 @@ class RemoteExecutor(Executor):
             task=self._task_reference(job.task),
         )
 
-    def _task_reference(self, task: Any) -> Any:
-        """A plan task reference for a live task, its code shipped in the value store."""
-        from ..hashing import hash_bytes
-        from ..plan import TaskRef, json_options
-
-        if isinstance(task, TaskRef):
+    def _task_reference(self, task: TaskLike) -> TaskLike:
+        """A plan task reference for a task defined here, its code shipped in the value
+        store (a plan's reference already names its code)."""
+        if not isinstance(task, Task):
             return task
         shipped = self._task_refs.get(task.hash)
         if shipped is None:
