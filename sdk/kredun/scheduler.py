@@ -1032,9 +1032,10 @@ class _ExecutionRun:
         job = outcome.job
         self.running -= 1
         # How the job ran, as its executor tells it: where, and after how many attempts.
-        self._update_record(job, executor=outcome.executor or job.executor_name)
+        ran: dict[str, Any] = {"executor": outcome.executor or job.executor_name}
         if outcome.attempts is not None:
-            self._update_record(job, attempt=outcome.attempts - 1)
+            ran["attempt"] = max(outcome.attempts - 1, 0)
+        self._update_record(job, **ran)
         if outcome.error is not None:
             self._job_failed(job, outcome)
             return

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kredun import task
 from kredun.control import SchedulerTask, scheduler_task_named
 from kredun.errors import ExecutorError
 from kredun.executors.base import python_function
+from kredun.executors.local import LocalExecutor
+from kredun.executors.process import ProcessExecutor
 from kredun.job import Job
 from kredun.plan import TaskRef
 from kredun.tasklike import NamedTask, TaskLike
@@ -44,10 +48,31 @@ def test_a_scheduler_task_is_named_but_never_a_job() -> None:
     assert not isinstance(catch, TaskLike)
 
 
-def test_an_in_process_executor_refuses_a_task_reference_by_name() -> None:
-    def job(of: TaskLike) -> Job:
-        return Job("j", of, "e" * 40, "a" * 40, [1], {}, None, "default", None)
+def job(of: TaskLike) -> Job:
+    return Job("j", of, "e" * 40, "a" * 40, [1], {}, None, "default", None)
 
+
+def test_an_in_process_executor_refuses_a_task_reference_by_name() -> None:
     assert python_function(job(add), "default") is add.func
     with pytest.raises(ExecutorError, match=r"'default' runs .* tasklike_test\.add is a task ref"):
         python_function(job(reference()), "default")
+
+
+@pytest.mark.parametrize("kind", [LocalExecutor, ProcessExecutor])
+def test_a_task_reference_sent_to_an_in_process_executor_fails_its_job(kind) -> None:
+    executor = kind("here", {"max_workers": 1})
+    reported = threading.Event()
+    outcomes = []
+
+    def report(outcome) -> None:
+        outcomes.append(outcome)
+        reported.set()
+
+    try:
+        executor.submit(job(reference()), report)
+        assert reported.wait(10)
+    finally:
+        executor.shutdown()
+    (outcome,) = outcomes
+    assert isinstance(outcome.error, ExecutorError)
+    assert "tasklike_test.add is a task reference" in str(outcome.error)

@@ -300,7 +300,7 @@ class BatchExecutor(RemoteExecutor):
             except Exception as error:
                 failures += 1
                 self.host.logger.warning("Batch executor %r: polling failed (%d): %s",
-                                              self.name, failures, error)  # fmt: skip
+                                         self.name, failures, error)  # fmt: skip
                 if failures >= POLL_FAILURES_LIMIT:
                     self._give_up(error)
             next_poll = time.monotonic() + self.settings.poll_interval
@@ -384,7 +384,7 @@ class BatchExecutor(RemoteExecutor):
         parent_id = self.api.submit(where, **request)
         self._arrays[parent_id] = _ArrayJob(parent_id, dict(enumerate(items)), owned=True)
         self.host.logger.info("Batch  %d jobs of %s:  AWS Batch array job %s",
-                                   len(items), task, parent_id)  # fmt: skip
+                              len(items), task, parent_id)  # fmt: skip
 
     # -- re-attaching to jobs submitted before a restart ----------------------------------
 
@@ -413,7 +413,7 @@ class BatchExecutor(RemoteExecutor):
             else:
                 self._singles[batch_id] = item
             self.host.logger.info("Attach Job %s:  running AWS Batch job %s",
-                                       item.job.id[:8], batch_id)  # fmt: skip
+                                  item.job.id[:8], batch_id)  # fmt: skip
         return remaining
 
     def _active_jobs_by_eval_hash(self, queue: str) -> dict[str, str]:
@@ -596,4 +596,4 @@ class BatchExecutor(RemoteExecutor):
                 self.host.logger.warning("Batch executor %r: %s", self.name, error)
         if job_ids:
             self.host.logger.info("Batch executor %r: terminated %d AWS Batch job(s)",
-                                       self.name, len(job_ids))  # fmt: skip
+                                  self.name, len(job_ids))  # fmt: skip
