@@ -14,11 +14,12 @@ executor, e.g. `"batch"`, leaves Kubernetes for it when its Pod stays Unschedula
 resource request exceeds the executor's `max_cpus`/`max_memory`/`max_gpus`. The Pod is
 deleted, the job is submitted to the fallback executor with the same report callback and
 the resources its Pod asked for (task options over the Execution's and the operator's
-defaults, as `kredun.resources` reads them), its provenance record names the fallback
-executor, and a `JobFallback` Event says why. Without a fallback, a Pod Unschedulable for
-the operator's `[jobs] unschedulable_after` seconds (default 600) fails its job with the
-scheduler's reason; so does a Pod whose container cannot be created (image pull errors, an
-invalid image name, a Secret its environment names missing).
+defaults, as `kredun.resources` reads them), its outcome names the fallback executor (which
+the scheduler records in its provenance row), and a `JobFallback` Event says why. Without a
+fallback, a Pod Unschedulable for the operator's `[jobs] unschedulable_after` seconds
+(default 600) fails its job with the scheduler's reason; so does a Pod whose container
+cannot be created (image pull errors, an invalid image name, a Secret its environment names
+missing).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from kredun.errors import ConfigError, ExecutorError, OutcomeError, StoreError, TaskOptionError
@@ -88,7 +90,7 @@ class PodExecutor(RemoteExecutor):
             return None
         if not isinstance(name, str):
             raise ConfigError(f"task {job.task.fullname}: fallback must name an executor")
-        executor = self.scheduler.executor(name)
+        executor = self.host.executor(name)
         if isinstance(executor, PodExecutor) or not isinstance(executor, RemoteExecutor):
             raise ConfigError(
                 f"task {job.task.fullname}: fallback {name!r} must run jobs outside the "
@@ -104,12 +106,11 @@ class PodExecutor(RemoteExecutor):
         if context.stop_mode is not None:
             return  # the run is ending; nobody waits for this job any more
         if job.attempt:
-            retries = retry_limit(job.task.get_option("retries"), self.scheduler.config.max_retries)
+            retries = retry_limit(job.task.get_option("retries"), self.host.max_retries)
             context.events.warning(
                 "JobRetry",
                 f"retrying {job.task.fullname} (attempt {job.attempt + 1} of {retries + 1})",
             )
-        job.record.executor = job.executor_name  # an earlier attempt may have fallen back
         try:
             fallback = self.fallback_of(job)
         except ConfigError as error:
@@ -457,10 +458,11 @@ class PodJob:
         self.context.events.normal(
             "JobFallback", f"{task}: moved from Kubernetes to executor {name!r}: {reason}"
         )
-        # Provenance: the scheduler rewrites the whole record when the outcome arrives
-        # (the job store upserts every column), so the fallback's name reaches the store.
-        self.job.record.executor = name
-        executor.submit(self.job, self.report, self.resources)
+        # The outcome names the executor that ran the job; the scheduler records it.
+        report = self.report
+        executor.submit(
+            self.job, lambda outcome: report(replace(outcome, executor=name)), self.resources
+        )
 
     def _recheck(self) -> None:
         """After a re-list without our Pod: it is gone, or the list was older than it."""

@@ -9,13 +9,13 @@ from .serialize import preview
 
 if TYPE_CHECKING:
     from .provenance.records import JobRecord
-    from .task import Task
+    from .tasklike import TaskLike
 
 
 @dataclass(slots=True, eq=False)
 class Job:
     id: str
-    task: Task
+    task: TaskLike  # a Task in a Python run, a plan's TaskRef in the operator's
     eval_hash: str
     args_hash: str
     args: list[Any]

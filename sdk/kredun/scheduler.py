@@ -36,7 +36,7 @@ from .errors import (
     NotFoundError,
     SerializationError,
 )
-from .executors import Executor, JobOutcome, create_executor
+from .executors import Executor, Host, JobOutcome, create_executor
 from .expression import TaskExpression
 from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
@@ -69,6 +69,7 @@ from .task import (
     current_definition,
     registered_hashes,
 )
+from .tasklike import NamedTask, TaskLike
 from .validity import stale_reasons
 from .valuestore import ValueStore, store_value
 
@@ -109,7 +110,7 @@ def _option_value(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def _is_shallow(task: Any) -> bool:
+def _is_shallow(task: TaskLike) -> bool:
     check = task.get_option("check_valid")
     return check is not None and _option_value(check) == "shallow"
 
@@ -141,6 +142,16 @@ class Scheduler:
         self.logger = _make_logger()
         self.stores = Stores(self.config)
         self._executors: dict[str, Executor] = {}
+        # What its executors get (Executor.bind): never the scheduler itself.
+        self.host = Host(
+            stores=self.stores,
+            database_uri=self.config.database_uri,
+            value_store_uri=self.config.value_store_uri,
+            cache_scope=self.config.cache_scope,
+            max_retries=self.config.max_retries,
+            logger=self.logger,
+            executor=self.executor,
+        )
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, Result] = {}
         # A private in-memory database holds only what _results already has.
@@ -179,7 +190,7 @@ class Scheduler:
     def executor(self, name: str) -> Executor:
         if name not in self._executors:
             executor = create_executor(name, self.config.executor_options(name))
-            executor.bind(self)
+            executor.bind(self.host)
             self._executors[name] = executor
         return self._executors[name]
 
@@ -522,7 +533,7 @@ class _ExecutionRun:
     def context_of(self, node: Node) -> Context:
         return self.context if node.owner is None else node.owner.context
 
-    def record_call(self, eval_hash: str, task: Any, args_hash: str, expr: Any) -> None:
+    def record_call(self, eval_hash: str, task: NamedTask, args_hash: str, expr: Any) -> None:
         if self.dryrun:
             return
         try:
@@ -543,7 +554,7 @@ class _ExecutionRun:
     # -- calls ----------------------------------------------------------------------------
 
     def _prepare_call(self, node: Node) -> None:
-        task: Task = node.payload.task
+        task: TaskLike = node.payload.task
         if type(task) is Task:
             current = current_definition(task)
             exports = node.owner.exports if node.owner is not None else None
@@ -623,7 +634,7 @@ class _ExecutionRun:
         node.payload = TaskExpression(task, node.payload.args, node.payload.kwargs)
         return task
 
-    def _cache_scope(self, task: Any) -> str:
+    def _cache_scope(self, task: TaskLike) -> str:
         """Where a call may find its result: "NONE" (it runs), "CSE" (an identical call of
         this execution) or "BACKEND" (any recorded execution). cache=False means CSE, as in
         redun, and so does a run with caching off."""
@@ -792,7 +803,7 @@ class _ExecutionRun:
     def _new_job(
         self, node: Node, eval_hash: str, args_hash: str, context: Context, status: str
     ) -> Job:
-        task: Task = node.payload.task
+        task: TaskLike = node.payload.task
         args, kwargs, positional, named = graph.call_arguments(node)
         job_id = uuid.uuid4().hex
         parent: Job | None = node.owner
@@ -1020,15 +1031,20 @@ class _ExecutionRun:
     def _handle_outcome(self, outcome: JobOutcome) -> None:
         job = outcome.job
         self.running -= 1
+        # How the job ran, as its executor tells it: where, and after how many attempts.
+        ran: dict[str, Any] = {"executor": outcome.executor or job.executor_name}
+        if outcome.attempts is not None:
+            ran["attempt"] = max(outcome.attempts - 1, 0)
+        self._update_record(job, **ran)
         if outcome.error is not None:
             self._job_failed(job, outcome)
             return
         try:
             (kind, value, result_hash), data = self.values.job_result(outcome)
         except KredunError as error:
-            self._job_failed(job, JobOutcome.failed(job, type(error)(
-                f"result of {job.task.fullname}: {error}"
-            )))  # fmt: skip
+            failure = JobOutcome.failed(job, type(error)(f"result of {job.task.fullname}: {error}"))
+            failure.attempts = outcome.attempts
+            self._job_failed(job, failure)
             return
         # A remote job described the result it stored (its bytes may not have been read).
         received = outcome.result if outcome.result and outcome.result.hash == result_hash else None
@@ -1084,9 +1100,10 @@ class _ExecutionRun:
     def _job_failed(self, job: Job, outcome: JobOutcome) -> None:
         assert outcome.error is not None
         retries = retry_limit(job.task.get_option("retries"), self.scheduler.config.max_retries)
-        if job.attempt < retries and self.failure is None:
+        # An executor that counted attempts made the retries itself.
+        if outcome.attempts is None and job.attempt < retries and self.failure is None:
             job.attempt += 1
-            self._update_record(job, attempt=job.attempt)
+            self._update_record(job, attempt=job.attempt, executor=job.executor_name)
             self.logger.info(
                 "Retry  Job %s:  %s (attempt %d of %d): %s",
                 job.id[:8], job.call_text(), job.attempt + 1, retries + 1, outcome.error,
@@ -1137,7 +1154,7 @@ class _ExecutionRun:
 
     # -- provenance -------------------------------------------------------------------------
 
-    def _record_task(self, task: Any) -> None:
+    def _record_task(self, task: NamedTask) -> None:
         if self.dryrun:
             return  # a dry run records nothing
         if task.hash not in self.scheduler._recorded_tasks:
@@ -1168,7 +1185,7 @@ class _ExecutionRun:
             )
         self.pending.values.append(record)
 
-    def _cache_off(self, task: Task) -> str | None:
+    def _cache_off(self, task: TaskLike) -> str | None:
         """Why a job being created does not consult the cache, if it does not."""
         if not self.cache:
             return "run"
@@ -1177,7 +1194,7 @@ class _ExecutionRun:
     def _record_arguments(
         self,
         job_id: str,
-        task: Task,
+        task: TaskLike,
         positional: list[Node],
         named: dict[str, Node],
         values: bool,
@@ -1337,7 +1354,7 @@ def _producers(node: Node) -> list[str]:
     return found
 
 
-def _default_arguments(task: Task) -> list[tuple[str, str, str]]:
+def _default_arguments(task: TaskLike) -> list[tuple[str, str, str]]:
     """Parameters with defaults, recorded for calls that leave them out: the call's hash
     includes them, so `kredun log --why` must see them."""
     values = task.default_values  # empty for a plan's task: it knows defaults by hash only

@@ -264,7 +264,7 @@ def received(outcome: Outcome | None, blob: bytes | None, references: bool = Tru
     (stored under the outcome's hash) in the value store."""
     scheduler = Scheduler()
     receiver = Receiver("remote", {})
-    receiver.bind(scheduler)
+    receiver.bind(scheduler.host)
     if blob is not None and outcome is not None:
         scheduler.value_store.put(outcome.hash, blob)
     job = SimpleNamespace(id="0123456789", task=SimpleNamespace(fullname="ns.job"),

@@ -35,7 +35,7 @@ class WorkerProcessExecutor(RemoteExecutor):
     def launch(self, job: Any, spec_json: str, report: ReportOutcome, resources: Any) -> None:
         # Like a Pod, the worker cannot import the test modules: it runs elsewhere, with
         # no checkout on its path, and gets task code only as shipped.
-        scope = self.scheduler.config.cache_scope
+        scope = self.host.cache_scope
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(LOCAL_VARIABLES)}
         env = {
             **inherited,

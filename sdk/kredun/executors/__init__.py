@@ -8,11 +8,12 @@ from typing import Any
 from .. import executor_types
 from ..errors import ConfigError
 from ..executor_types import register_executor_type
-from .base import Executor, JobOutcome, ReportOutcome
+from .base import Executor, ExecutorHost, Host, JobOutcome, ReportOutcome
 from .batch_options import EXECUTOR_KEYS, JOB_KEYS
 
 __all__ = [
-    "Executor", "JobOutcome", "ReportOutcome", "create_executor", "register_executor_type"
+    "Executor", "ExecutorHost", "Host", "JobOutcome", "ReportOutcome", "create_executor",
+    "register_executor_type",
 ]  # fmt: skip
 
 

@@ -53,8 +53,8 @@ How jobs run:
   when its count of finished children grows, the children are listed by status. The parent's
   own status is not trusted (Batch, and moto, can leave it SUBMITTED after a child failed).
 * `retries` is Batch's `retryStrategy`: Batch retries the job itself, each attempt with its
-  own log stream. The scheduler must not retry on top of that, so a failure is reported with
-  the job's attempts used up (`Job.attempt`), and the attempt count is recorded.
+  own log stream. The scheduler must not retry on top of that: every outcome carries the
+  attempts Batch made (`JobOutcome.attempts`), which the scheduler records, retrying no more.
 * A failed job's error names the Batch job id, `statusReason`, exit code, log stream and the
   last log line; the job's log tail (CloudWatch) is its traceback text. Print a whole log
   with `kredun batch-logs JOB_ID`.
@@ -241,7 +241,7 @@ class BatchExecutor(RemoteExecutor):
                 self._settings = ExecutorSettings.parse(self.name, self.options)
                 self._environment = self._job_environment()
                 self._api = BatchApi(self._settings)
-                store = self.scheduler.value_store
+                store = self.value_store
                 if isinstance(store, S3ValueStore):
                     check_bucket(store.client, store.bucket, store.uri)
             except KredunError as error:
@@ -251,11 +251,9 @@ class BatchExecutor(RemoteExecutor):
     def _job_environment(self) -> dict[str, str]:
         """What every job gets: the value store of the scheduler's cache scope (no database:
         jobs report through the value store), then the `environment` option."""
-        config = self.scheduler.config
+        host = self.host
         environment = {
-            "KREDUN_VALUE_STORE": scoped_store_uri(
-                config.require_value_store_uri(), config.cache_scope
-            ),
+            "KREDUN_VALUE_STORE": scoped_store_uri(host.value_store_uri, host.cache_scope),
             OUTCOME_STORE_VARIABLE: "1",
             **self.settings.environment,
         }
@@ -265,7 +263,7 @@ class BatchExecutor(RemoteExecutor):
                 'configure [value_store] uri = "s3://bucket/prefix"'
             )
         # Jobs of another database's runs, or another scope's, are not ours to re-attach to.
-        stores = f"{config.database_uri}\n{environment['KREDUN_VALUE_STORE']}"
+        stores = f"{host.database_uri}\n{environment['KREDUN_VALUE_STORE']}"
         self._stores_tag = hash_text(stores)[:16]
         return environment
 
@@ -301,8 +299,8 @@ class BatchExecutor(RemoteExecutor):
                 failures = 0
             except Exception as error:
                 failures += 1
-                self.scheduler.logger.warning("Batch executor %r: polling failed (%d): %s",
-                                              self.name, failures, error)  # fmt: skip
+                self.host.logger.warning("Batch executor %r: polling failed (%d): %s",
+                                         self.name, failures, error)  # fmt: skip
                 if failures >= POLL_FAILURES_LIMIT:
                     self._give_up(error)
             next_poll = time.monotonic() + self.settings.poll_interval
@@ -362,7 +360,7 @@ class BatchExecutor(RemoteExecutor):
             command = ["kredun", "worker", "--spec-json", item.spec_json]
         else:
             spec_hash = hash_bytes(item.spec_json.encode())
-            self.scheduler.value_store.put(spec_hash, item.spec_json.encode())
+            self.value_store.put(spec_hash, item.spec_json.encode())
             command = ["kredun", "worker", "--spec-hash", spec_hash]
         tags = {"kredun:eval-hash": job.eval_hash, "kredun:task": job.task.fullname}
         name = f"{self.settings.prefix}-{job.eval_hash[:12]}"
@@ -370,12 +368,12 @@ class BatchExecutor(RemoteExecutor):
         job_id = self.api.submit(f"job {name} to AWS Batch queue {item.settings.queue!r}",
                                  **request)  # fmt: skip
         self._singles[job_id] = item
-        self.scheduler.logger.info("Batch  Job %s:  AWS Batch job %s", job.id[:8], job_id)
+        self.host.logger.info("Batch  Job %s:  AWS Batch job %s", job.id[:8], job_id)
 
     def _submit_array(self, items: list[_Submission]) -> None:
         data = ("[" + ",".join(item.spec_json for item in items) + "]").encode()
         list_hash = hash_bytes(data)
-        self.scheduler.value_store.put(list_hash, data)
+        self.value_store.put(list_hash, data)
         task = items[0].job.task.fullname
         name = f"{self.settings.prefix}-array-{list_hash[:12]}"
         command = ["kredun", "worker", "--spec-list-hash", list_hash]
@@ -385,8 +383,8 @@ class BatchExecutor(RemoteExecutor):
         where = f"array job {name} of {len(items)} to AWS Batch queue {items[0].settings.queue!r}"
         parent_id = self.api.submit(where, **request)
         self._arrays[parent_id] = _ArrayJob(parent_id, dict(enumerate(items)), owned=True)
-        self.scheduler.logger.info("Batch  %d jobs of %s:  AWS Batch array job %s",
-                                   len(items), task, parent_id)  # fmt: skip
+        self.host.logger.info("Batch  %d jobs of %s:  AWS Batch array job %s",
+                              len(items), task, parent_id)  # fmt: skip
 
     # -- re-attaching to jobs submitted before a restart ----------------------------------
 
@@ -414,8 +412,8 @@ class BatchExecutor(RemoteExecutor):
                 array.children[int(index)] = item
             else:
                 self._singles[batch_id] = item
-            self.scheduler.logger.info("Attach Job %s:  running AWS Batch job %s",
-                                       item.job.id[:8], batch_id)  # fmt: skip
+            self.host.logger.info("Attach Job %s:  running AWS Batch job %s",
+                                  item.job.id[:8], batch_id)  # fmt: skip
         return remaining
 
     def _active_jobs_by_eval_hash(self, queue: str) -> dict[str, str]:
@@ -431,7 +429,7 @@ class BatchExecutor(RemoteExecutor):
                 found.setdefault(tags["kredun:eval-hash"], description["jobId"])
             elif "kredun:spec-list" in tags:
                 try:
-                    specs = json.loads(self.scheduler.value_store.get(tags["kredun:spec-list"]))
+                    specs = json.loads(self.value_store.get(tags["kredun:spec-list"]))
                 except (KredunError, ValueError):
                     continue  # a list this scheduler cannot read is not one it wrote
                 for index, spec in enumerate(specs):
@@ -492,20 +490,19 @@ class BatchExecutor(RemoteExecutor):
 
     def _succeeded(self, item: _Submission, job_id: str,
                    description: dict[str, Any] | None) -> None:  # fmt: skip
-        attempts = len(description.get("attempts") or []) if description else 1
-        self._settle(item.job, attempts)
+        attempts = max(len(description.get("attempts") or []), 1) if description else 1
         try:
             outcome = self._outcome(job_id)
         except KredunError as error:
-            self.finished(item.job, item.report, error)
+            self.finished(item.job, item.report, error, attempts=attempts)
             return
-        self.finished(item.job, item.report, outcome=outcome)
+        self.finished(item.job, item.report, outcome=outcome, attempts=attempts)
 
     def _outcome(self, job_id: str) -> Outcome:
         """The outcome the worker of Batch job `job_id` left in the value store."""
         key = outcome_key(job_id)
         try:
-            data = self.scheduler.value_store.get(key, max_bytes=MAX_OUTCOME_BYTES)
+            data = self.value_store.get(key, max_bytes=MAX_OUTCOME_BYTES)
         except ValueNotFoundError:
             raise OutcomeError(f"AWS Batch job {job_id} reported no outcome") from None
         except LimitExceededError as error:
@@ -564,20 +561,14 @@ class BatchExecutor(RemoteExecutor):
 
     # -- outcomes -------------------------------------------------------------------------
 
-    @staticmethod
-    def _settle(job: Job, attempts: int) -> None:
-        """Batch made the retries: record its attempt count, and use up the scheduler's
-        own retries so that it does not submit the job once more."""
-        job.record.attempt = max(attempts - 1, 0)
-        job.attempt = max(job.attempt, int(job.task.get_option("retries", 0) or 0))
-
     def _fail(self, job: Job, report: ReportOutcome, error: BaseException,
               log_tail: str | None = None, attempts: int = 1,
               outcome: Outcome | None = None) -> None:  # fmt: skip
+        """Report a failure. Batch made the retries (every outcome carries its attempt
+        count), so the scheduler does not submit the job once more."""
         if not isinstance(error, KredunError):
             error = ExecutorError(f"AWS Batch executor {self.name!r}: {error!r}")
-        self._settle(job, attempts)
-        self.finished(job, report, error, log_tail, outcome)
+        self.finished(job, report, error, log_tail, outcome, attempts=max(attempts, 1))
 
     # -- shutdown -------------------------------------------------------------------------
 
@@ -602,7 +593,7 @@ class BatchExecutor(RemoteExecutor):
             try:
                 self.api.terminate(job_id, SHUTDOWN_REASON)
             except KredunError as error:
-                self.scheduler.logger.warning("Batch executor %r: %s", self.name, error)
+                self.host.logger.warning("Batch executor %r: %s", self.name, error)
         if job_ids:
-            self.scheduler.logger.info("Batch executor %r: terminated %d AWS Batch job(s)",
-                                       self.name, len(job_ids))  # fmt: skip
+            self.host.logger.info("Batch executor %r: terminated %d AWS Batch job(s)",
+                                  self.name, len(job_ids))  # fmt: skip

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..job import Job
-from .base import Executor, JobOutcome, ReportOutcome
+from .base import Executor, JobOutcome, ReportOutcome, python_function
 
 
 def default_thread_count() -> int:
@@ -24,10 +24,9 @@ class LocalExecutor(Executor):
     def submit(self, job: Job, report: ReportOutcome) -> None:
         self._pool.submit(self._run, job, report)
 
-    @staticmethod
-    def _run(job: Job, report: ReportOutcome) -> None:
+    def _run(self, job: Job, report: ReportOutcome) -> None:
         try:
-            value = job.task.func(*job.args, **job.kwargs)
+            value = python_function(job, self.name)(*job.args, **job.kwargs)
         except BaseException as error:  # the task's failure is data for the scheduler
             report(JobOutcome.failed(job, error))
         else:

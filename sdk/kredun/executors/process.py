@@ -15,7 +15,7 @@ from ..deserialize import loads
 from ..errors import ExecutorError, SerializationError
 from ..job import Job
 from ..serialize import ship
-from .base import Executor, JobOutcome, ReportOutcome
+from .base import Executor, JobOutcome, ReportOutcome, python_function
 
 PARENT_CHECK_SECONDS = 0.5
 
@@ -63,7 +63,12 @@ class ProcessExecutor(Executor):
 
     def submit(self, job: Job, report: ReportOutcome) -> None:
         try:
-            payload = ship((job.task.func, job.args, job.kwargs))
+            func = python_function(job, self.name)
+        except ExecutorError as error:
+            report(JobOutcome.failed(job, error))
+            return
+        try:
+            payload = ship((func, job.args, job.kwargs))
         except Exception as error:
             report(JobOutcome.failed(job, SerializationError(
                 f"cannot send arguments of {job.task.fullname} to a process: {error}"

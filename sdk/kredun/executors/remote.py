@@ -22,24 +22,26 @@ from ..errors import LimitExceededError, OutcomeError, ResourceError
 from ..hashing import hash_bytes, hash_value
 from ..jobspec import job_spec
 from ..outcome import MAX_RESULT_BYTES, Outcome
-from ..plan import INLINE_LIMIT
+from ..plan import INLINE_LIMIT, TaskRef, json_options
 from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
 from ..retries import with_store_retries
 from ..serialize import ship
-from .base import Executor, JobOutcome, ReportOutcome
+from ..task import Task
+from .base import Executor, ExecutorHost, JobOutcome, ReportOutcome
 
 if TYPE_CHECKING:
     from ..job import Job
-    from ..scheduler import Scheduler
+    from ..tasklike import TaskLike
+    from ..valuestore import ValueStore
 
 
 class RemoteExecutor(Executor):
-    scheduler: Scheduler
+    host: ExecutorHost
 
-    def bind(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
-        self._task_refs: dict[str, Any] = {}  # by task hash: shipped once per executor
+    def bind(self, host: ExecutorHost) -> None:
+        self.host = host
+        self._task_refs: dict[str, TaskRef] = {}  # by task hash: shipped once per executor
 
     def submit(self, job: Job, report: ReportOutcome, resources: Resources | None = None) -> None:
         """`resources`: what the job asks for, when not its task options' (a job falling
@@ -58,20 +60,30 @@ class RemoteExecutor(Executor):
         """Start `kredun worker` for the spec, asking for `resources` (None fields: the
         executor's defaults); call `self.finished(...)` when it ends."""
 
+    @property
+    def value_store(self) -> ValueStore:
+        return self.host.stores.values
+
     def finished(self, job: Job, report: ReportOutcome, error: BaseException | None = None,
-                 log_tail: str | None = None, outcome: Outcome | None = None) -> None:  # fmt: skip
+                 log_tail: str | None = None, outcome: Outcome | None = None,
+                 attempts: int | None = None) -> None:  # fmt: skip
         """Report a job that ended: failed with `error` (`outcome`, if the job reported one,
-        says what its task raised), or succeeded and reported `outcome`."""
+        says what its task raised), or succeeded and reported `outcome`. `attempts`: those
+        the executor made itself (see `JobOutcome.attempts`)."""
         if error is not None:
             failure = outcome.error if outcome is not None else None
             report(JobOutcome(job, error=error, traceback=log_tail,
                               error_classes=failure.classes if failure else (),
-                              error_hash=failure.hash if failure else None))  # fmt: skip
+                              error_hash=failure.hash if failure else None,
+                              attempts=attempts))  # fmt: skip
             return
         try:
-            report(self._received(job, outcome))
+            received = self._received(job, outcome)
         except Exception as failure:
-            report(JobOutcome(job, error=failure, traceback=log_tail))
+            report(JobOutcome(job, error=failure, traceback=log_tail, attempts=attempts))
+            return
+        received.attempts = attempts
+        report(received)
 
     def _received(self, job: Job, outcome: Outcome | None) -> JobOutcome:
         """The outcome of a job that exited successfully, its result blob verified. The
@@ -85,7 +97,7 @@ class RemoteExecutor(Executor):
             raise LimitExceededError(
                 f"{where}: result {outcome.hash} is {outcome.size} bytes, over the limit of {limit}"
             )
-        store = self.scheduler.value_store
+        store = self.value_store
         held = outcome.kind == "plan" or not job.references or outcome.size <= INLINE_VALUE_LIMIT
         data: bytes | None = None
 
@@ -120,7 +132,7 @@ class RemoteExecutor(Executor):
         value_hash, data = hash_value(value), ship(value)
         if len(data) <= INLINE_LIMIT:
             return ValueRef(value_hash, data)
-        self.scheduler.value_store.put(value_hash, data)
+        self.value_store.put(value_hash, data)
         return ValueRef(value_hash)
 
     def _referenced(self, job: Job) -> Job:
@@ -136,18 +148,16 @@ class RemoteExecutor(Executor):
             task=self._task_reference(job.task),
         )
 
-    def _task_reference(self, task: Any) -> Any:
-        """A plan task reference for a live task, its code shipped in the value store."""
-        from ..hashing import hash_bytes
-        from ..plan import TaskRef, json_options
-
-        if isinstance(task, TaskRef):
+    def _task_reference(self, task: TaskLike) -> TaskLike:
+        """A plan task reference for a task defined here, its code shipped in the value
+        store (a plan's reference already names its code)."""
+        if not isinstance(task, Task):
             return task
         shipped = self._task_refs.get(task.hash)
         if shipped is None:
             code = ship(task)
             code_hash = hash_bytes(code)
-            self.scheduler.value_store.put(code_hash, code)
+            self.value_store.put(code_hash, code)
             module = getattr(task.func, "__module__", "")
             shipped = TaskRef(task.fullname, task.hash, module, task.parameters,
                               ValueRef(code_hash))  # fmt: skip
