@@ -51,6 +51,19 @@ class ControlRun(Protocol):
     def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
         """Record tags on a value (by its hash) in the provenance store."""
 
+    # What differs between Python values and the operator's references (kredun.domains).
+
+    def test(self, node: Any, value: Any, then: Callable[[bool], None]) -> None:
+        """Call `then(bool(value))`, once the truth of `value` is known (on a cluster, a
+        job may have to find it out)."""
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        """Whether `error` is an instance of `error_class` (a class or tuple of them, or
+        the class names a plan gives)."""
+
+    def recovery(self, recover: Any, error: BaseException) -> Any:
+        """The expression `recover(error)`."""
+
 
 class SchedulerTask:
     """A task the scheduler evaluates itself, by calling `handler(run, node, *args)`."""
@@ -107,7 +120,10 @@ def _cond(run: ControlRun, node: Any, *clauses: Any) -> None:
         run.evaluate(node, clauses[index], lambda value: choose(index, value), None)
 
     def choose(index: int, value: Any) -> None:
-        if value:
+        run.test(node, value, lambda truth: take(index, truth))
+
+    def take(index: int, truth: bool) -> None:
+        if truth:
             run.become(node, clauses[index + 1])
         elif index + 3 == len(clauses):
             run.become(node, clauses[index + 2])
@@ -162,8 +178,8 @@ def _catch(run: ControlRun, node: Any, expr: Any, *handlers: Any) -> None:
 
     def on_error(error: BaseException, traceback: str | None, where: str) -> None:
         for error_class, recover in pairs:
-            if isinstance(error, error_class):
-                recovery = recover(error)
+            if run.error_matches(error, error_class):
+                recovery = run.recovery(recover, error)
                 run.evaluate(node, recovery, functools.partial(recovered, recovery), None)
                 return
         run.fail(node, error, traceback, where)

@@ -11,15 +11,26 @@ whose values are references; it never sees a Python object a user made.
                {"call": "<task hash>", "args": [0, 1], "kwargs": {"b": 2}, "options": {}},
                {"op": "getitem", "args": [3, 4], "kwargs": {}},
                {"list": [0, 1]}, {"tuple": [...]}, {"set": [...]}, {"dict": [k, v, ...]},
-               {"namedtuple": [...], "type": <ref>, "type_name": "module.Name"}],
+               {"namedtuple": [...], "type": <ref>, "type_name": "module.Name"},
+               {"control": "kredun.cond", "args": [{"plan": <plan>}, ...], "kwargs": {}}],
      "root": 5}
 
 Children always precede their parents, so a plan is acyclic by construction and decodes in
 one forward pass.
+
+A control node is a call of a scheduler task (cond, catch): its handler evaluates some
+arguments only after seeing others, so each argument is a self-contained plan of its own,
+decoded only when the handler evaluates it. An argument is `{"plan": <plan>}`,
+`{"classes": ["module.QualName", ...]}` (exception classes, matched by name against the
+class names a failing job reports), or `{"function": <plan>}`: a plan with one
+`{"parameter": 0}` node, called by substituting a value for it (a catch's recovery).
+A value node may carry `"truth"`: bool(value), computed where the value was made, so
+the operator can choose a branch without loading the value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -119,6 +130,41 @@ class NamedTupleType:
     type_name: str
 
 
+@dataclass(frozen=True)
+class PlannedControl:
+    """A control node's payload from a plan; shaped like a SchedulerExpression for the
+    scheduler (its arguments are plans, class names and functions, decoded lazily)."""
+
+    task: Any  # kredun.control.SchedulerTask
+    args: tuple
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ErrorClassNames:
+    """Exception classes as a plan names them: qualified names (`builtins.ValueError`)."""
+
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlanFunction:
+    """A plan with a parameter node: called by giving the parameter a value."""
+
+    plan: dict[str, Any]
+
+
+class _Parameter:
+    """Stands for the argument of a function plan while the SDK encodes it."""
+
+    def __repr__(self) -> str:
+        return "<parameter>"
+
+
+PARAMETER = _Parameter()
+MAX_ERROR_CLASSES = 32  # exception classes one catch clause may name
+
+
 def json_options(options: dict[str, Any]) -> dict[str, Any]:
     safe = {}
     for key, value in options.items():
@@ -141,6 +187,8 @@ class _Encoder:
         self.nodes: list[dict[str, Any]] = []
 
     def value_node(self, value: Any) -> dict[str, Any]:
+        if value is PARAMETER:
+            return {"parameter": 0}
         with collecting_task_values() as task_values:
             node = {"value": self.value_ref(value)}
         if task_values:
@@ -178,10 +226,7 @@ class _Encoder:
 
     def node(self, kind: str, payload: Any, children: list[int], obj: Any) -> dict[str, Any]:
         if kind == graph.CONTROL:
-            raise PlanError(
-                f"{obj.task.fullname}() cannot run on a cluster yet: the operator reduces "
-                "plans, and plans do not carry scheduler tasks (cond, catch, seq, map_, ...)"
-            )
+            return self.control_node(obj)
         if kind == graph.CALL:
             expr: TaskExpression = obj
             from_context = getattr(expr.task, "context_options", None)
@@ -218,6 +263,60 @@ class _Encoder:
                 "type_name": graph.namedtuple_name(payload),
             }
         return {kind: children}
+
+    def control_node(self, expr: Any) -> dict[str, Any]:
+        fullname = expr.task.fullname
+        if fullname not in PLANNED_CONTROL or expr.kwargs:
+            raise PlanError(
+                f"{fullname}() cannot run on a cluster yet: plans carry only "
+                f"{', '.join(sorted(PLANNED_CONTROL))} among the scheduler tasks"
+            )
+        kinds = PLANNED_CONTROL[fullname](len(expr.args))
+        return {
+            "control": fullname,
+            "args": [self.control_argument(k, a) for k, a in zip(kinds, expr.args, strict=True)],
+            "kwargs": {},
+        }
+
+    def control_argument(self, kind: str, value: Any) -> dict[str, Any]:
+        if kind == "classes":
+            classes = value if isinstance(value, tuple) else (value,)
+            return {"classes": [f"{cls.__module__}.{cls.__qualname__}" for cls in classes]}
+        if kind == "function":
+            return {"function": self.sub_plan(_applied(value))}
+        sub_plan = self.sub_plan(value)
+        root = sub_plan["nodes"][sub_plan["root"]]
+        if "value" in root:
+            # A literal's truth is known here, where the value is: the operator may not load
+            # it. Without one (bool() raised), a cond on it is tested, and fails, in a job.
+            with contextlib.suppress(Exception):
+                root["truth"] = bool(value)
+        return {"plan": sub_plan}
+
+    def sub_plan(self, value: Any) -> dict[str, Any]:
+        return encode_plan(value, self.store_blob, self.task_code)
+
+
+def _applied(function: Any) -> Any:
+    """`function(PARAMETER)` as an expression, without calling anything a user wrote: a
+    task's call is an expression already; any other callable is called in a job."""
+    from .expression import SimpleExpression
+    from .task import PartialTask, Task
+
+    if isinstance(function, Task | PartialTask):
+        return function(PARAMETER)
+    return SimpleExpression("call", (function, (PARAMETER,), {}), {})
+
+
+def _catch_arguments(count: int) -> list[str]:
+    return ["plan", *(["classes", "function"] * ((count - 1) // 2))]
+
+
+# The scheduler tasks a plan may call, and the kind of each of their arguments by count.
+PLANNED_CONTROL: dict[str, Callable[[int], list[str]]] = {
+    "kredun.cond": lambda count: ["plan"] * count if count >= 2 else [],
+    "kredun.catch": _catch_arguments,
+}
 
 
 def encode_plan(
@@ -302,11 +401,15 @@ def _task_ref(task_hash: str, data: Any) -> TaskRef:
 
 
 def decode_plan(
-    plan: Any, owner: Any = None, current: dict[str, TaskRef] | None = None
+    plan: Any,
+    owner: Any = None,
+    current: dict[str, TaskRef] | None = None,
+    on_truth: Callable[[str, bool], object] | None = None,
 ) -> tuple[graph.Node, list[graph.Node]]:
     """Scheduler nodes for a plan: (root, nodes ready to reduce). Raises PlanError, naming
     the offending node, for anything malformed. A task that `current` defines differently
-    (a cached fragment made by older code) is called in its current definition."""
+    (a cached fragment made by older code) is called in its current definition.
+    `on_truth(value hash, truth)` hears the truth a value node carries."""
 
     if not isinstance(plan, dict):
         raise PlanError("a plan must be a JSON object")
@@ -344,6 +447,17 @@ def decode_plan(
             ref = ref_from_json(spec["value"], where)
             node = graph.Node(graph.VALUE, ref)
             node.hash = ref.hash
+            truth = spec.get("truth")
+            if truth is not None and on_truth is not None:
+                if not isinstance(truth, bool):
+                    raise PlanError(f"{where}: 'truth' must be true, false or null")
+                on_truth(ref.hash, truth)
+            nodes.append(node)
+            continue
+        if "control" in spec:
+            node = graph.Node(graph.CONTROL, _planned_control(spec, where))
+            node.owner = owner
+            ready.append(node)
             nodes.append(node)
             continue
         if "call" in spec:
@@ -399,6 +513,60 @@ def decode_plan(
     return root, ready
 
 
+def _planned_control(spec: dict[str, Any], where: str) -> PlannedControl:
+    from .control import scheduler_task_named
+
+    fullname = spec["control"]
+    if fullname not in PLANNED_CONTROL:
+        raise PlanError(
+            f"{where}: unknown scheduler task {fullname!r} (plans may call "
+            f"{', '.join(sorted(PLANNED_CONTROL))})"
+        )
+    args, kwargs = spec.get("args"), spec.get("kwargs", {})
+    if not isinstance(args, list) or kwargs != {}:
+        raise PlanError(f"{where}: 'args' must be a list and 'kwargs' empty")
+    kinds = PLANNED_CONTROL[fullname](len(args))
+    if len(kinds) != len(args):
+        raise PlanError(f"{where}: {fullname}() cannot take {len(args)} arguments")
+    decoded = tuple(
+        _control_argument(kind, arg, f"{where} argument {index}")
+        for index, (kind, arg) in enumerate(zip(kinds, args, strict=True))
+    )
+    return PlannedControl(scheduler_task_named(fullname), decoded, {})
+
+
+def _control_argument(kind: str, arg: Any, where: str) -> Any:
+    if not isinstance(arg, dict) or list(arg) != [kind]:
+        raise PlanError(f"{where}: expected {{{kind!r}: ...}}")
+    value = arg[kind]
+    if kind == "classes":
+        if (
+            not isinstance(value, list)
+            or not 0 < len(value) <= MAX_ERROR_CLASSES
+            or not all(isinstance(name, str) and name for name in value)
+        ):
+            raise PlanError(
+                f"{where}: 'classes' must list 1 to {MAX_ERROR_CLASSES} qualified class names"
+            )
+        return ErrorClassNames(tuple(value))
+    if not isinstance(value, dict) or not isinstance(value.get("nodes"), list):
+        raise PlanError(f"{where}: {kind!r} must be a plan")
+    if kind == "function":
+        if sum(1 for node in value["nodes"] if isinstance(node, dict) and "parameter" in node) != 1:
+            raise PlanError(f"{where}: a function plan needs exactly one parameter node")
+        return PlanFunction(value)
+    return value
+
+
+def apply_function(function: PlanFunction, argument: ValueRef) -> dict[str, Any]:
+    """The plan of `function(argument)`: its parameter node made a value node."""
+    nodes = [
+        {"value": argument.to_json()} if isinstance(node, dict) and "parameter" in node else node
+        for node in function.plan["nodes"]
+    ]
+    return {**function.plan, "nodes": nodes}
+
+
 def _simple_op_call(name: str, children: list[graph.Node], names: list[str]) -> graph.Node:
     """An operation that may make an expression (calling a task value) runs as a job: a
     call of the built-in op task, whose result the scheduler then evaluates."""
@@ -413,7 +581,7 @@ def _simple_op_call(name: str, children: list[graph.Node], names: list[str]) -> 
 
 
 _CONTAINER_KEYS = {graph.LIST, graph.TUPLE, graph.SET, graph.DICT, graph.NAMEDTUPLE}
-_NODE_KINDS = {"value", "call", "op", *_CONTAINER_KEYS}
+_NODE_KINDS = {"value", "call", "op", "control", *_CONTAINER_KEYS}
 
 
 def assemble_reference(node: graph.Node) -> CompositeRef | DeferredRef | Any:

@@ -13,6 +13,7 @@ from . import graph
 from .deserialize import loads, materialize_plan
 from .domains import Result, ResultNotes, ValueStores, logger
 from .errors import SerializationError
+from .expression import SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import loads_plan
 from .provenance.records import CallRecord
@@ -66,6 +67,21 @@ class TrustedValues:
         if external:
             self.notes.external[outcome.job.eval_hash] = external
         return result, data
+
+    def truth(self, value: Any) -> bool:
+        return bool(value)
+
+    def truth_test(self, value: Any) -> Any:
+        return SimpleExpression("truth", (value,), {})
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        return isinstance(error, error_class)
+
+    def recovery(self, recover: Any, error: BaseException) -> Any:
+        return recover(error)
+
+    def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
+        return "expression", dumps(expr)
 
     def _received(self, kind: str, data: bytes) -> Any:
         if kind == "plan":

@@ -169,6 +169,6 @@ def test_catch_all_waits_for_every_expression(mode):
         run_in(mode, catch_all(both, KeyError, zeroes))  # one error not of the class
 
 
-def test_scheduler_tasks_are_refused_in_plans_with_a_clear_error(tmp_path):
-    with pytest.raises(PlanError, match=r"kredun.cond\(\) cannot run on a cluster yet"):
-        plan_of(cond(ident(True), ident(1), ident(2)), f"file://{tmp_path}")
+def test_scheduler_tasks_plans_do_not_carry_are_refused_with_a_clear_error(tmp_path):
+    with pytest.raises(PlanError, match=r"kredun.catch_all\(\) cannot run on a cluster yet"):
+        plan_of(catch_all([ident(1)]), f"file://{tmp_path}")

@@ -1,0 +1,214 @@
+"""cond, catch and throw in plans: encoded by the SDK, reduced over value references with
+unpickling forbidden (as the operator reduces them), jobs in worker processes."""
+
+from __future__ import annotations
+
+import pytest
+from kredun import task
+from kredun.control import catch, cond, seq, throw
+from kredun.errors import ExecutorError, KredunError, PlanError
+from kredun.plan import ErrorClassNames, PlanFunction, decode_plan, dumps_plan, loads_plan
+
+from tests.engine.test_plans import operator_like_run, plan_of, resolved, stores
+from tests.support.worker_executor import WorkerProcessExecutor
+
+__all__ = ["stores"]  # a fixture: imported for pytest to find
+
+kredun_namespace = "plan_control"
+
+
+@task()
+def ident(x):
+    return x
+
+
+@task()
+def status(ok):
+    return {"ok": ok}
+
+
+@task()
+def fail(message):
+    raise ValueError(message)
+
+
+@task()
+def explain(error):
+    return f"recovered from {type(error).__name__}: {error}"
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+@task()
+def fail_unpicklably(message):
+    raise Unpicklable(message)
+
+
+@task()
+def poison_own_result(token):
+    """Stores other bytes under the hash of its own result: the receiver must reject it."""
+    import os
+
+    from kredun.hashing import hash_bytes
+    from kredun.serialize import dumps
+    from kredun.valuestore import open_value_store
+
+    result = f"honest {token}"
+    open_value_store(os.environ["KREDUN_VALUE_STORE"]).put(hash_bytes(dumps(result)), b"forged")
+    return result
+
+
+@pytest.fixture(autouse=True)
+def count_workers():
+    WorkerProcessExecutor.launched.clear()
+
+
+def run(expr, stores, **options):
+    database, value_store = stores
+    ref = operator_like_run(plan_of(expr, value_store), database, value_store, **options)
+    return resolved(ref, database, value_store)
+
+
+def launched(name):
+    return WorkerProcessExecutor.launched.count(f"{kredun_namespace}.{name}")
+
+
+# -- encoding and decoding --------------------------------------------------------------------
+
+
+def test_control_nodes_carry_their_arguments_as_plans(stores):
+    _, value_store = stores
+    plan = loads_plan(dumps_plan(plan_of(catch(cond(True, ident(1), ident(2)), ValueError,
+                                               explain), value_store)))  # fmt: skip
+    node = plan["nodes"][plan["root"]]
+    assert node["control"] == "kredun.catch"
+    guarded, classes, recovery = node["args"]
+    assert classes == {"classes": ["builtins.ValueError"]}
+    inner = guarded["plan"]["nodes"][guarded["plan"]["root"]]
+    assert inner["control"] == "kredun.cond"
+    predicate = inner["args"][0]["plan"]
+    assert predicate["nodes"][predicate["root"]]["truth"] is True
+    assert sum("parameter" in spec for spec in recovery["function"]["nodes"]) == 1
+    root, ready = decode_plan(plan)
+    assert root.kind == "control" and ready == [root]
+    assert root.payload.task.fullname == "kredun.catch"
+    assert isinstance(root.payload.args[1], ErrorClassNames)
+    assert isinstance(root.payload.args[2], PlanFunction)
+
+
+def test_control_tasks_not_carried_are_refused_at_submit_time(stores):
+    _, value_store = stores
+    with pytest.raises(PlanError, match=r"kredun.seq\(\) cannot run on a cluster yet"):
+        plan_of(seq([ident(1)]), value_store)
+
+
+def _plan(*nodes):
+    return {"version": 1, "tasks": {}, "nodes": list(nodes), "root": len(nodes) - 1}
+
+
+_LEAF = {"value": {"hash": "a" * 40}}
+_SUB = {"plan": _plan(_LEAF)}
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        ({"control": "kredun.seq", "args": [_SUB]}, "plan node 0: unknown scheduler task"),
+        ({"control": "kredun.cond", "args": [_SUB]}, r"plan node 0: kredun.cond\(\) cannot take 1"),
+        ({"control": "kredun.cond", "args": "x"}, "plan node 0: 'args' must be a list"),
+        ({"control": "kredun.cond", "args": [_SUB, _SUB], "kwargs": {"a": 1}}, "kwargs"),
+        ({"control": "kredun.cond", "args": [_SUB, {"plan": 3}]}, "argument 1: 'plan' must be"),
+        ({"control": "kredun.cond", "args": [_SUB, {"classes": []}]}, "argument 1: expected"),
+        ({"control": "kredun.catch", "args": [_SUB, {"classes": []}, {"function": _plan(_LEAF)}]},
+         "argument 1: 'classes' must list"),
+        ({"control": "kredun.catch", "args": [_SUB, {"classes": ["builtins.ValueError"]},
+                                              {"function": _plan(_LEAF)}]},
+         "argument 2: a function plan needs exactly one parameter node"),
+        ({"control": "kredun.catch", "args": [_SUB, {"classes": ["builtins.ValueError"]}]},
+         r"kredun.catch\(\) cannot take 2"),
+    ],
+)  # fmt: skip
+def test_malformed_control_nodes_fail_naming_the_node(node, message):
+    with pytest.raises(PlanError, match=message):
+        decode_plan(_plan(node))
+
+
+def test_a_parameter_outside_a_function_plan_is_refused():
+    with pytest.raises(PlanError, match="plan node 0"):
+        decode_plan(_plan({"parameter": 0}))
+
+
+# -- reduced over references ------------------------------------------------------------------
+
+
+def test_cond_on_a_literal_takes_one_branch_and_never_runs_the_other(stores):
+    assert run(cond(True, ident("then"), ident("else")), stores) == "then"
+    assert launched("ident") == 1
+    assert run(cond(0, ident("then2"), ident("else2")), stores) == "else2"
+    assert launched("ident") == 2
+    assert run(cond(False, ident(1), [], ident(2), ident(3)), stores) == 3
+
+
+def test_cond_on_a_job_result_uses_the_truth_the_job_reported(stores):
+    assert run(cond(ident(""), ident("yes"), ident("no")), stores) == "no"
+    assert WorkerProcessExecutor.launched.count("kredun.simple_op") == 0
+    assert launched("ident") == 2
+
+
+def test_cond_on_an_operation_tests_it_in_a_job(stores):
+    result = run(cond(status(True)["ok"], ident("ok"), ident("not ok")), stores)
+    assert result == "ok"
+    assert WorkerProcessExecutor.launched.count("kredun.simple_op") == 1
+    assert launched("ident") == 1
+
+
+def test_cond_on_a_cached_result_reads_its_truth_from_provenance(stores):
+    assert run(cond(ident(1), ident("a"), ident("b")), stores) == "a"
+    WorkerProcessExecutor.launched.clear()
+    assert run(cond(ident(1), ident("a"), ident("b")), stores) == "a"
+    assert WorkerProcessExecutor.launched == []  # replayed; nothing tested the value again
+
+
+def test_catch_recovers_with_the_exception_and_replays_the_recovery(stores):
+    expr = catch(fail("kaput"), (KeyError, ValueError), explain)
+    assert run(expr, stores) == "recovered from ValueError: kaput"
+    assert launched("fail") == 1 and launched("explain") == 1
+    WorkerProcessExecutor.launched.clear()
+    assert run(expr, stores) == "recovered from ValueError: kaput"
+    assert WorkerProcessExecutor.launched == []  # the recovery was recorded, and cached
+
+
+def test_catch_without_a_matching_class_fails_and_caches_no_error(stores):
+    with pytest.raises(ExecutorError, match="ValueError: kaput"):
+        run(catch(fail("kaput"), KeyError, explain), stores)
+    assert launched("explain") == 0
+    with pytest.raises(ExecutorError, match="ValueError: kaput"):
+        run(catch(fail("kaput"), KeyError, explain), stores)
+    assert launched("fail") == 2  # errors are never replayed
+
+
+def test_catch_matches_base_classes_and_a_recovery_that_is_not_a_task(stores):
+    expr = catch(fail("x"), Exception, lambda error: ident(f"lambda got {error}"))
+    assert run(expr, stores) == "lambda got x"
+    assert WorkerProcessExecutor.launched.count("kredun.simple_op") == 1
+
+
+def test_an_unpicklable_exception_reaches_the_recovery_as_a_kredun_error(stores):
+    result = run(catch(fail_unpicklably("odd"), Unpicklable, explain), stores)
+    assert result.startswith("recovered from RemoteTaskError: Unpicklable: odd")
+
+
+def test_throw_raises_lazily_and_catch_takes_it(stores):
+    expr = catch(throw(KeyError("missing")), KeyError, explain)
+    assert run(expr, stores) == "recovered from KeyError: 'missing'"
+
+
+def test_catch_of_an_error_the_receiving_side_raises(stores):
+    # The job's outcome is rejected (its result blob was forged): an OutcomeError, a kredun
+    # error that no task raised, matched by its class names like a task's own.
+    result = run(catch(poison_own_result("t"), KredunError, explain), stores)
+    assert result.startswith("recovered from RemoteTaskError: ")
+    assert "hash mismatch" in result
