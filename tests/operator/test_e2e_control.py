@@ -1,0 +1,68 @@
+"""cond, catch and throw through the operator: a branch not taken costs no Pod, a caught
+error reaches its recovery in the recovery's Pod, and the operator decides both from what
+jobs reported, never unpickling (it never can: loaders are disabled in its process)."""
+
+from __future__ import annotations
+
+from kredun import task
+from kredun.control import catch, cond
+
+from tests.support import workflows as flow
+from tests.support.operator import operator_cluster
+
+__all__ = ["operator_cluster"]  # a fixture: imported for pytest to find
+
+kredun_namespace = "opcontrol"
+
+
+@task()
+def explain(error: BaseException) -> str:
+    return f"recovered from {type(error).__name__}: {error}"
+
+
+def tasks_run(cluster, execution: str) -> list[str]:
+    return sorted(pod["metadata"]["labels"]["kredun.dev/task"] for pod in cluster.pods(execution))
+
+
+def succeeded(cluster, name: str, expr) -> dict:
+    cluster.create(name, cluster.plan_spec(expr))
+    status = cluster.wait_for_phase(name)
+    assert status["phase"] == "Succeeded", status
+    return status
+
+
+def test_cond_runs_only_the_branch_taken(operator_cluster) -> None:
+    cluster = operator_cluster
+    status = succeeded(cluster, "literal", cond(True, flow.inc(1), flow.inc(100)))
+    assert status["result"]["preview"] == "2"
+    assert tasks_run(cluster, "literal") == ["opflow.inc"]  # no Pod for the other branch
+
+    # inc(-1) is 0: its Pod reported the value false; no Pod tests it again.
+    status = succeeded(cluster, "job", cond(flow.inc(-1), flow.add(1, 1), flow.add(2, 2)))
+    assert status["result"]["preview"] == "4"
+    assert tasks_run(cluster, "job") == ["opflow.add", "opflow.inc"]
+
+    # The predicate replays from the cache: its truth comes from provenance.
+    status = succeeded(cluster, "cached", cond(flow.inc(-1), flow.add(5, 5), flow.add(6, 6)))
+    assert status["result"]["preview"] == "12"
+    assert tasks_run(cluster, "cached") == ["opflow.add"]
+    assert status["jobs"]["cached"] == 1
+
+
+def test_catch_recovers_replays_and_lets_other_errors_through(operator_cluster) -> None:
+    cluster = operator_cluster
+    expr = catch(flow.boom("kaput"), ValueError, explain)
+    status = succeeded(cluster, "caught", expr)
+    assert status["result"]["preview"] == "'recovered from ValueError: kaput'"
+    assert tasks_run(cluster, "caught") == ["opcontrol.explain", "opflow.boom"]
+
+    # The recovery was recorded: a second Execution replays it, the failing task not rerun.
+    status = succeeded(cluster, "again", expr)
+    assert status["result"]["preview"] == "'recovered from ValueError: kaput'"
+    assert tasks_run(cluster, "again") == []
+
+    cluster.create("uncaught", cluster.plan_spec(catch(flow.boom("kaput"), KeyError, explain)))
+    status = cluster.wait_for_phase("uncaught")
+    assert status["phase"] == "Failed"
+    assert "ValueError: kaput" in status["failure"]["error"]
+    assert tasks_run(cluster, "uncaught") == ["opflow.boom"]  # errors are never cached
