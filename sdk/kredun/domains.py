@@ -27,6 +27,7 @@ from .hashing import encode
 from .plan import (
     ErrorClassNames,
     PlanFunction,
+    SubPlan,
     TaskRef,
     apply_function,
     assemble_reference,
@@ -150,6 +151,8 @@ class ReferencedValues:
         self.truths: dict[str, bool] = {}
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
+        if isinstance(expr, SubPlan):  # a control node's argument
+            expr = expr.plan
         if self.current_tasks is None:  # the submitted plan: its registry is the current code
             self.current_tasks = current_tasks(expr)
         return decode_plan(expr, owner, self.current_tasks, self.truths.setdefault)

@@ -42,7 +42,7 @@ from .binding import PARAMETER_KINDS, Parameter, bind, hash_call_arguments
 from .builtins import call_by_name, simple_op
 from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
-from .hashing import encode
+from .hashing import encode, hash_bytes, hash_parts
 from .refs import DEFERRED_OPERATIONS, CompositeRef, DeferredRef, ValueRef, ref_from_json
 from .serialize import shipping
 from .task import changed_tasks, collecting_task_values
@@ -146,12 +146,56 @@ class ErrorClassNames:
 
     names: tuple[str, ...]
 
+    def __kredun_hash__(self) -> str:
+        return hash_parts("error-classes", list(self.names))
+
+
+@dataclass(frozen=True)
+class SubPlan:
+    """A control node's argument: a plan the handler may evaluate."""
+
+    plan: dict[str, Any]
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts("sub-plan", [_plan_identity(self.plan)])
+
 
 @dataclass(frozen=True)
 class PlanFunction:
     """A plan with a parameter node: called by giving the parameter a value."""
 
     plan: dict[str, Any]
+
+    def __kredun_hash__(self) -> str:
+        return hash_parts("plan-function", [_plan_identity(self.plan)])
+
+
+def _plan_identity(plan: dict[str, Any]) -> str:
+    """The hash of a plan as the scheduler sees it. Task code references are left out: a
+    task is its hash, as in a call's eval hash (shipped code also holds the globals it
+    uses, which may be other tasks, edited or not), and a replayed call resolves each task
+    name to the current code anyway."""
+
+    def without_code(item: Any) -> Any:
+        if isinstance(item, list):
+            return [without_code(part) for part in item]
+        if not isinstance(item, dict):
+            return item
+        return {
+            key: {name: _without_key(task, "code") for name, task in value.items()}
+            if key == "tasks" and isinstance(value, dict)
+            else without_code(value)
+            for key, value in item.items()
+        }
+
+    try:
+        return hash_bytes(dumps_plan(without_code(plan)))
+    except RecursionError:
+        raise PlanError("a control node's plan is nested too deeply to read") from None
+
+
+def _without_key(item: Any, key: str) -> Any:
+    return {k: v for k, v in item.items() if k != key} if isinstance(item, dict) else item
 
 
 class _Parameter:
@@ -218,8 +262,6 @@ class _Encoder:
         return task.hash
 
     def value_ref_from_bytes(self, data: bytes) -> ValueRef:
-        from .hashing import hash_bytes
-
         blob_hash = hash_bytes(data)
         self.store_blob(blob_hash, data)
         return ValueRef(blob_hash)
@@ -348,12 +390,23 @@ def encode_plan(
 
 
 def stale_task_values(plan: dict[str, Any], current: dict[str, TaskRef]) -> list[str]:
-    """Tasks that values of a (cached) plan hold but that `current` defines differently."""
+    """Tasks that values of a (cached) plan hold, its control nodes' plans included, but
+    that `current` defines differently."""
     stale: list[str] = []
-    for spec in plan.get("nodes", ()):
-        task_values = spec.get("tasks") if isinstance(spec, dict) else None
-        if isinstance(task_values, dict):
-            stale.extend(changed_tasks(task_values, current))
+    plans = [plan]
+    while plans:
+        for spec in plans.pop().get("nodes", ()):
+            if not isinstance(spec, dict):
+                continue
+            task_values = spec.get("tasks")
+            if isinstance(task_values, dict):
+                stale.extend(changed_tasks(task_values, current))
+            if "control" in spec and isinstance(spec.get("args"), list):
+                plans.extend(
+                    inner
+                    for arg in spec["args"] if isinstance(arg, dict)
+                    for inner in (arg.get("plan"), arg.get("function")) if isinstance(inner, dict)
+                )  # fmt: skip
     return stale
 
 
@@ -555,7 +608,7 @@ def _control_argument(kind: str, arg: Any, where: str) -> Any:
         if sum(1 for node in value["nodes"] if isinstance(node, dict) and "parameter" in node) != 1:
             raise PlanError(f"{where}: a function plan needs exactly one parameter node")
         return PlanFunction(value)
-    return value
+    return SubPlan(value)
 
 
 def apply_function(function: PlanFunction, argument: ValueRef) -> dict[str, Any]:

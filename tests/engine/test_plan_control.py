@@ -212,3 +212,76 @@ def test_catch_of_an_error_the_receiving_side_raises(stores):
     result = run(catch(poison_own_result("t"), KredunError, explain), stores)
     assert result.startswith("recovered from RemoteTaskError: ")
     assert "hash mismatch" in result
+
+
+EDITED_FLOW = """
+from kredun import task
+from kredun.control import catch, cond
+
+kredun_namespace = "control_edit"
+
+
+@task()
+def step(x):
+    return x + 1
+
+
+@task()
+def apply(fn, x):
+    return fn(x)
+
+
+@task()
+def guarded(x):
+    return cond(x, apply(step, x), 0)
+
+
+@task()
+def fails(x):
+    raise ValueError(x)
+
+
+@task()
+def recover(error):
+    return step(int(str(error)))
+"""
+
+
+def _before_and_after_an_edit(stores, tmp_path, entry):
+    """Run `control_edit_flow.<entry>` as the operator would, edit `step` (x + 1 becomes
+    x + 100) and resubmit: the two results. `launched` then lists what ran again."""
+    import importlib
+    import sys
+
+    source = tmp_path / "control_edit_flow.py"
+    source.write_text(EDITED_FLOW)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        flow = importlib.import_module("control_edit_flow")
+        first = run(entry(flow), stores)
+        source.write_text(EDITED_FLOW.replace("x + 1", "x + 100"))
+        flow = importlib.reload(flow)
+        WorkerProcessExecutor.launched.clear()
+        return first, run(entry(flow), stores)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("control_edit_flow", None)
+
+
+def test_a_task_returning_cond_is_replayed_with_current_code(stores, tmp_path):
+    # `guarded` returns a cond whose branch passes `step` as a value: once `step` is
+    # edited, that cached fragment is stale and runs again.
+    first, second = _before_and_after_an_edit(stores, tmp_path, lambda flow: flow.guarded(1))
+    assert (first, second) == (2, 101)
+    assert sorted(WorkerProcessExecutor.launched) == [
+        "control_edit.apply", "control_edit.guarded", "control_edit.step"
+    ]  # fmt: skip
+
+
+def test_a_replayed_recovery_calls_the_current_code(stores, tmp_path):
+    expr = lambda flow: catch(flow.fails(1), ValueError, flow.recover)  # noqa: E731
+    first, second = _before_and_after_an_edit(stores, tmp_path, expr)
+    assert (first, second) == (2, 101)
+    # The recorded recovery replays (`fails` does not run again); its call of `step` is
+    # today's code, and `recover` itself replays from the cache.
+    assert WorkerProcessExecutor.launched == ["control_edit.step"]
