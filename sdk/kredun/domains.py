@@ -38,7 +38,7 @@ from .plan import (
     stale_task_values,
 )
 from .provenance.records import CallRecord
-from .refs import Ref, ValueRef
+from .refs import CompositeRef, Ref, ValueRef
 from .valuestore import check_hash
 
 if TYPE_CHECKING:
@@ -130,6 +130,10 @@ class ValueDomain(Protocol):
 
     def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
         """(result kind, bytes) recording `expr` as a call's result (a catch's recovery)."""
+
+    def handler_value(self, value: Any) -> Any:
+        """A value a scheduler task's handler made (None, a list of values), as this domain
+        holds values."""
 
 
 # How a scheduler makes the value domain of a run: from its stores and its result notes.
@@ -244,6 +248,17 @@ class ReferencedValues:
 
     def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
         return "plan", dumps_plan(expr)
+
+    def handler_value(self, value: Any) -> Ref:
+        """None (a cond with no else taken), or a list of references (seq's values): plain
+        data the operator may pickle, and a list that hashes as its items' container."""
+        if value is None:
+            return ValueRef(*encode(None))
+        if isinstance(value, list) and all(isinstance(item, Ref) for item in value):
+            return CompositeRef("list", tuple(value))
+        if isinstance(value, Ref):
+            return value
+        raise PlanError(f"a scheduler task made {type(value).__name__}, not a reference")
 
     def _result(self, call: CallRecord) -> Result:
         result_hash = check_hash(call.result_hash)

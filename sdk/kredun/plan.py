@@ -21,9 +21,10 @@ one forward pass.
 A control node is a call of a scheduler task (cond, catch): its handler evaluates some
 arguments only after seeing others, so each argument is a self-contained plan of its own,
 decoded only when the handler evaluates it. An argument is `{"plan": <plan>}`,
-`{"classes": ["module.QualName", ...]}` (exception classes, matched by name against the
-class names a failing job reports), or `{"function": <plan>}`: a plan with one
-`{"parameter": 0}` node, called by substituting a value for it (a catch's recovery).
+`{"plans": [<plan>, ...]}` (seq's expressions), `{"classes": ["module.QualName", ...]}`
+(exception classes, matched by name against the class names a failing job reports), or
+`{"function": <plan>}`: a plan with one `{"parameter": 0}` node, called by substituting a
+value for it (a catch's recovery).
 A value node may carry `"truth"`: bool(value), computed where the value was made, so
 the operator can choose a branch without loading the value.
 """
@@ -326,6 +327,13 @@ class _Encoder:
             return {"classes": [f"{cls.__module__}.{cls.__qualname__}" for cls in classes]}
         if kind == "function":
             return {"function": self.sub_plan(_applied(value))}
+        if kind == "plans":
+            if not isinstance(value, list | tuple):
+                raise PlanError(
+                    "kredun.seq() on a cluster takes a list of expressions, not "
+                    f"{type(value).__name__}: make the list in the workflow, not in a task"
+                )
+            return {"plans": [self.sub_plan(item) for item in value]}
         sub_plan = self.sub_plan(value)
         root = sub_plan["nodes"][sub_plan["root"]]
         if "value" in root:
@@ -358,6 +366,7 @@ def _catch_arguments(count: int) -> list[str]:
 PLANNED_CONTROL: dict[str, Callable[[int], list[str]]] = {
     "kredun.cond": lambda count: ["plan"] * count if count >= 2 else [],
     "kredun.catch": _catch_arguments,
+    "kredun.seq": lambda count: ["plans"] if count == 1 else [],
 }
 
 
@@ -402,11 +411,16 @@ def stale_task_values(plan: dict[str, Any], current: dict[str, TaskRef]) -> list
             if isinstance(task_values, dict):
                 stale.extend(changed_tasks(task_values, current))
             if "control" in spec and isinstance(spec.get("args"), list):
-                plans.extend(
-                    inner
-                    for arg in spec["args"] if isinstance(arg, dict)
-                    for inner in (arg.get("plan"), arg.get("function")) if isinstance(inner, dict)
-                )  # fmt: skip
+                for arg in spec["args"]:
+                    if not isinstance(arg, dict):
+                        continue
+                    many = arg.get("plans")
+                    inner = [
+                        arg.get("plan"),
+                        arg.get("function"),
+                        *(many if isinstance(many, list) else ()),
+                    ]
+                    plans.extend(item for item in inner if isinstance(item, dict))
     return stale
 
 
@@ -602,6 +616,11 @@ def _control_argument(kind: str, arg: Any, where: str) -> Any:
                 f"{where}: 'classes' must list 1 to {MAX_ERROR_CLASSES} qualified class names"
             )
         return ErrorClassNames(tuple(value))
+    if kind == "plans":
+        if not isinstance(value, list):
+            raise PlanError(f"{where}: 'plans' must be a list of plans")
+        return [_control_argument("plan", {"plan": item}, f"{where}[{index}]")
+                for index, item in enumerate(value)]  # fmt: skip
     if not isinstance(value, dict) or not isinstance(value.get("nodes"), list):
         raise PlanError(f"{where}: {kind!r} must be a plan")
     if kind == "function":

@@ -508,7 +508,7 @@ class _ExecutionRun:
     def resolve(self, node: Node, value: Any) -> None:
         # The handler gives the value itself, not a child to forward: hash it as a value.
         node.kind = graph.VALUE
-        self._resolve(node, value)
+        self._resolve(node, self.values.handler_value(value))
 
     def fail(self, node: Node, error: BaseException, traceback: str | None, where: str) -> None:
         self._fail_nodes([node], error, traceback, where)

@@ -83,6 +83,9 @@ class TrustedValues:
     def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
         return "expression", dumps(expr)
 
+    def handler_value(self, value: Any) -> Any:
+        return value
+
     def _received(self, kind: str, data: bytes) -> Any:
         if kind == "plan":
             return materialize_plan(loads_plan(data), self.stores.fetch_blob)

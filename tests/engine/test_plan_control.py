@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from kredun import task
-from kredun.control import catch, cond, seq, throw
+from kredun.control import catch, catch_all, cond, map_, seq, throw
 from kredun.errors import ExecutorError, KredunError, PlanError
 from kredun.plan import ErrorClassNames, PlanFunction, decode_plan, dumps_plan, loads_plan
 
@@ -101,8 +101,12 @@ def test_control_nodes_carry_their_arguments_as_plans(stores):
 
 def test_control_tasks_not_carried_are_refused_at_submit_time(stores):
     _, value_store = stores
-    with pytest.raises(PlanError, match=r"kredun.seq\(\) cannot run on a cluster yet"):
-        plan_of(seq([ident(1)]), value_store)
+    with pytest.raises(PlanError, match=r"kredun.catch_all\(\) cannot run on a cluster yet"):
+        plan_of(catch_all([ident(1)]), value_store)
+    with pytest.raises(PlanError, match=r"kredun.map_\(\) cannot run on a cluster yet"):
+        plan_of(map_(ident, [1, 2]), value_store)
+    with pytest.raises(PlanError, match=r"kredun.seq\(\) on a cluster takes a list"):
+        plan_of(seq(ident([1])), value_store)
 
 
 def _plan(*nodes):
@@ -116,7 +120,9 @@ _SUB = {"plan": _plan(_LEAF)}
 @pytest.mark.parametrize(
     ("node", "message"),
     [
-        ({"control": "kredun.seq", "args": [_SUB]}, "plan node 0: unknown scheduler task"),
+        ({"control": "kredun.map_", "args": [_SUB]}, "plan node 0: unknown scheduler task"),
+        ({"control": "kredun.seq", "args": [_SUB]}, r"plan node 0 argument 0: expected \{'plans'"),
+        ({"control": "kredun.seq", "args": [{"plans": [3]}]}, r"argument 0\[0\]: 'plan' must"),
         ({"control": "kredun.cond", "args": [_SUB]}, r"plan node 0: kredun.cond\(\) cannot take 1"),
         ({"control": "kredun.cond", "args": "x"}, "plan node 0: 'args' must be a list"),
         ({"control": "kredun.cond", "args": [_SUB, _SUB], "kwargs": {"a": 1}}, "kwargs"),
@@ -150,6 +156,7 @@ def test_cond_on_a_literal_takes_one_branch_and_never_runs_the_other(stores):
     assert run(cond(0, ident("then2"), ident("else2")), stores) == "else2"
     assert launched("ident") == 2
     assert run(cond(False, ident(1), [], ident(2), ident(3)), stores) == 3
+    assert run(cond(False, ident(1), ident(False), ident(2)), stores) is None  # no else
 
 
 def test_cond_on_a_job_result_uses_the_truth_the_job_reported(stores):
@@ -170,6 +177,12 @@ def test_cond_on_a_cached_result_reads_its_truth_from_provenance(stores):
     WorkerProcessExecutor.launched.clear()
     assert run(cond(ident(1), ident("a"), ident("b")), stores) == "a"
     assert WorkerProcessExecutor.launched == []  # replayed; nothing tested the value again
+
+
+def test_seq_evaluates_one_expression_after_another(stores):
+    assert run(seq([ident(1), ident("two"), [ident(3)]]), stores) == [1, "two", [3]]
+    assert WorkerProcessExecutor.launched == [f"{kredun_namespace}.ident"] * 3
+    assert run(cond(seq([]), 1, 2), stores) == 2
 
 
 def test_catch_recovers_with_the_exception_and_replays_the_recovery(stores):
