@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import graph
 from .deserialize import loads, materialize_plan
 from .domains import Result, ResultNotes, ValueStores, logger
-from .errors import SerializationError
+from .errors import RemoteTaskError, SerializationError
 from .expression import SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import loads_plan
@@ -75,10 +75,22 @@ class TrustedValues:
         return SimpleExpression("truth", (value,), {})
 
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
-        return isinstance(error, error_class)
+        return isinstance(self._task_error(error), error_class)
 
     def recovery(self, recover: Any, error: BaseException) -> Any:
-        return recover(error)
+        return recover(self._task_error(error))
+
+    def _task_error(self, error: BaseException) -> BaseException:
+        """What the task raised: for a job that ran elsewhere (a Pod), the exception it
+        pickled into the value store, when it could; else `error` itself."""
+        cause = error.__cause__
+        if not isinstance(cause, RemoteTaskError) or cause.value_hash is None:
+            return error
+        try:
+            raised = loads(self.stores.fetch_blob(cause.value_hash))
+        except Exception:  # a missing or unloadable blob: the executor's error stands
+            return error
+        return raised if isinstance(raised, BaseException) else error
 
     def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
         return "expression", dumps(expr)

@@ -298,3 +298,26 @@ def test_a_replayed_recovery_calls_the_current_code(stores, tmp_path):
     # The recorded recovery replays (`fails` does not run again); its call of `step` is
     # today's code, and `recover` itself replays from the cache.
     assert WorkerProcessExecutor.launched == ["control_edit.step"]
+
+
+def test_a_laptop_scheduler_catches_what_a_remote_job_raised(stores):
+    """In-process values, jobs elsewhere: the catch matches, and the recovery receives, the
+    task's own exception, loaded from the value store where its job pickled it."""
+    from kredun import Scheduler
+
+    from tests.support.worker_executor import TYPE
+
+    database, value_store = stores
+    scheduler = Scheduler(config={
+        "database": {"uri": database},
+        "value_store": {"uri": value_store},
+        "executors": {"default": {"type": TYPE, "value_store": value_store}},
+    })  # fmt: skip
+    try:
+        assert scheduler.run(catch(fail("far"), ValueError, explain)) == (
+            "recovered from ValueError: far"
+        )
+        with pytest.raises(ExecutorError, match="ValueError: far"):
+            scheduler.run(catch(fail("far"), KeyError, explain))
+    finally:
+        scheduler.close()
