@@ -8,6 +8,7 @@ from kredun import task
 from kredun.control import catch, cond
 
 from tests.support import workflows as flow
+from tests.support.kube.testing import wait_for
 from tests.support.operator import operator_cluster
 
 __all__ = ["operator_cluster"]  # a fixture: imported for pytest to find
@@ -18,6 +19,14 @@ kredun_namespace = "opcontrol"
 @task()
 def explain(error: BaseException) -> str:
     return f"recovered from {type(error).__name__}: {error}"
+
+
+@task()
+def slow_explain(error: BaseException, seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return f"slowly recovered from {type(error).__name__}"
 
 
 def tasks_run(cluster, execution: str) -> list[str]:
@@ -66,3 +75,25 @@ def test_catch_recovers_replays_and_lets_other_errors_through(operator_cluster) 
     assert status["phase"] == "Failed"
     assert "ValueError: kaput" in status["failure"]["error"]
     assert tasks_run(cluster, "uncaught") == ["opflow.boom"]  # errors are never cached
+
+
+def test_a_recovery_running_when_the_operator_dies_is_adopted(operator_cluster) -> None:
+    cluster = operator_cluster
+    expr = catch(flow.boom("kaput"), ValueError, slow_explain.partial(seconds=3))
+    cluster.create("restart", cluster.plan_spec(expr))
+
+    def recovering() -> bool:
+        return any(
+            pod["metadata"]["labels"]["kredun.dev/task"] == "opcontrol.slow_explain"
+            and pod["status"].get("phase") == "Running"
+            for pod in cluster.pods("restart")
+        )
+
+    wait_for(recovering, timeout=30, interval=0.1, message="the recovery's Pod running")
+    cluster.kill_operator()
+    cluster.start_operator()
+    status = cluster.wait_for_phase("restart")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"]["preview"] == "'slowly recovered from ValueError'"
+    # The restarted operator found the recovery's Pod: one Pod for it, not two.
+    assert tasks_run(cluster, "restart").count("opcontrol.slow_explain") == 1
