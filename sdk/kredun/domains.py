@@ -156,7 +156,10 @@ class ReferencedValues:
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
         if isinstance(expr, SubPlan):  # a control node's argument
-            expr = expr.plan
+            try:
+                return decode_plan(expr.plan, owner, self.current_tasks, self.truths.setdefault)
+            except PlanError as error:
+                raise PlanError(f"{expr.where}: {error}") from None
         if self.current_tasks is None:  # the submitted plan: its registry is the current code
             self.current_tasks = current_tasks(expr)
         return decode_plan(expr, owner, self.current_tasks, self.truths.setdefault)

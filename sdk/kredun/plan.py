@@ -153,9 +153,11 @@ class ErrorClassNames:
 
 @dataclass(frozen=True)
 class SubPlan:
-    """A control node's argument: a plan the handler may evaluate."""
+    """A control node's argument: a plan the handler may evaluate. `where` names it in the
+    plan that holds it, for errors found only when it is decoded."""
 
     plan: dict[str, Any]
+    where: str = ""
 
     def __kredun_hash__(self) -> str:
         return hash_parts("sub-plan", [_plan_identity(self.plan)])
@@ -627,7 +629,7 @@ def _control_argument(kind: str, arg: Any, where: str) -> Any:
         if sum(1 for node in value["nodes"] if isinstance(node, dict) and "parameter" in node) != 1:
             raise PlanError(f"{where}: a function plan needs exactly one parameter node")
         return PlanFunction(value)
-    return SubPlan(value)
+    return SubPlan(value, where)
 
 
 def apply_function(function: PlanFunction, argument: ValueRef) -> dict[str, Any]:

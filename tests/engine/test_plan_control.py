@@ -142,6 +142,16 @@ def test_malformed_control_nodes_fail_naming_the_node(node, message):
         decode_plan(_plan(node))
 
 
+def test_a_malformed_branch_fails_the_run_naming_its_control_node(stores):
+    database, value_store = stores
+    true = {**_LEAF, "truth": True}
+    plan = _plan({"control": "kredun.cond", "args": [
+        {"plan": _plan(true)}, {"plan": _plan({"tuple": [4]})}, {"plan": _plan(true)}
+    ]})  # fmt: skip
+    with pytest.raises(PlanError, match="plan node 0 argument 1: plan node 0: child 4"):
+        operator_like_run(plan, database, value_store)
+
+
 def test_a_parameter_outside_a_function_plan_is_refused():
     with pytest.raises(PlanError, match="plan node 0"):
         decode_plan(_plan({"parameter": 0}))

@@ -4,12 +4,16 @@ jobs reported, never unpickling (it never can: loaders are disabled in its proce
 
 from __future__ import annotations
 
+import base64
+import json
+
 from kredun import task
 from kredun.control import catch, cond
+from kredun.hashing import hash_bytes
 
 from tests.support import workflows as flow
 from tests.support.kube.testing import wait_for
-from tests.support.operator import operator_cluster
+from tests.support.operator import IMAGE, operator_cluster
 
 __all__ = ["operator_cluster"]  # a fixture: imported for pytest to find
 
@@ -97,3 +101,34 @@ def test_a_recovery_running_when_the_operator_dies_is_adopted(operator_cluster) 
     assert status["result"]["preview"] == "'slowly recovered from ValueError'"
     # The restarted operator found the recovery's Pod: one Pod for it, not two.
     assert tasks_run(cluster, "restart").count("opcontrol.slow_explain") == 1
+
+
+def test_malformed_control_nodes_fail_the_execution_naming_the_node(operator_cluster) -> None:
+    cluster = operator_cluster
+    leaf = {"value": {"hash": hash_bytes(b"x"), "inline": base64.b64encode(b"x").decode()}}
+
+    def plan(*nodes: dict) -> dict:
+        return {"version": 1, "tasks": {}, "nodes": list(nodes), "root": len(nodes) - 1}
+
+    literal_true = plan({**leaf, "truth": True})
+    broken_branch = plan({"list": [0]})
+    specs = {
+        "unknown": plan({"control": "kredun.fork_thread", "args": [{"plan": literal_true}]}),
+        "branch": plan({"control": "kredun.cond", "args": [
+            {"plan": literal_true}, {"plan": broken_branch}, {"plan": literal_true}
+        ]}),
+    }  # fmt: skip
+    for name, spec in specs.items():
+        data = json.dumps(spec).encode()
+        inline = {"hash": hash_bytes(data), "inline": base64.b64encode(data).decode()}
+        cluster.create(name, {"plan": inline, "image": IMAGE})
+    cluster.create("good", cluster.plan_spec(cond(False, flow.inc(0), flow.inc(2))))
+    expected = {
+        "unknown": "invalid plan: plan node 0: unknown scheduler task 'kredun.fork_thread'",
+        "branch": "invalid plan: plan node 0 argument 1: plan node 0: child 0 is not an earlier",
+    }
+    for name, message in expected.items():
+        status = cluster.wait_for_phase(name)
+        assert status["phase"] == "Failed", (name, status)
+        assert message in status["message"], (name, status["message"])
+    assert cluster.wait_for_phase("good")["result"]["preview"] == "3"
