@@ -61,8 +61,11 @@ class ControlRun(Protocol):
         """Whether `error` is an instance of `error_class` (a class or tuple of them, or
         the class names a plan gives)."""
 
-    def recovery(self, recover: Any, error: BaseException) -> Any:
-        """The expression `recover(error)`."""
+    def recovery(self, recover: Any, error: Any) -> Any:
+        """The expression `recover(error)` (for catch_all: a nested value holding errors)."""
+
+    def evaluable(self, item: Any) -> bool:
+        """Whether `item` is still to be evaluated (an expression, or a plan's)."""
 
 
 class SchedulerTask:
@@ -238,7 +241,7 @@ def _catch_all(
 
     def add_term(item: Any) -> Any:
         nonlocal remaining
-        if not isinstance(item, Expression):
+        if not run.evaluable(item):
             return item
         index = len(slots)
         slots.append(None)
@@ -263,15 +266,18 @@ def _catch_all(
             first = failures[0]
             run.fail(node, first.error, first.traceback, first.where)
             return
-        run.evaluate(node, (error_class, recover), decide, None)
+        if run.evaluable(error_class) or run.evaluable(recover):
+            run.evaluate(node, (error_class, recover), decide, None)
+        else:
+            decide((error_class, recover))
 
     def decide(handler: tuple[Any, Any]) -> None:
         classes, recovery = handler
         for failed in (slot for slot in slots if isinstance(slot, _Failed)):
-            if not isinstance(failed.error, classes):
+            if not run.error_matches(failed.error, classes):
                 run.fail(node, failed.error, failed.traceback, failed.where)
                 return
-        run.become(node, recovery(map_nested(shape, fill)))
+        run.become(node, run.recovery(recovery, map_nested(shape, fill)))
 
     def fill(item: Any) -> Any:
         if isinstance(item, _Slot):

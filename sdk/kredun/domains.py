@@ -125,8 +125,11 @@ class ValueDomain(Protocol):
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         """Whether `error` is an instance of `error_class` (classes, or a plan's names)."""
 
-    def recovery(self, recover: Any, error: BaseException) -> Any:
-        """The expression `recover(error)`."""
+    def recovery(self, recover: Any, error: Any) -> Any:
+        """The expression `recover(error)` (for catch_all: a nested value holding errors)."""
+
+    def evaluable(self, item: Any) -> bool:
+        """Whether a scheduler task's argument is still to be evaluated."""
 
     def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
         """(result kind, bytes) recording `expr` as a call's result (a catch's recovery)."""
@@ -232,10 +235,30 @@ class ReferencedValues:
         names = error_class_names(error)
         return any(name in names for name in error_class.names)
 
-    def recovery(self, recover: Any, error: BaseException) -> dict[str, Any]:
+    def recovery(self, recover: Any, error: Any) -> dict[str, Any]:
         if not isinstance(recover, PlanFunction):
             raise PlanError(f"a catch's recovery must be a function plan, not {recover!r}")
-        return apply_function(recover, self._error_value(error))
+        return apply_function(recover, self._reference(error))
+
+    def evaluable(self, item: Any) -> bool:
+        return isinstance(item, SubPlan)
+
+    def _reference(self, value: Any) -> Ref:
+        """A value a handler holds as a reference: references as they are; errors as the
+        exception their recovery receives; None, text (dict keys), lists, tuples and dicts
+        of these as the references the operator may make (pickling plain data is safe)."""
+        if isinstance(value, Ref):
+            return value
+        if isinstance(value, BaseException):
+            return self._error_value(value)
+        if value is None or isinstance(value, str):
+            return ValueRef(*encode(value))
+        if type(value) is list or type(value) is tuple:
+            return CompositeRef(type(value).__name__, tuple(map(self._reference, value)))
+        if type(value) is dict:
+            items = [self._reference(part) for pair in value.items() for part in pair]
+            return CompositeRef("dict", tuple(items))
+        raise PlanError(f"a scheduler task made {type(value).__name__}, not a reference")
 
     @staticmethod
     def _error_value(error: BaseException) -> ValueRef:
@@ -253,15 +276,9 @@ class ReferencedValues:
         return "plan", dumps_plan(expr)
 
     def handler_value(self, value: Any) -> Ref:
-        """None (a cond with no else taken), or a list of references (seq's values): plain
-        data the operator may pickle, and a list that hashes as its items' container."""
-        if value is None:
-            return ValueRef(*encode(None))
-        if isinstance(value, list) and all(isinstance(item, Ref) for item in value):
-            return CompositeRef("list", tuple(value))
-        if isinstance(value, Ref):
-            return value
-        raise PlanError(f"a scheduler task made {type(value).__name__}, not a reference")
+        """None (a cond with no else taken), or containers of references (seq's list,
+        catch_all's values): containers hash as the in-process values they stand for."""
+        return self._reference(value)
 
     def _result(self, call: CallRecord) -> Result:
         result_hash = check_hash(call.result_hash)

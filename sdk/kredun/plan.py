@@ -44,7 +44,7 @@ from .builtins import call_by_name, simple_op
 from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode, hash_bytes, hash_parts
-from .refs import DEFERRED_OPERATIONS, CompositeRef, DeferredRef, ValueRef, ref_from_json
+from .refs import DEFERRED_OPERATIONS, CompositeRef, DeferredRef, Ref, ValueRef, ref_from_json
 from .serialize import shipping
 from .task import changed_tasks, collecting_task_values
 
@@ -316,19 +316,29 @@ class _Encoder:
                 f"{fullname}() cannot run on a cluster yet: plans carry only "
                 f"{', '.join(sorted(PLANNED_CONTROL))} among the scheduler tasks"
             )
-        kinds = PLANNED_CONTROL[fullname](len(expr.args))
+        args = expr.args
+        if fullname == "kredun.catch_all" and len(args) == 3 and args[2] is None:
+            args = args[:1]  # no recovery: the error class goes unused
+        kinds = PLANNED_CONTROL[fullname](len(args))
         return {
             "control": fullname,
-            "args": [self.control_argument(k, a) for k, a in zip(kinds, expr.args, strict=True)],
+            "args": [self.control_argument(k, a) for k, a in zip(kinds, args, strict=True)],
             "kwargs": {},
         }
 
     def control_argument(self, kind: str, value: Any) -> dict[str, Any]:
         if kind == "classes":
             classes = value if isinstance(value, tuple) else (value,)
+            if not all(isinstance(cls, type) for cls in classes):
+                raise PlanError(
+                    f"on a cluster, exception classes must be written in the workflow, "
+                    f"not computed: {value!r}"
+                )
             return {"classes": [f"{cls.__module__}.{cls.__qualname__}" for cls in classes]}
         if kind == "function":
             return {"function": self.sub_plan(_applied(value))}
+        if kind == "terms":
+            return {"terms": self.terms(value)}
         if kind == "plans":
             if not isinstance(value, list | tuple):
                 raise PlanError(
@@ -347,6 +357,18 @@ class _Encoder:
 
     def sub_plan(self, value: Any) -> dict[str, Any]:
         return encode_plan(value, self.store_blob, self.task_code)
+
+    def terms(self, value: Any) -> dict[str, Any]:
+        """catch_all's nested expressions: lists, tuples and dicts with text keys, each
+        item a plan of its own (each is evaluated, failing or not, on its own)."""
+        kind = type(value)
+        if kind is list or kind is tuple:
+            return {kind.__name__: [self.terms(item) for item in value]}
+        if kind is dict:
+            if not all(isinstance(key, str) for key in value):
+                raise PlanError("kredun.catch_all() on a cluster takes dicts with text keys")
+            return {"dict": [[key, self.terms(item)] for key, item in value.items()]}
+        return {"plan": self.sub_plan(value)}
 
 
 def _applied(function: Any) -> Any:
@@ -369,6 +391,9 @@ PLANNED_CONTROL: dict[str, Callable[[int], list[str]]] = {
     "kredun.cond": lambda count: ["plan"] * count if count >= 2 else [],
     "kredun.catch": _catch_arguments,
     "kredun.seq": lambda count: ["plans"] if count == 1 else [],
+    "kredun.catch_all": lambda count: (
+        ["terms", "classes", "function"][:count] if count in (1, 3) else []
+    ),
 }
 
 
@@ -416,14 +441,25 @@ def stale_task_values(plan: dict[str, Any], current: dict[str, TaskRef]) -> list
                 for arg in spec["args"]:
                     if not isinstance(arg, dict):
                         continue
-                    many = arg.get("plans")
-                    inner = [
-                        arg.get("plan"),
-                        arg.get("function"),
-                        *(many if isinstance(many, list) else ()),
-                    ]
-                    plans.extend(item for item in inner if isinstance(item, dict))
+                    plans.extend(_plans_in(arg))
     return stale
+
+
+def _plans_in(argument: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plans a control node's argument holds (not validated: any shape is searched)."""
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [argument]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if key in ("plan", "function") and isinstance(value, dict):
+                    found.append(value)
+                elif key in ("plans", "terms", "list", "tuple", "dict"):
+                    stack.append(value)
+    return found
 
 
 def current_tasks(plan: Any) -> dict[str, TaskRef]:
@@ -618,6 +654,8 @@ def _control_argument(kind: str, arg: Any, where: str) -> Any:
                 f"{where}: 'classes' must list 1 to {MAX_ERROR_CLASSES} qualified class names"
             )
         return ErrorClassNames(tuple(value))
+    if kind == "terms":
+        return _terms(value, where)
     if kind == "plans":
         if not isinstance(value, list):
             raise PlanError(f"{where}: 'plans' must be a list of plans")
@@ -632,7 +670,25 @@ def _control_argument(kind: str, arg: Any, where: str) -> Any:
     return SubPlan(value, where)
 
 
-def apply_function(function: PlanFunction, argument: ValueRef) -> dict[str, Any]:
+def _terms(value: Any, where: str) -> Any:
+    """catch_all's nested expressions from a plan: lists, tuples and dicts of sub-plans."""
+    if not isinstance(value, dict) or len(value) != 1:
+        raise PlanError(f"{where}: expected one of 'plan', 'list', 'tuple', 'dict'")
+    ((kind, items),) = value.items()
+    if kind == "plan":
+        return _control_argument("plan", value, where)
+    if kind not in ("list", "tuple", "dict") or not isinstance(items, list):
+        raise PlanError(f"{where}: expected one of 'plan', 'list', 'tuple', 'dict'")
+    if kind == "dict":
+        if not all(isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                   for pair in items):  # fmt: skip
+            raise PlanError(f"{where}: 'dict' must list [text key, term] pairs")
+        return {key: _terms(item, f"{where}[{key!r}]") for key, item in items}
+    terms = [_terms(item, f"{where}[{index}]") for index, item in enumerate(items)]
+    return terms if kind == "list" else tuple(terms)
+
+
+def apply_function(function: PlanFunction, argument: Ref) -> dict[str, Any]:
     """The plan of `function(argument)`: its parameter node made a value node."""
     nodes = [
         {"value": argument.to_json()} if isinstance(node, dict) and "parameter" in node else node

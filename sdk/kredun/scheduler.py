@@ -554,8 +554,11 @@ class _ExecutionRun:
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         return self.values.error_matches(error, error_class)
 
-    def recovery(self, recover: Any, error: BaseException) -> Any:
+    def recovery(self, recover: Any, error: Any) -> Any:
         return self.values.recovery(recover, error)
+
+    def evaluable(self, item: Any) -> bool:
+        return self.values.evaluable(item)
 
     def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
         value_hash = hash_value(value)

@@ -10,10 +10,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import graph
+from .control import map_nested
 from .deserialize import loads, materialize_plan
 from .domains import Result, ResultNotes, ValueStores, logger
 from .errors import RemoteTaskError, SerializationError
-from .expression import SimpleExpression
+from .expression import Expression, SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import loads_plan
 from .provenance.records import CallRecord
@@ -77,13 +78,16 @@ class TrustedValues:
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         return isinstance(self._task_error(error), error_class)
 
-    def recovery(self, recover: Any, error: BaseException) -> Any:
-        return recover(self._task_error(error))
+    def recovery(self, recover: Any, error: Any) -> Any:
+        return recover(map_nested(error, self._task_error))
 
-    def _task_error(self, error: BaseException) -> BaseException:
+    def evaluable(self, item: Any) -> bool:
+        return isinstance(item, Expression)
+
+    def _task_error(self, error: Any) -> Any:
         """What the task raised: for a job that ran elsewhere (a Pod), the exception it
         pickled into the value store, when it could; else `error` itself."""
-        cause = error.__cause__
+        cause = getattr(error, "__cause__", None) if isinstance(error, BaseException) else None
         if not isinstance(cause, RemoteTaskError) or cause.value_hash is None:
             return error
         try:

@@ -101,8 +101,8 @@ def test_control_nodes_carry_their_arguments_as_plans(stores):
 
 def test_control_tasks_not_carried_are_refused_at_submit_time(stores):
     _, value_store = stores
-    with pytest.raises(PlanError, match=r"kredun.catch_all\(\) cannot run on a cluster yet"):
-        plan_of(catch_all([ident(1)]), value_store)
+    with pytest.raises(PlanError, match=r"catch_all.* takes dicts with text keys"):
+        plan_of(catch_all({1: ident(1)}), value_store)
     with pytest.raises(PlanError, match=r"kredun.map_\(\) cannot run on a cluster yet"):
         plan_of(map_(ident, [1, 2]), value_store)
     with pytest.raises(PlanError, match=r"kredun.seq\(\) on a cluster takes a list"):
@@ -135,6 +135,14 @@ _SUB = {"plan": _plan(_LEAF)}
          "argument 2: a function plan needs exactly one parameter node"),
         ({"control": "kredun.catch", "args": [_SUB, {"classes": ["builtins.ValueError"]}]},
          r"kredun.catch\(\) cannot take 2"),
+        ({"control": "kredun.catch_all", "args": [{"terms": {"set": []}}]},
+         "argument 0: expected one of 'plan', 'list', 'tuple', 'dict'"),
+        ({"control": "kredun.catch_all", "args": [{"terms": {"dict": [[1, _SUB]]}}]},
+         "argument 0: 'dict' must list"),
+        ({"control": "kredun.catch_all", "args": [{"terms": {"list": [_SUB, {"plan": 2}]}}]},
+         r"argument 0\[1\]: 'plan' must be a plan"),
+        ({"control": "kredun.catch_all", "args": [{"terms": _SUB}, {"classes": ["x.E"]}]},
+         r"kredun.catch_all\(\) cannot take 2"),
     ],
 )  # fmt: skip
 def test_malformed_control_nodes_fail_naming_the_node(node, message):
@@ -193,6 +201,33 @@ def test_seq_evaluates_one_expression_after_another(stores):
     assert run(seq([ident(1), ident("two"), [ident(3)]]), stores) == [1, "two", [3]]
     assert WorkerProcessExecutor.launched == [f"{kredun_namespace}.ident"] * 3
     assert run(cond(seq([]), 1, 2), stores) == 2
+
+
+@task()
+def zeroes(results):
+    return [0 if isinstance(item, Exception) else item for item in results]
+
+
+@task()
+def errors_of(results):
+    return {key: f"{type(value).__name__}: {value}" for key, value in results.items()}
+
+
+def test_catch_all_waits_for_every_expression_then_recovers(stores):
+    assert run(catch_all([ident(1), ident(2)], ValueError, zeroes), stores) == [1, 2]
+    expr = catch_all([ident(4), fail("a"), (ident(5),), fail("b")], ValueError, zeroes)
+    assert run(expr, stores) == [4, 0, (5,), 0]
+    expr = catch_all({"ok": ident(3), "bad": fail("c"), "n": None}, Exception, errors_of)
+    assert run(expr, stores) == {"ok": "int: 3", "bad": "ValueError: c", "n": "NoneType: None"}
+    assert run(catch_all((ident(6), [ident(7)])), stores) == (6, [7])
+
+
+def test_catch_all_fails_with_an_error_not_of_the_class(stores):
+    with pytest.raises(ExecutorError, match="ValueError: d"):
+        run(catch_all([ident(1), fail("d")]), stores)  # no recovery: the first error
+    with pytest.raises(ExecutorError, match="ValueError: e"):
+        run(catch_all([fail("e"), throw(KeyError("k"))], KeyError, zeroes), stores)
+    assert launched("zeroes") == 0
 
 
 def test_catch_recovers_with_the_exception_and_replays_the_recovery(stores):
