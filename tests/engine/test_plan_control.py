@@ -188,6 +188,9 @@ def test_cond_on_an_operation_tests_it_in_a_job(stores):
     assert result == "ok"
     assert WorkerProcessExecutor.launched.count("kredun.simple_op") == 1
     assert launched("ident") == 1
+    # A list of results is a container reference: its truth is tested in a job too.
+    assert run(cond([ident(0)], ident("list"), ident("empty")), stores) == "list"
+    assert WorkerProcessExecutor.launched.count("kredun.simple_op") == 2
 
 
 def test_cond_on_a_cached_result_reads_its_truth_from_provenance(stores):
