@@ -87,7 +87,7 @@ class TrustedValues:
     def _task_error(self, error: Any) -> Any:
         """What the task raised: for a job that ran elsewhere (a Pod), the exception it
         pickled into the value store, when it could; else `error` itself."""
-        cause = getattr(error, "__cause__", None) if isinstance(error, BaseException) else None
+        cause = error.__cause__ if isinstance(error, BaseException) else None
         if not isinstance(cause, RemoteTaskError) or cause.value_hash is None:
             return error
         try:
