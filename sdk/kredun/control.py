@@ -61,8 +61,9 @@ class ControlRun(Protocol):
         """Whether `error` is an instance of `error_class` (a class or tuple of them, or
         the class names a plan gives)."""
 
-    def recovery(self, recover: Any, error: Any) -> Any:
-        """The expression `recover(error)` (for catch_all: a nested value holding errors)."""
+    def call(self, function: Any, argument: Any) -> Any:
+        """The expression `function(argument)`: a recovery's call with its error (for
+        catch_all, a nested value holding errors), or map_'s call with an item."""
 
     def evaluable(self, item: Any) -> bool:
         """Whether `item` is still to be evaluated (an expression, or a plan's)."""
@@ -182,7 +183,7 @@ def _catch(run: ControlRun, node: Any, expr: Any, *handlers: Any) -> None:
     def on_error(error: BaseException, traceback: str | None, where: str) -> None:
         for error_class, recover in pairs:
             if run.error_matches(error, error_class):
-                recovery = run.recovery(recover, error)
+                recovery = run.call(recover, error)
                 run.evaluate(node, recovery, functools.partial(recovered, recovery), None)
                 return
         run.fail(node, error, traceback, where)
@@ -277,7 +278,7 @@ def _catch_all(
             if not run.error_matches(failed.error, classes):
                 run.fail(node, failed.error, failed.traceback, failed.where)
                 return
-        run.become(node, run.recovery(recovery, map_nested(shape, fill)))
+        run.become(node, run.call(recovery, map_nested(shape, fill)))
 
     def fill(item: Any) -> Any:
         if isinstance(item, _Slot):
@@ -338,13 +339,16 @@ def map_(run: ControlRun, node: Any, a_task: Any, values: Any) -> None:
 
     def with_task(function: Any) -> None:
         if isinstance(values, list | tuple):
-            run.become(node, [function(value) for value in values])
+            run.become(node, [run.call(function, value) for value in values])
         else:
             run.evaluate(node, values, lambda items: run.become(
-                node, [function(value) for value in items]
+                node, [run.call(function, value) for value in items]
             ), None)  # fmt: skip
 
-    run.evaluate(node, a_task, with_task, None)
+    if run.evaluable(a_task):
+        run.evaluate(node, a_task, with_task, None)
+    else:
+        with_task(a_task)
 
 
 # -- threads ----------------------------------------------------------------------------------

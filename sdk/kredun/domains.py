@@ -34,6 +34,7 @@ from .plan import (
     current_tasks,
     decode_plan,
     dumps_plan,
+    list_plan,
     loads_plan,
     stale_task_values,
 )
@@ -125,8 +126,9 @@ class ValueDomain(Protocol):
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         """Whether `error` is an instance of `error_class` (classes, or a plan's names)."""
 
-    def recovery(self, recover: Any, error: Any) -> Any:
-        """The expression `recover(error)` (for catch_all: a nested value holding errors)."""
+    def call(self, function: Any, argument: Any) -> Any:
+        """The expression `function(argument)` (a recovery's call with its error, or with a
+        nested value holding errors; map_'s call with an item)."""
 
     def evaluable(self, item: Any) -> bool:
         """Whether a scheduler task's argument is still to be evaluated."""
@@ -163,6 +165,8 @@ class ReferencedValues:
                 return decode_plan(expr.plan, owner, self.current_tasks, self.truths.setdefault)
             except PlanError as error:
                 raise PlanError(f"{expr.where}: {error}") from None
+        if isinstance(expr, list):  # map_'s calls, one plan each
+            expr = list_plan(expr)
         if self.current_tasks is None:  # the submitted plan: its registry is the current code
             self.current_tasks = current_tasks(expr)
         return decode_plan(expr, owner, self.current_tasks, self.truths.setdefault)
@@ -235,10 +239,12 @@ class ReferencedValues:
         names = error_class_names(error)
         return any(name in names for name in error_class.names)
 
-    def recovery(self, recover: Any, error: Any) -> dict[str, Any]:
-        if not isinstance(recover, PlanFunction):
-            raise PlanError(f"a catch's recovery must be a function plan, not {recover!r}")
-        return apply_function(recover, self._reference(error))
+    def call(self, function: Any, argument: Any) -> dict[str, Any]:
+        if not isinstance(function, PlanFunction):
+            raise PlanError(f"a plan calls a function plan, not {function!r}")
+        if isinstance(argument, SubPlan):  # map_'s item, evaluated as the call's argument
+            return apply_function(function, argument.plan)
+        return apply_function(function, self._reference(argument))
 
     def evaluable(self, item: Any) -> bool:
         return isinstance(item, SubPlan)

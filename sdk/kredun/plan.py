@@ -339,13 +339,14 @@ class _Encoder:
             return {"function": self.sub_plan(_applied(value))}
         if kind == "terms":
             return {"terms": self.terms(value)}
-        if kind == "plans":
+        if kind in ("plans", "items"):
             if not isinstance(value, list | tuple):
+                user = "seq" if kind == "plans" else "map_"
                 raise PlanError(
-                    "kredun.seq() on a cluster takes a list of expressions, not "
+                    f"kredun.{user}() on a cluster takes a list of expressions, not "
                     f"{type(value).__name__}: make the list in the workflow, not in a task"
                 )
-            return {"plans": [self.sub_plan(item) for item in value]}
+            return {kind: [self.sub_plan(item) for item in value]}
         sub_plan = self.sub_plan(value)
         root = sub_plan["nodes"][sub_plan["root"]]
         if "value" in root:
@@ -391,6 +392,7 @@ PLANNED_CONTROL: dict[str, Callable[[int], list[str]]] = {
     "kredun.cond": lambda count: ["plan"] * count if count >= 2 else [],
     "kredun.catch": _catch_arguments,
     "kredun.seq": lambda count: ["plans"] if count == 1 else [],
+    "kredun.map_": lambda count: ["function", "items"] if count == 2 else [],
     "kredun.catch_all": lambda count: (
         ["terms", "classes", "function"][:count] if count in (1, 3) else []
     ),
@@ -457,7 +459,7 @@ def _plans_in(argument: dict[str, Any]) -> list[dict[str, Any]]:
             for key, value in item.items():
                 if key in ("plan", "function") and isinstance(value, dict):
                     found.append(value)
-                elif key in ("plans", "terms", "list", "tuple", "dict"):
+                elif key in ("plans", "items", "terms", "list", "tuple", "dict"):
                     stack.append(value)
     return found
 
@@ -656,9 +658,9 @@ def _control_argument(kind: str, arg: Any, where: str) -> Any:
         return ErrorClassNames(tuple(value))
     if kind == "terms":
         return _terms(value, where)
-    if kind == "plans":
+    if kind in ("plans", "items"):
         if not isinstance(value, list):
-            raise PlanError(f"{where}: 'plans' must be a list of plans")
+            raise PlanError(f"{where}: {kind!r} must be a list of plans")
         return [_control_argument("plan", {"plan": item}, f"{where}[{index}]")
                 for index, item in enumerate(value)]  # fmt: skip
     if not isinstance(value, dict) or not isinstance(value.get("nodes"), list):
@@ -688,13 +690,71 @@ def _terms(value: Any, where: str) -> Any:
     return terms if kind == "list" else tuple(terms)
 
 
-def apply_function(function: PlanFunction, argument: Ref) -> dict[str, Any]:
-    """The plan of `function(argument)`: its parameter node made a value node."""
-    nodes = [
-        {"value": argument.to_json()} if isinstance(node, dict) and "parameter" in node else node
-        for node in function.plan["nodes"]
-    ]
-    return {**function.plan, "nodes": nodes}
+def apply_function(function: PlanFunction, argument: Ref | dict[str, Any]) -> dict[str, Any]:
+    """The plan of `function(argument)`: its parameter node made a value node, or, for an
+    argument that is a plan, that plan's root."""
+    if not isinstance(argument, dict):
+        nodes = [
+            {"value": argument.to_json()} if isinstance(node, dict) and "parameter" in node
+            else node
+            for node in function.plan["nodes"]
+        ]  # fmt: skip
+        return {**function.plan, "nodes": nodes}
+    return _splice([argument, function.plan], lambda roots: None)
+
+
+def list_plan(plans: list[dict[str, Any]]) -> dict[str, Any]:
+    """One plan whose value is the list of the values of `plans`."""
+    return _splice(plans, lambda roots: {"list": roots})
+
+
+def _splice(plans: list[Any], top: Callable[[list[int]], dict[str, Any] | None]) -> dict[str, Any]:
+    """Plans joined into one: each one's nodes renumbered after the ones before; a
+    parameter node stands for the root of the plan before it. `top(roots)` is a last node
+    over the plans' roots (None: the last plan's root is the root)."""
+    nodes: list[Any] = []
+    tasks: dict[str, Any] = {}
+    roots: list[int] = []
+    for position, plan in enumerate(plans):
+        if not isinstance(plan, dict) or not isinstance(plan.get("nodes"), list):
+            raise PlanError(f"plan {position} of a joined plan is not a plan")
+        if not isinstance(plan.get("tasks", {}), dict):
+            raise PlanError(f"plan {position} of a joined plan has no 'tasks' object")
+        tasks.update(plan.get("tasks", {}))
+        moved: dict[int, int] = {}
+        for index, spec in enumerate(plan["nodes"]):
+            if isinstance(spec, dict) and "parameter" in spec and roots:
+                moved[index] = roots[-1]
+                continue
+            moved[index] = len(nodes)
+            nodes.append(_renumbered(spec, moved))
+        root = plan.get("root")
+        if root not in moved:
+            raise PlanError(f"plan {position} of a joined plan has no root node")
+        roots.append(moved[root])
+    last = top(roots)
+    if last is not None:
+        nodes.append(last)
+    return {"version": PLAN_VERSION, "tasks": tasks, "nodes": nodes,
+            "root": len(nodes) - 1 if last is not None else roots[-1]}  # fmt: skip
+
+
+def _renumbered(spec: Any, moved: dict[int, int]) -> Any:
+    """A node with its children's indices moved; an index of no earlier node becomes -1,
+    which the decoder refuses, naming the node."""
+    if not isinstance(spec, dict):
+        return spec
+
+    def move(index: Any) -> Any:
+        return moved.get(index, -1) if type(index) is int else index
+
+    changed = dict(spec)
+    for key in _CHILD_LISTS:
+        if isinstance(spec.get(key), list):
+            changed[key] = [move(index) for index in spec[key]]
+    if isinstance(spec.get("kwargs"), dict):
+        changed["kwargs"] = {name: move(index) for name, index in spec["kwargs"].items()}
+    return changed
 
 
 def _simple_op_call(name: str, children: list[graph.Node], names: list[str]) -> graph.Node:
@@ -710,7 +770,9 @@ def _simple_op_call(name: str, children: list[graph.Node], names: list[str]) -> 
     )
 
 
-_CONTAINER_KEYS = {graph.LIST, graph.TUPLE, graph.SET, graph.DICT, graph.NAMEDTUPLE}
+_CONTAINER_KEYS_ORDER = (graph.LIST, graph.TUPLE, graph.SET, graph.DICT, graph.NAMEDTUPLE)
+_CONTAINER_KEYS = set(_CONTAINER_KEYS_ORDER)
+_CHILD_LISTS = ("args", *_CONTAINER_KEYS_ORDER)
 _NODE_KINDS = {"value", "call", "op", "control", *_CONTAINER_KEYS}
 
 

@@ -554,8 +554,8 @@ class _ExecutionRun:
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         return self.values.error_matches(error, error_class)
 
-    def recovery(self, recover: Any, error: Any) -> Any:
-        return self.values.recovery(recover, error)
+    def call(self, function: Any, argument: Any) -> Any:
+        return self.values.call(function, argument)
 
     def evaluable(self, item: Any) -> bool:
         return self.values.evaluable(item)

@@ -78,8 +78,11 @@ class TrustedValues:
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         return isinstance(self._task_error(error), error_class)
 
-    def recovery(self, recover: Any, error: Any) -> Any:
-        return recover(map_nested(error, self._task_error))
+    def call(self, function: Any, argument: Any) -> Any:
+        if isinstance(argument, BaseException) or type(argument) in (list, tuple, dict):
+            # A recovery's error, or catch_all's values holding errors.
+            argument = map_nested(argument, self._task_error)
+        return function(argument)
 
     def evaluable(self, item: Any) -> bool:
         return isinstance(item, Expression)

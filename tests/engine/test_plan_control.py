@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from kredun import task
-from kredun.control import catch, catch_all, cond, map_, seq, throw
+from kredun.control import catch, catch_all, cond, fork_thread, map_, seq, throw
 from kredun.errors import ExecutorError, KredunError, PlanError
 from kredun.plan import ErrorClassNames, PlanFunction, decode_plan, dumps_plan, loads_plan
 
@@ -103,8 +103,10 @@ def test_control_tasks_not_carried_are_refused_at_submit_time(stores):
     _, value_store = stores
     with pytest.raises(PlanError, match=r"catch_all.* takes dicts with text keys"):
         plan_of(catch_all({1: ident(1)}), value_store)
-    with pytest.raises(PlanError, match=r"kredun.map_\(\) cannot run on a cluster yet"):
-        plan_of(map_(ident, [1, 2]), value_store)
+    with pytest.raises(PlanError, match=r"kredun.fork_thread\(\) cannot run on a cluster yet"):
+        plan_of(fork_thread(ident(1)), value_store)
+    with pytest.raises(PlanError, match=r"kredun.map_\(\) on a cluster takes a list"):
+        plan_of(map_(ident, ident([1])), value_store)
     with pytest.raises(PlanError, match=r"kredun.seq\(\) on a cluster takes a list"):
         plan_of(seq(ident([1])), value_store)
 
@@ -120,7 +122,9 @@ _SUB = {"plan": _plan(_LEAF)}
 @pytest.mark.parametrize(
     ("node", "message"),
     [
-        ({"control": "kredun.map_", "args": [_SUB]}, "plan node 0: unknown scheduler task"),
+        ({"control": "kredun.fork_thread", "args": [_SUB]}, "plan node 0: unknown scheduler task"),
+        ({"control": "kredun.map_", "args": [{"function": _plan({"parameter": 0})}, {"items": 1}]},
+         "argument 1: 'items' must be a list of plans"),
         ({"control": "kredun.seq", "args": [_SUB]}, r"plan node 0 argument 0: expected \{'plans'"),
         ({"control": "kredun.seq", "args": [{"plans": [3]}]}, r"argument 0\[0\]: 'plan' must"),
         ({"control": "kredun.cond", "args": [_SUB]}, r"plan node 0: kredun.cond\(\) cannot take 1"),
@@ -231,6 +235,25 @@ def test_catch_all_fails_with_an_error_not_of_the_class(stores):
     with pytest.raises(ExecutorError, match="ValueError: e"):
         run(catch_all([fail("e"), throw(KeyError("k"))], KeyError, zeroes), stores)
     assert launched("zeroes") == 0
+
+
+@task()
+def add(a, b):
+    return a + b
+
+
+def test_map_calls_a_task_on_each_item(stores):
+    assert run(map_(ident, [1, ident(2), [3]]), stores) == [1, 2, [3]]
+    assert run(map_(add.partial(b=10), [1, add(1, 1)]), stores) == [11, 12]
+    assert run(map_.partial(ident)([]), stores) == []
+    assert run(cond(map_(ident, [0]), "some", "none"), stores) == "some"
+
+
+def test_a_malformed_function_call_is_refused_naming_the_node():
+    from kredun.plan import list_plan
+
+    with pytest.raises(PlanError, match="plan node 1: child -1 is not an earlier node"):
+        decode_plan(list_plan([_plan(_LEAF, {"list": [5]})]))
 
 
 def test_catch_recovers_with_the_exception_and_replays_the_recovery(stores):
