@@ -18,13 +18,15 @@ whose values are references; it never sees a Python object a user made.
 Children always precede their parents, so a plan is acyclic by construction and decodes in
 one forward pass.
 
-A control node is a call of a scheduler task (cond, catch): its handler evaluates some
-arguments only after seeing others, so each argument is a self-contained plan of its own,
-decoded only when the handler evaluates it. An argument is `{"plan": <plan>}`,
-`{"plans": [<plan>, ...]}` (seq's expressions), `{"classes": ["module.QualName", ...]}`
-(exception classes, matched by name against the class names a failing job reports), or
-`{"function": <plan>}`: a plan with one `{"parameter": 0}` node, called by substituting a
-value for it (a catch's recovery).
+A control node is a call of a scheduler task (cond, catch, catch_all, seq, map_): its
+handler evaluates some arguments only after seeing others, so each argument is a
+self-contained plan of its own, decoded only when the handler evaluates it. An argument is
+`{"plan": <plan>}`, `{"plans": [<plan>, ...]}` (seq's expressions; `"items"`: map_'s),
+`{"terms": ...}` (catch_all's: plans nested in lists, tuples and text-keyed dicts),
+`{"classes": ["module.QualName", ...]}` (exception classes, matched by name against the
+class names a failing job reports), or `{"function": <plan>}`: a plan with one
+`{"parameter": 0}` node, called by giving it a value (a catch's recovery, with the error)
+or by splicing a plan in its place (map_'s task, with an item).
 A value node may carry `"truth"`: bool(value), computed where the value was made, so
 the operator can choose a branch without loading the value.
 """
