@@ -8,8 +8,10 @@ import base64
 import json
 
 from kredun import task
-from kredun.control import catch, cond
+from kredun.control import catch, catch_all, cond, map_, seq
+from kredun.deserialize import resolve
 from kredun.hashing import hash_bytes
+from kredun.refs import ref_from_json
 
 from tests.support import workflows as flow
 from tests.support.kube.testing import wait_for
@@ -31,6 +33,11 @@ def slow_explain(error: BaseException, seconds: float) -> str:
 
     time.sleep(seconds)
     return f"slowly recovered from {type(error).__name__}"
+
+
+@task()
+def zeroes(results: list) -> list:
+    return [0 if isinstance(item, Exception) else item for item in results]
 
 
 def tasks_run(cluster, execution: str) -> list[str]:
@@ -132,3 +139,23 @@ def test_malformed_control_nodes_fail_the_execution_naming_the_node(operator_clu
         assert status["phase"] == "Failed", (name, status)
         assert message in status["message"], (name, status["message"])
     assert cluster.wait_for_phase("good")["result"]["preview"] == "3"
+
+
+def test_seq_map_and_catch_all_on_the_operator(operator_cluster) -> None:
+    cluster = operator_cluster
+    expr = {
+        "map": map_(flow.inc, [1, flow.inc(1)]),
+        "seq": seq([flow.add(1, 2), flow.add(3, 4)]),
+        "all": catch_all([flow.inc(9), flow.boom("x")], ValueError, zeroes),
+    }
+    status = succeeded(cluster, "others", expr)
+    scheduler = cluster.scheduler()
+    try:
+        value = resolve(ref_from_json(status["result"]["ref"]), scheduler.fetch_blob)
+    finally:
+        scheduler.close()
+    assert value == {"map": [2, 3], "seq": [3, 7], "all": [10, 0]}
+    # inc(1) is both map_'s item and its first call: one Pod (inc(1), inc(2), inc(9)).
+    assert tasks_run(cluster, "others") == sorted(
+        ["opflow.inc"] * 3 + ["opflow.add"] * 2 + ["opflow.boom", "opcontrol.zeroes"]
+    )
