@@ -51,6 +51,23 @@ class ControlRun(Protocol):
     def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
         """Record tags on a value (by its hash) in the provenance store."""
 
+    # What differs between Python values and the operator's references (kredun.domains).
+
+    def test(self, node: Any, value: Any, then: Callable[[bool], None]) -> None:
+        """Call `then(bool(value))`, once the truth of `value` is known (on a cluster, a
+        job may have to find it out)."""
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        """Whether `error` is an instance of `error_class` (a class or tuple of them, or
+        the class names a plan gives)."""
+
+    def call(self, function: Any, argument: Any) -> Any:
+        """The expression `function(argument)`: a recovery's call with its error (for
+        catch_all, a nested value holding errors), or map_'s call with an item."""
+
+    def evaluable(self, item: Any) -> bool:
+        """Whether `item` is still to be evaluated (an expression, or a plan's)."""
+
 
 class SchedulerTask:
     """A task the scheduler evaluates itself, by calling `handler(run, node, *args)`."""
@@ -107,7 +124,10 @@ def _cond(run: ControlRun, node: Any, *clauses: Any) -> None:
         run.evaluate(node, clauses[index], lambda value: choose(index, value), None)
 
     def choose(index: int, value: Any) -> None:
-        if value:
+        run.test(node, value, lambda truth: take(index, truth))
+
+    def take(index: int, truth: bool) -> None:
+        if truth:
             run.become(node, clauses[index + 1])
         elif index + 3 == len(clauses):
             run.become(node, clauses[index + 2])
@@ -162,8 +182,8 @@ def _catch(run: ControlRun, node: Any, expr: Any, *handlers: Any) -> None:
 
     def on_error(error: BaseException, traceback: str | None, where: str) -> None:
         for error_class, recover in pairs:
-            if isinstance(error, error_class):
-                recovery = recover(error)
+            if run.error_matches(error, error_class):
+                recovery = run.call(recover, error)
                 run.evaluate(node, recovery, functools.partial(recovered, recovery), None)
                 return
         run.fail(node, error, traceback, where)
@@ -222,7 +242,7 @@ def _catch_all(
 
     def add_term(item: Any) -> Any:
         nonlocal remaining
-        if not isinstance(item, Expression):
+        if not run.evaluable(item):
             return item
         index = len(slots)
         slots.append(None)
@@ -247,15 +267,18 @@ def _catch_all(
             first = failures[0]
             run.fail(node, first.error, first.traceback, first.where)
             return
-        run.evaluate(node, (error_class, recover), decide, None)
+        if run.evaluable(error_class) or run.evaluable(recover):
+            run.evaluate(node, (error_class, recover), decide, None)
+        else:
+            decide((error_class, recover))
 
     def decide(handler: tuple[Any, Any]) -> None:
         classes, recovery = handler
         for failed in (slot for slot in slots if isinstance(slot, _Failed)):
-            if not isinstance(failed.error, classes):
+            if not run.error_matches(failed.error, classes):
                 run.fail(node, failed.error, failed.traceback, failed.where)
                 return
-        run.become(node, recovery(map_nested(shape, fill)))
+        run.become(node, run.call(recovery, map_nested(shape, fill)))
 
     def fill(item: Any) -> Any:
         if isinstance(item, _Slot):
@@ -316,13 +339,16 @@ def map_(run: ControlRun, node: Any, a_task: Any, values: Any) -> None:
 
     def with_task(function: Any) -> None:
         if isinstance(values, list | tuple):
-            run.become(node, [function(value) for value in values])
+            run.become(node, [run.call(function, value) for value in values])
         else:
             run.evaluate(node, values, lambda items: run.become(
-                node, [function(value) for value in items]
+                node, [run.call(function, value) for value in items]
             ), None)  # fmt: skip
 
-    run.evaluate(node, a_task, with_task, None)
+    if run.evaluable(a_task):
+        run.evaluate(node, a_task, with_task, None)
+    else:
+        with_task(a_task)
 
 
 # -- threads ----------------------------------------------------------------------------------

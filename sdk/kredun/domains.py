@@ -20,18 +20,26 @@ from .errors import (
     InvalidHashError,
     LimitExceededError,
     PlanError,
+    RemoteTaskError,
     ValueNotFoundError,
 )
+from .hashing import encode
 from .plan import (
+    ErrorClassNames,
+    PlanFunction,
+    SubPlan,
     TaskRef,
+    apply_function,
     assemble_reference,
     current_tasks,
     decode_plan,
+    dumps_plan,
+    list_plan,
     loads_plan,
     stale_task_values,
 )
 from .provenance.records import CallRecord
-from .refs import ValueRef
+from .refs import CompositeRef, Ref, ValueRef
 from .valuestore import check_hash
 
 if TYPE_CHECKING:
@@ -49,6 +57,18 @@ Result = tuple[str, Any, str | None]
 # hundred bytes per node: this allows about 100,000 nodes, and bounds what one Execution
 # can make the operator hold in memory.
 MAX_PLAN_BYTES = 64 * 1024 * 1024
+# The message of an error a recovery receives in place of one its job could not pickle.
+_STAND_IN_MESSAGE_LIMIT = 2000
+
+
+def error_class_names(error: BaseException) -> tuple[str, ...]:
+    """`module.QualName` of the classes along an error's MRO: those its job reported, when a
+    task raised it elsewhere (a RemoteTaskError cause), else those of kredun's own error."""
+    cause = error.__cause__
+    if isinstance(cause, RemoteTaskError) and cause.classes:
+        return cause.classes
+    return tuple(f"{kind.__module__}.{kind.__qualname__}"
+                 for kind in type(error).__mro__ if kind is not object)  # fmt: skip
 
 
 class BlobSource(Protocol):
@@ -97,6 +117,29 @@ class ValueDomain(Protocol):
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results by eval hash; a result that cannot be loaded is a cache miss."""
 
+    def truth(self, value: Any) -> bool | None:
+        """bool(value), or None when this domain does not know it."""
+
+    def truth_test(self, value: Any) -> Any:
+        """An expression whose value has the truth of `value`, known once it is evaluated."""
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        """Whether `error` is an instance of `error_class` (classes, or a plan's names)."""
+
+    def call(self, function: Any, argument: Any) -> Any:
+        """The expression `function(argument)` (a recovery's call with its error, or with a
+        nested value holding errors; map_'s call with an item)."""
+
+    def evaluable(self, item: Any) -> bool:
+        """Whether a scheduler task's argument is still to be evaluated."""
+
+    def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
+        """(result kind, bytes) recording `expr` as a call's result (a catch's recovery)."""
+
+    def handler_value(self, value: Any) -> Any:
+        """A value a scheduler task's handler made (None, a list of values), as this domain
+        holds values."""
+
 
 # How a scheduler makes the value domain of a run: from its stores and its result notes.
 ValueDomainFactory = Callable[[ValueStores, ResultNotes], ValueDomain]
@@ -111,12 +154,22 @@ class ReferencedValues:
     def __init__(self, stores: ValueStores, notes: ResultNotes) -> None:
         # `notes` stays unused: the workers that run the jobs read what results hold.
         self.stores = stores
-        self.current_tasks: dict[str, TaskRef] = {}
+        self.current_tasks: dict[str, TaskRef] | None = None
+        # bool() of values by hash, as the jobs that made them (or the submitter, for a
+        # plan's literals, or provenance, for cached results) reported it.
+        self.truths: dict[str, bool] = {}
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
-        if owner is None:  # the submitted plan: its registry is the current code
+        if isinstance(expr, SubPlan):  # a control node's argument
+            try:
+                return decode_plan(expr.plan, owner, self.current_tasks, self.truths.setdefault)
+            except PlanError as error:
+                raise PlanError(f"{expr.where}: {error}") from None
+        if isinstance(expr, list):  # map_'s calls, one plan each
+            expr = list_plan(expr)
+        if self.current_tasks is None:  # the submitted plan: its registry is the current code
             self.current_tasks = current_tasks(expr)
-        return decode_plan(expr, owner, self.current_tasks)
+        return decode_plan(expr, owner, self.current_tasks, self.truths.setdefault)
 
     def assemble(self, node: graph.Node) -> Any:
         return assemble_reference(node)
@@ -135,6 +188,8 @@ class ReferencedValues:
         if received.kind == "plan":
             assert data is not None
             return self._plan(data, received.hash), data
+        if outcome.truth is not None:
+            self.truths[received.hash] = outcome.truth
         return ("value", ValueRef(received.hash), received.hash), data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
@@ -149,7 +204,7 @@ class ReferencedValues:
             except (InvalidHashError, LimitExceededError, PlanError, ValueNotFoundError):
                 continue  # an unusable row is a cache miss: the call runs again
             if call.result_kind == "plan":
-                stale = stale_task_values(result[1], self.current_tasks)
+                stale = stale_task_values(result[1], self.current_tasks or {})
                 if stale:
                     logger.info(
                         "Miss   cached result %s is no longer valid: task %s was edited",
@@ -158,6 +213,78 @@ class ReferencedValues:
                     continue
             results[call.eval_hash] = result
         return results
+
+    def truth(self, value: Any) -> bool | None:
+        """Known for a value a job reported on, a literal the submitter described, or a
+        cached value whose row holds it; never guessed (a container, an operation: None)."""
+        if not isinstance(value, ValueRef):
+            return None
+        if value.hash not in self.truths:
+            record = self.stores.provenance.value_records([value.hash]).get(value.hash)
+            if record is None or record.truth is None:
+                return None
+            self.truths[value.hash] = record.truth
+        return self.truths[value.hash]
+
+    def truth_test(self, value: Ref) -> dict[str, Any]:
+        """A plan testing `value` in a job (the built-in operation task), which reports it."""
+        return {
+            "version": 1, "tasks": {}, "root": 1,
+            "nodes": [{"value": value.to_json()}, {"op": "truth", "args": [0], "kwargs": {}}],
+        }  # fmt: skip
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        if not isinstance(error_class, ErrorClassNames):
+            raise PlanError(f"a catch names exception classes by name, not {error_class!r}")
+        names = error_class_names(error)
+        return any(name in names for name in error_class.names)
+
+    def call(self, function: Any, argument: Any) -> dict[str, Any]:
+        if not isinstance(function, PlanFunction):
+            raise PlanError(f"a plan calls a function plan, not {function!r}")
+        if isinstance(argument, SubPlan):  # map_'s item, evaluated as the call's argument
+            return apply_function(function, argument.plan)
+        return apply_function(function, self._reference(argument))
+
+    def evaluable(self, item: Any) -> bool:
+        return isinstance(item, SubPlan)
+
+    def _reference(self, value: Any) -> Ref:
+        """A value a handler holds as a reference: references as they are; errors as the
+        exception their recovery receives; None, text (dict keys), lists, tuples and dicts
+        of these as the references the operator may make (pickling plain data is safe)."""
+        if isinstance(value, Ref):
+            return value
+        if isinstance(value, BaseException):
+            return self._error_value(value)
+        if value is None or isinstance(value, str):
+            return ValueRef(*encode(value))
+        if type(value) is list or type(value) is tuple:
+            return CompositeRef(type(value).__name__, tuple(map(self._reference, value)))
+        if type(value) is dict:
+            items = [self._reference(part) for pair in value.items() for part in pair]
+            return CompositeRef("dict", tuple(items))
+        raise PlanError(f"a scheduler task made {type(value).__name__}, not a reference")
+
+    @staticmethod
+    def _error_value(error: BaseException) -> ValueRef:
+        """The exception a recovery receives: the task's own, as its job pickled it, or a
+        RemoteTaskError with its message and class names (pickling plain data here is safe;
+        only loading is not)."""
+        cause = error.__cause__
+        if isinstance(cause, RemoteTaskError) and cause.value_hash is not None:
+            return ValueRef(check_hash(cause.value_hash))
+        message = str(cause) if isinstance(cause, RemoteTaskError) else str(error)
+        stand_in = RemoteTaskError(message[:_STAND_IN_MESSAGE_LIMIT], error_class_names(error))
+        return ValueRef(*encode(stand_in))
+
+    def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
+        return "plan", dumps_plan(expr)
+
+    def handler_value(self, value: Any) -> Ref:
+        """None (a cond with no else taken), or containers of references (seq's list,
+        catch_all's values): containers hash as the in-process values they stand for."""
+        return self._reference(value)
 
     def _result(self, call: CallRecord) -> Result:
         result_hash = check_hash(call.result_hash)

@@ -75,8 +75,9 @@ class CompositeRef:
 
 
 # Operations the operator defers into the consuming job. "call" is not among them: calling a
-# task value makes an expression, which only a scheduler can evaluate.
-DEFERRED_OPERATIONS = frozenset(SIMPLE_OPERATIONS) - {"call"}
+# task value makes an expression, which only a scheduler can evaluate; nor is "truth": the
+# job testing a value reports its truth to the scheduler.
+DEFERRED_OPERATIONS = frozenset(SIMPLE_OPERATIONS) - {"call", "truth"}
 
 
 @dataclass(frozen=True, slots=True)

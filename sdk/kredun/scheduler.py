@@ -32,6 +32,7 @@ from .errors import (
     CancelledError,
     ConfigError,
     DryRunResult,
+    ExecutorError,
     KredunError,
     NotFoundError,
     SerializationError,
@@ -59,7 +60,7 @@ from .provenance.records import (
     TaskRecord,
     ValueRecord,
 )
-from .serialize import dumps, preview, type_name
+from .serialize import preview, type_name
 from .stores import Stores
 from .tags import check_tags
 from .task import (
@@ -518,7 +519,7 @@ class _ExecutionRun:
     def resolve(self, node: Node, value: Any) -> None:
         # The handler gives the value itself, not a child to forward: hash it as a value.
         node.kind = graph.VALUE
-        self._resolve(node, value)
+        self._resolve(node, self.values.handler_value(value))
 
     def fail(self, node: Node, error: BaseException, traceback: str | None, where: str) -> None:
         self._fail_nodes([node], error, traceback, where)
@@ -528,7 +529,7 @@ class _ExecutionRun:
         if known is None and not self.scheduler._results_are_complete:
             found = self.scheduler.store.lookup_calls([eval_hash])
             known = self.values.load_results(found.values()).get(eval_hash)
-        return known[1] if known is not None and known[0] == "expression" else None
+        return known[1] if known is not None and known[0] in ("expression", "plan") else None
 
     def context_of(self, node: Node) -> Context:
         return self.context if node.owner is None else node.owner.context
@@ -537,15 +538,38 @@ class _ExecutionRun:
         if self.dryrun:
             return
         try:
-            data = dumps(expr)
+            kind, data = self.values.serialize_expression(expr)
         except SerializationError:
             return  # evaluated, just not replayed
         result_hash = hash_bytes(data)
         self._record_task(task)
         self._record_value(result_hash, expr, data)
         self.pending.calls.append(CallRecord(eval_hash=eval_hash, task_hash=task.hash,
-            args_hash=args_hash, result_hash=result_hash, result_kind="expression"))  # fmt: skip
-        self.scheduler._results[eval_hash] = ("expression", expr, result_hash)
+            args_hash=args_hash, result_hash=result_hash, result_kind=kind))  # fmt: skip
+        self.scheduler._results[eval_hash] = (kind, expr, result_hash)
+
+    def test(self, node: Node, value: Any, then: Callable[[bool], None]) -> None:
+        truth = self.values.truth(value)
+        if truth is not None:
+            then(truth)
+            return
+
+        def tested(result: Any) -> None:
+            found = self.values.truth(result)
+            if found is None:
+                raise ExecutorError(f"the job testing {value!r} reported no truth value")
+            then(found)
+
+        self.evaluate(node, self.values.truth_test(value), tested, None)
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        return self.values.error_matches(error, error_class)
+
+    def call(self, function: Any, argument: Any) -> Any:
+        return self.values.call(function, argument)
+
+    def evaluable(self, item: Any) -> bool:
+        return self.values.evaluable(item)
 
     def tag_value(self, value: Any, tags: list[tuple[str, str]]) -> None:
         value_hash = hash_value(value)
@@ -1172,7 +1196,7 @@ class _ExecutionRun:
         self.scheduler._recorded_values.add(value_hash)
         if described is not None and data is None:
             record = ValueRecord(value_hash, described.type, described.preview, described.size,
-                                 None)  # fmt: skip
+                                 None, truth=described.truth)  # fmt: skip
         else:
             assert data is not None
             type_text, preview_text = (
@@ -1183,6 +1207,8 @@ class _ExecutionRun:
             record = store_value(
                 self.scheduler.value_store, value_hash, data, type_text, preview_text
             )
+            if described is not None:
+                record.truth = described.truth
         self.pending.values.append(record)
 
     def _cache_off(self, task: TaskLike) -> str | None:

@@ -204,13 +204,18 @@ def encode_submission(expr: Any, store_blob: Callable[[str, bytes], None]) -> di
     """The plan the SDK submits: task code shipped, and the current definitions of the
     workflow's tasks, so a cluster replaying old results calls today's code."""
     called: list[Any] = []
-    graph.fold(
-        expr,
-        lambda value: None,
-        lambda obj, kind, payload, children: (
-            called.append(obj.task) if kind == graph.CALL else None
-        ),
-    )
+    pending = [expr]  # the expression, then the arguments of scheduler tasks (cond, catch)
+
+    def visit(obj: Any, kind: str, payload: Any, children: list[None]) -> None:
+        if kind == graph.CALL:
+            called.append(obj.task)
+        elif kind == graph.CONTROL:
+            arguments = [*obj.args, *obj.kwargs.values()]
+            called.extend(arguments)  # a recovery task (definitions_near takes only tasks)
+            pending.extend(arguments)
+
+    while pending:
+        graph.fold(pending.pop(), lambda value: None, visit)
     # Values of local types must pickle by value too: the job image cannot import them.
     with local_code_by_value():
         return encode_plan(expr, store_blob, ship, definitions_near(called))

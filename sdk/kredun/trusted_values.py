@@ -10,9 +10,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import graph
+from .control import map_nested
 from .deserialize import loads, materialize_plan
 from .domains import Result, ResultNotes, ValueStores, logger
-from .errors import SerializationError
+from .errors import RemoteTaskError, SerializationError
+from .expression import Expression, SimpleExpression
 from .hashing import encode, hash_bytes
 from .plan import loads_plan
 from .provenance.records import CallRecord
@@ -66,6 +68,42 @@ class TrustedValues:
         if external:
             self.notes.external[outcome.job.eval_hash] = external
         return result, data
+
+    def truth(self, value: Any) -> bool:
+        return bool(value)
+
+    def truth_test(self, value: Any) -> Any:
+        return SimpleExpression("truth", (value,), {})
+
+    def error_matches(self, error: BaseException, error_class: Any) -> bool:
+        return isinstance(self._task_error(error), error_class)
+
+    def call(self, function: Any, argument: Any) -> Any:
+        if isinstance(argument, BaseException) or type(argument) in (list, tuple, dict):
+            # A recovery's error, or catch_all's values holding errors.
+            argument = map_nested(argument, self._task_error)
+        return function(argument)
+
+    def evaluable(self, item: Any) -> bool:
+        return isinstance(item, Expression)
+
+    def _task_error(self, error: Any) -> Any:
+        """What the task raised: for a job that ran elsewhere (a Pod), the exception it
+        pickled into the value store, when it could; else `error` itself."""
+        cause = error.__cause__ if isinstance(error, BaseException) else None
+        if not isinstance(cause, RemoteTaskError) or cause.value_hash is None:
+            return error
+        try:
+            raised = loads(self.stores.fetch_blob(cause.value_hash))
+        except Exception:  # a missing or unloadable blob: the executor's error stands
+            return error
+        return raised if isinstance(raised, BaseException) else error
+
+    def serialize_expression(self, expr: Any) -> tuple[str, bytes]:
+        return "expression", dumps(expr)
+
+    def handler_value(self, value: Any) -> Any:
+        return value
 
     def _received(self, kind: str, data: bytes) -> Any:
         if kind == "plan":

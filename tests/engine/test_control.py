@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kredun import Scheduler, catch, catch_all, cond, task, throw
+from kredun import Scheduler, catch, catch_all, cond, fork_thread, task, throw
 from kredun.errors import PlanError
 
 from tests.engine.test_plans import plan_of
@@ -169,6 +169,6 @@ def test_catch_all_waits_for_every_expression(mode):
         run_in(mode, catch_all(both, KeyError, zeroes))  # one error not of the class
 
 
-def test_scheduler_tasks_are_refused_in_plans_with_a_clear_error(tmp_path):
-    with pytest.raises(PlanError, match=r"kredun.cond\(\) cannot run on a cluster yet"):
-        plan_of(cond(ident(True), ident(1), ident(2)), f"file://{tmp_path}")
+def test_scheduler_tasks_plans_do_not_carry_are_refused_with_a_clear_error(tmp_path):
+    with pytest.raises(PlanError, match=r"kredun.fork_thread\(\) cannot run on a cluster yet"):
+        plan_of(fork_thread(ident(1)), f"file://{tmp_path}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..bounds import INLINE_VALUE_LIMIT
 from ..domains import MAX_PLAN_BYTES
-from ..errors import LimitExceededError, OutcomeError, ResourceError
+from ..errors import LimitExceededError, OutcomeError, RemoteTaskError, ResourceError
 from ..hashing import hash_bytes, hash_value
 from ..jobspec import job_spec
 from ..outcome import MAX_RESULT_BYTES, Outcome
@@ -72,6 +72,9 @@ class RemoteExecutor(Executor):
         the executor made itself (see `JobOutcome.attempts`)."""
         if error is not None:
             failure = outcome.error if outcome is not None else None
+            if failure is not None and error.__cause__ is None:
+                # What the task itself raised, for a catch to match by class name.
+                error.__cause__ = RemoteTaskError(failure.message, failure.classes, failure.hash)
             report(JobOutcome(job, error=error, traceback=log_tail,
                               error_classes=failure.classes if failure else (),
                               error_hash=failure.hash if failure else None,

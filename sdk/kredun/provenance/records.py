@@ -26,6 +26,7 @@ class ValueRecord:
     size: int  # size of the serialized bytes
     data: bytes | None  # the serialized bytes when small enough to keep inline; else None
     scope: str = ""  # the cache scope (kredun.tenancy); the store sets it when writing
+    truth: bool | None = None  # bool(value) as the job that made it reported it, if it did
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 # The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
 # database's alembic_version against it with one query, so alembic is only imported when the
 # schema actually needs creating or upgrading.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 # Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
 HASH_LENGTH = 64
@@ -102,6 +103,8 @@ value_table = Table(
     Column("size", Integer, nullable=False),
     Column("data", LargeBinary, nullable=True),
     _created(),
+    # bool(value), as the job that made it reported it: a cond on a cached value reads it.
+    Column("truth", Boolean, nullable=True),
 )
 
 call_table = Table(
