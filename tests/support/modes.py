@@ -13,18 +13,25 @@ PROCESS = {"executors": {"default": {"type": "process", "max_workers": 2}}}
 
 
 def run_in(mode: str, expr: Any, **run_options: Any) -> Any:
-    """Evaluate `expr` in `mode` on a fresh in-memory scheduler and return its value."""
-    logging.getLogger("kredun").setLevel(logging.WARNING)
-    if mode == "threads":
-        scheduler = Scheduler()
-    elif mode == "process":
-        scheduler = Scheduler(config=PROCESS)
-    elif mode == "subrun":
-        scheduler = Scheduler()
-        expr = subrun(expr, executor="process", config={})
-    else:
-        raise ValueError(f"unknown mode {mode!r}")
+    """Evaluate `expr` in `mode` on a fresh in-memory scheduler and return its value. The
+    scheduler's log is quiet meanwhile, and as loud as before afterwards (later tests in
+    this process may read it)."""
+    logger = logging.getLogger("kredun")
+    saved_level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
-        return scheduler.run(expr, **run_options)
+        if mode == "threads":
+            scheduler = Scheduler()
+        elif mode == "process":
+            scheduler = Scheduler(config=PROCESS)
+        elif mode == "subrun":
+            scheduler = Scheduler()
+            expr = subrun(expr, executor="process", config={})
+        else:
+            raise ValueError(f"unknown mode {mode!r}")
+        try:
+            return scheduler.run(expr, **run_options)
+        finally:
+            scheduler.close()
     finally:
-        scheduler.close()
+        logger.setLevel(saved_level)

@@ -10,7 +10,9 @@ no reflection and, on a database whose schema is current, never imports alembic.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import fields
@@ -305,13 +307,30 @@ def _on_sqlite_connect(wal: bool) -> Any:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA cache_size = -32768")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     return on_connect
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode. On a new file, connections racing to switch it fail at once
+    with "database is locked" (SQLite does not call the busy handler for that lock), so this
+    waits and retries for up to the busy timeout, as every other statement would."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
