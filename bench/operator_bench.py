@@ -23,10 +23,11 @@ start-up, not the operator, bounds the wall time.
 
 With `--postgres URI` (a server where the role may create databases; `--load` takes
 $KREDUN_TEST_POSTGRES_URI) the provenance database is a fresh PostgreSQL database, and the
-table adds the most connections to it seen at once (sampled every 0.1 s from
-`pg_stat_activity`) against the operator's pool size, and the operator's peak RSS. Job Pods
-hold no database credentials, so every connection counted is the operator's. `--load` is
-the scenario of one operator holding 1,000 concurrent Executions of 3 jobs each.
+table adds the most client connections to it seen at once (sampled every 0.1 s from
+`pg_stat_activity`, leaving out PostgreSQL's own autovacuum workers) against the
+operator's pool size, and the operator's peak RSS. Job Pods hold no database credentials,
+so every connection counted is the operator's. `--load` is the scenario of one operator
+holding 1,000 concurrent Executions of 3 jobs each.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def latencies(metrics: str, before: str) -> dict[str, float]:
 
 
 class ConnectionSampler:
-    """The most connections to one PostgreSQL database seen at once, sampled on a thread."""
+    """The most client connections to one PostgreSQL database seen at once, sampled on a
+    thread (PostgreSQL's background workers, autovacuum's among them, are not clients)."""
 
     def __init__(self, database_uri: str) -> None:
         from sqlalchemy import create_engine, text
@@ -144,7 +146,7 @@ class ConnectionSampler:
         self._engine = create_engine(database_uri, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         self._query = text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = :name "
-            "AND pid <> pg_backend_pid()"
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
         )
         self.most = 0
         self._stop = threading.Event()

@@ -73,7 +73,8 @@ def test_running_jobs_per_namespace_are_capped_and_queued_ones_shown(tmp_path: P
     config = "[jobs]\nmax_running_per_namespace = 1\n"
     with OperatorCluster(tmp_path, operator_config=config) as cluster:
         for name, first in (("one", 0), ("two", 3)):
-            jobs = [flow.timed(i, 0.3, str(runs)) for i in range(first, first + 3)]
+            # Long enough that the queue outlasts a status write (they are coalesced).
+            jobs = [flow.timed(i, 1.5, str(runs)) for i in range(first, first + 3)]
             cluster.create(name, cluster.plan_spec(jobs))
         queued = wait_for(
             lambda: (cluster.status("one").get("jobs") or {}).get("queued"), timeout=30
