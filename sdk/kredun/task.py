@@ -276,6 +276,18 @@ class Task:
     def option_values(self) -> dict[str, Any]:
         return dict(self._options)
 
+    # redun's names for reading options; they leave out kredun's bookkeeping entries
+    # (leading "_"), which no user sets.
+    def get_task_option(self, option_name: str, default: Any = None) -> Any:
+        """The option's value (`.options(...)` overrides win), or `default` when unset."""
+        return self.get_task_options().get(option_name, default)
+
+    def has_task_option(self, option_name: str) -> bool:
+        return option_name in self.get_task_options()
+
+    def get_task_options(self) -> dict[str, Any]:
+        return {key: value for key, value in self._options.items() if not key.startswith("_")}
+
     def options(self, **options: Any) -> Task:
         """A copy of this task with options overridden for the calls made through it."""
         copy = Task(
@@ -508,6 +520,15 @@ class PartialTask:
         """This partial application with task options set for the calls made through it."""
         return PartialTask(self.task.options(**options), self.args, self.kwargs)
 
+    def get_task_option(self, option_name: str, default: Any = None) -> Any:
+        return self.task.get_task_option(option_name, default)
+
+    def has_task_option(self, option_name: str) -> bool:
+        return self.task.has_task_option(option_name)
+
+    def get_task_options(self) -> dict[str, Any]:
+        return self.task.get_task_options()
+
     def __kredun_hash__(self) -> str:
         return self.hash
 
@@ -521,6 +542,7 @@ def task(
     name: str | None = None,
     namespace: str | None = None,
     version: str | None = None,
+    source: str | None = None,
     **options: Any,
 ) -> Callable[[Callable], Task]: ...
 def task(
@@ -529,11 +551,14 @@ def task(
     name: str | None = None,
     namespace: str | None = None,
     version: str | None = None,
+    source: str | None = None,
     **options: Any,
 ) -> Task | Callable[[Callable], Task]:
     """Make a function a task: `@task` or `@task(version="2", cache=False, executor="process")`.
     `export_options={...}` sets options for the task's calls and every job under them, as
-    `task.export_options(...)` does."""
+    `task.export_options(...)` does. `source="..."` is hashed in place of the function's own
+    source (for generated functions whose source cannot be read); keeping it true to the
+    function is the caller's job."""
     exported = options.get("export_options")
     if exported is not None:
         if not isinstance(exported, dict):
@@ -543,7 +568,7 @@ def task(
         options.update(exported, _export=tuple(sorted(exported)))
 
     def decorate(function: Callable) -> Task:
-        created = Task(function, name, namespace, version, options)
+        created = Task(function, name, namespace, version, options, source=source)
         _registry[created.fullname] = created
         return created
 

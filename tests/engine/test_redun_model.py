@@ -374,3 +374,49 @@ def test_kredun_run_shows_the_task_traceback_without_the_schedulers_frames(tmp_p
     )
     assert 'raise ValueError("Boom")' in done.stderr and "ValueError: Boom" in done.stderr
     assert "scheduler.py" not in done.stderr and "cli/run.py" not in done.stderr
+
+
+def test_task_options_are_read_with_redun_names_on_tasks_and_partials():
+    @task(executor="process", export_options={"memory": 2})
+    def add(a, b):
+        return a + b
+
+    assert add.has_task_option("executor") and not add.has_task_option("retries")
+    assert add.get_task_option("executor") == "process"
+    assert add.get_task_option("retries") is None
+    assert add.get_task_option("retries", 3) == 3
+    # Bookkeeping for exported options stays out of what a user reads back.
+    assert add.get_task_options() == {"executor": "process", "memory": 2}
+
+    tuned = add.options(retries=2)
+    assert tuned.get_task_options() == {"executor": "process", "memory": 2, "retries": 2}
+    assert not add.has_task_option("retries")
+
+    inc = add.partial(1).options(executor="local")
+    assert inc.has_task_option("executor") and inc.get_task_option("executor") == "local"
+    assert inc.get_task_option("cpus", 1) == 1
+    assert inc.get_task_options()["executor"] == "local"
+
+
+def test_a_given_source_replaces_the_functions_own_in_the_hash():
+    @task()
+    def first():
+        return 10
+
+    @task(source=first.source)
+    def second():
+        return 20
+
+    @task(source="def second():\n    return 30\n")
+    def third():
+        return 20
+
+    assert second.source == first.source
+    assert third.source == "def second():\n    return 30\n"
+    assert second.hash != third.hash
+    # The same given source gives the same hash whatever the body says.
+    again = task(source=first.source, name="second")(lambda: 99)
+    assert again.hash == second.hash
+    # .options() copies keep the given source.
+    assert second.options(retries=1).source == first.source
+    assert Scheduler().run(second()) == 20
