@@ -65,6 +65,11 @@ class DryRunResult(KredunError):
         self.cached = cached
 
 
+class NamespaceWarning(UserWarning):
+    """Tasks without a namespace are registered: their names may clash with other modules'
+    tasks (silence with `warnings.filterwarnings("ignore", category=NamespaceWarning)`)."""
+
+
 class TaskOptionError(KredunError, TypeError):
     """A task option nobody reads (a typo), or a value it cannot take."""
 

@@ -69,6 +69,7 @@ from .task import (
     collecting_task_values,
     current_definition,
     registered_hashes,
+    warn_of_tasks_without_namespace,
 )
 from .tasklike import NamedTask, TaskLike
 from .validity import stale_reasons
@@ -225,6 +226,7 @@ class Scheduler:
         inside that job (a subrun)."""
         if context is not None and not isinstance(context, dict):
             raise TypeError(f"Scheduler.run(context=...) must be a dict, not {context!r}")
+        warn_of_tasks_without_namespace()
         values_ = merge_dicts([self.config.context, context or {}])
         domain = (values or _default_values())(self.stores, self._notes)
         run = _ExecutionRun(self, expr, cache, label, progress, domain, execution_id)

@@ -10,12 +10,19 @@ import re
 import sys
 import textwrap
 import typing
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, overload
 
 from .binding import Parameter, bind, describe_signature, hash_call_arguments
-from .errors import SerializationError, TaskNameError, TaskOptionError, WorkflowLoadError
+from .errors import (
+    NamespaceWarning,
+    SerializationError,
+    TaskNameError,
+    TaskOptionError,
+    WorkflowLoadError,
+)
 from .expression import Expression, TaskExpression
 from .hashing import hash_parts, hash_text, hash_value
 from .options import check_task_options, reads_context
@@ -126,6 +133,26 @@ def namespace(name: str | None = None) -> None:
     if name:
         _check_names("x", name)
     _current_namespace = name or ""
+
+
+def warn_of_tasks_without_namespace() -> None:
+    """Warn (NamespaceWarning) when a defined task has no namespace, as redun does when a
+    workflow starts; an explicit `namespace=""` counts as none. The warning points at the
+    first such task's definition, where the fix goes."""
+    missing = [task for task in _registry.values() if not task.namespace]
+    if not missing:
+        return
+    code = getattr(missing[0].func, "__code__", None)
+    warnings.warn_explicit(
+        NamespaceWarning(
+            "tasks without a namespace may clash with same-named tasks elsewhere; set "
+            '`kredun_namespace = "..."` in their module or @task(namespace=...): '
+            + ", ".join(sorted(f"{task.func.__module__}:{task.name}" for task in missing))
+        ),
+        NamespaceWarning,
+        code.co_filename if code else "<unknown>",
+        code.co_firstlineno if code else 0,
+    )
 
 
 def _namespace_of(func: Callable) -> str:

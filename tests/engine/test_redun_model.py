@@ -4,9 +4,11 @@ against kredun, each pinned by a test of our own."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 from kredun import (
@@ -19,12 +21,14 @@ from kredun import (
     subrun,
     task,
 )
-from kredun.errors import ConfigError, PlanError, TaskOptionError
+from kredun.errors import ConfigError, NamespaceWarning, PlanError, TaskNameError, TaskOptionError
 from kredun.functools import map_, seq
 from kredun.submit import encode_submission
 from kredun.subrun import from_redun_config
 from kredun.task import CacheScope
 from kredun.valuestore import open_value_store
+
+from tests.support.tasks import restored_registry  # noqa: F401
 
 # Tasks here (module level and in tests) get their own namespace: other test modules define
 # tasks with the same short names.
@@ -420,3 +424,29 @@ def test_a_given_source_replaces_the_functions_own_in_the_hash():
     # .options() copies keep the given source.
     assert second.options(retries=1).source == first.source
     assert Scheduler().run(second()) == 20
+
+
+@pytest.mark.usefixtures("restored_registry")
+def test_tasks_without_a_namespace_are_warned_of_when_a_run_starts():
+    registry = importlib.import_module("kredun.task")._registry  # `kredun.task` is the decorator
+    # Other test modules' namespace-less tasks would be named too: keep only this module's.
+    for fullname in [name for name, defined in registry.items() if not defined.namespace]:
+        del registry[fullname]
+
+    @task(namespace="")
+    def bare():
+        return 10
+
+    assert bare.namespace == "" and bare.fullname == "bare"
+    with pytest.warns(NamespaceWarning, match=r"test_redun_model:bare$") as caught:
+        assert Scheduler().run(bare()) == 10
+    # It points at the task's definition, where the fix goes.
+    assert caught[0].filename == __file__
+    with pytest.raises(TaskNameError, match=r"namespace '\.ns'"):
+        task(namespace=".ns", name="dotted")(lambda: 1)
+
+    named = task(namespace="ns", name="bare")(lambda: 1)
+    del registry["bare"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NamespaceWarning)
+        assert Scheduler().run(named()) == 1
