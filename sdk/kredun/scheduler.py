@@ -60,6 +60,7 @@ from .provenance.records import (
     TaskRecord,
     ValueRecord,
 )
+from .provenance.why import explain_miss
 from .serialize import preview, type_name
 from .stores import Stores
 from .tags import check_tags
@@ -981,6 +982,15 @@ class _ExecutionRun:
         job = self._new_job(node, eval_hash, args_hash, context, "PENDING")
         self.in_flight.setdefault(job.key, job)
         self.would_run.append(job.call_text())
+        # _new_job has just queued this job's arguments (a dry run never writes them).
+        queued = self.pending.arguments
+        start = len(queued)
+        while start and queued[start - 1].job_id == job.id:
+            start -= 1
+        reason = explain_miss(
+            self.scheduler.store, job.task.fullname, job.task.hash, queued[start:]
+        )
+        self.logger.info("Miss   Job %s:  %s", job.id[:8], reason)
         self.logger.info("Dryrun Job %s:  %s would run", job.id[:8], job.call_text())
         self._count(job.task.fullname, None, PENDING)
 

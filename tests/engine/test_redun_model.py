@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 import subprocess
 import sys
@@ -21,7 +22,14 @@ from kredun import (
     subrun,
     task,
 )
-from kredun.errors import ConfigError, NamespaceWarning, PlanError, TaskNameError, TaskOptionError
+from kredun.errors import (
+    ConfigError,
+    DryRunResult,
+    NamespaceWarning,
+    PlanError,
+    TaskNameError,
+    TaskOptionError,
+)
 from kredun.functools import map_, seq
 from kredun.submit import encode_submission
 from kredun.subrun import from_redun_config
@@ -450,3 +458,40 @@ def test_tasks_without_a_namespace_are_warned_of_when_a_run_starts():
     with warnings.catch_warnings():
         warnings.simplefilter("error", NamespaceWarning)
         assert Scheduler().run(named()) == 1
+
+
+def test_a_dry_run_says_why_each_job_would_miss_the_cache(tmp_path, caplog):
+    scheduler = Scheduler(f"sqlite:///{tmp_path}/p.db")
+
+    @task(version="1", name="explained")
+    def first(x):
+        return x
+
+    def misses(expr) -> list[str]:
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="kredun")
+        scheduler.logger.addHandler(caplog.handler)  # kredun's logger does not propagate
+        try:
+            with pytest.raises(DryRunResult):
+                scheduler.run(expr, dryrun=True)
+        finally:
+            scheduler.logger.removeHandler(caplog.handler)
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("Miss")]
+
+    fullname = "redun_model_test.explained"
+    [miss] = misses(first(10))
+    assert miss.endswith(f"New task '{fullname}()' is called with new arguments")
+    assert scheduler.run(first(10)) == 10
+
+    [miss] = misses(first(11))
+    assert f"Existing task '{fullname}()' is called with new arguments (x differ" in miss
+
+    @task(version="2", name="explained")
+    def second(x):
+        return x
+
+    [miss] = misses(second(10))
+    assert f"New task '{fullname}()' with previous arguments (code changed" in miss
+    assert f"{first.hash[:8]} --> {second.hash[:8]}" in miss
+    [miss] = misses(second(11))
+    assert miss.endswith(f"New task '{fullname}()' is called with new arguments")

@@ -26,6 +26,8 @@ _DIFF_LINES = 40
 # Jobs named in "ran under it"; the rest are counted.
 _RAN_SHOWN = 10
 _FINISHED = frozenset({"DONE", "CACHED"})
+# Fewer for a dry run's explanations: it gives one for every job that would run.
+_MISS_CANDIDATES = 20
 
 
 @dataclass(slots=True)
@@ -288,3 +290,37 @@ def _source_diff(store: ProvenanceBackend, old_hash: str, new_hash: str) -> list
 
 def _when(job: JobRecord) -> Any:
     return job.start_time.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def explain_miss(
+    store: ProvenanceBackend, task_name: str, task_hash: str, arguments: list[ArgumentRecord]
+) -> str:
+    """Why a call that a dry run found would have to run misses the cache, in redun's three
+    kinds: the task's code changed but an earlier call had these arguments; the code is
+    known but the arguments are new; or both are new."""
+    now = _by_name(arguments)
+    earlier = store.find_jobs(task=task_name, limit=_MISS_CANDIDATES)
+    same_code: JobRecord | None = None
+    for other in earlier:
+        if other.status not in _FINISHED:
+            continue
+        same_arguments = not _differences(now, _by_name(job_arguments(store, other)))
+        if same_arguments and other.task_hash != task_hash:
+            return (
+                f"New task '{task_name}()' with previous arguments (code changed since "
+                f"{_where(other)}: task hash {other.task_hash[:8]} --> {task_hash[:8]})"
+            )
+        if same_arguments:
+            return (
+                f"Existing task '{task_name}()' with previous arguments ({_where(other)}): a "
+                "task option, the context or a task under it differs"
+            )
+        if same_code is None and other.task_hash == task_hash:
+            same_code = other
+    if same_code is not None:
+        changed = _differences(now, _by_name(job_arguments(store, same_code)))
+        return (
+            f"Existing task '{task_name}()' is called with new arguments ({', '.join(changed)} "
+            f"differ from {_where(same_code)})"
+        )
+    return f"New task '{task_name}()' is called with new arguments"
