@@ -990,7 +990,8 @@ class _ExecutionRun:
         reason = explain_miss(
             self.scheduler.store, job.task.fullname, job.task.hash, queued[start:]
         )
-        self.logger.info("Miss   Job %s:  %s", job.id[:8], reason)
+        # Formatted here, so that a handler or patched logger.log sees the whole line.
+        self.logger.log(logging.INFO, f"Miss   Job {job.id[:8]}:  {reason}")
         self.logger.info("Dryrun Job %s:  %s would run", job.id[:8], job.call_text())
         self._count(job.task.fullname, None, PENDING)
 

@@ -313,7 +313,17 @@ class Task:
         return option_name in self.get_task_options()
 
     def get_task_options(self) -> dict[str, Any]:
-        return {key: value for key, value in self._options.items() if not key.startswith("_")}
+        """The options as redun reports them: cache=True/False read as the cache_scope it
+        means (an explicit cache_scope wins, as the scheduler has it), and cache_scope and
+        check_valid as their enums."""
+        view = {key: value for key, value in self._options.items() if not key.startswith("_")}
+        if "cache" in view:
+            cache = view.pop("cache")
+            view.setdefault("cache_scope", CacheScope.BACKEND if cache else CacheScope.CSE)
+        for name, kind in (("cache_scope", CacheScope), ("check_valid", CacheCheckValid)):
+            if name in view:  # given as the enum or its value: both were validated
+                view[name] = kind(getattr(view[name], "value", view[name]))
+        return view
 
     def options(self, **options: Any) -> Task:
         """A copy of this task with options overridden for the calls made through it."""

@@ -33,7 +33,7 @@ from kredun.errors import (
 from kredun.functools import map_, seq
 from kredun.submit import encode_submission
 from kredun.subrun import from_redun_config
-from kredun.task import CacheScope
+from kredun.task import CacheCheckValid, CacheScope
 from kredun.valuestore import open_value_store
 
 from tests.support.tasks import restored_registry  # noqa: F401
@@ -495,3 +495,21 @@ def test_a_dry_run_says_why_each_job_would_miss_the_cache(tmp_path, caplog):
     assert f"{first.hash[:8]} --> {second.hash[:8]}" in miss
     [miss] = misses(second(11))
     assert miss.endswith(f"New task '{fullname}()' is called with new arguments")
+
+
+def test_cache_options_read_back_as_the_cache_scope_they_mean():
+    @task(cache=False, check_valid="shallow")
+    def uncached():
+        return 1
+
+    assert uncached.get_task_options() == {
+        "cache_scope": CacheScope.CSE,
+        "check_valid": CacheCheckValid.SHALLOW,
+    }
+    assert uncached.options(cache=True).get_task_option("cache_scope") is CacheScope.BACKEND
+    # An explicit cache_scope wins over cache, as it does when the job is scheduled.
+    both = uncached.options(cache_scope="NONE")
+    assert both.get_task_option("cache_scope") is CacheScope.NONE
+    assert not uncached.options().has_task_option("cache")
+    plain = task(name="plain")(lambda: 1)
+    assert not plain.has_task_option("cache_scope")
