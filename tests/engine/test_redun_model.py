@@ -495,6 +495,11 @@ def test_a_dry_run_says_why_each_job_would_miss_the_cache(tmp_path, caplog):
     assert f"{first.hash[:8]} --> {second.hash[:8]}" in miss
     [miss] = misses(second(11))
     assert miss.endswith(f"New task '{fullname}()' is called with new arguments")
+    # Same code and arguments, yet it would run: here because the call's options keep it
+    # from the cache.
+    assert scheduler.run(second(10)) == 10
+    [miss] = misses(second.options(cache=False)(10))
+    assert f"Existing task '{fullname}()' with previous arguments" in miss
 
 
 def test_cache_options_read_back_as_the_cache_scope_they_mean():
