@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from kredun import File, Scheduler, apply_tags, subrun, task
 from kredun.errors import AmbiguousIdError, NotFoundError, TagError, TaskOptionError
 from kredun.provenance.base import ProvenanceBackend
 from kredun.provenance.schema import HEAD_REVISION
-from kredun.provenance.store import MIGRATIONS_DIR, ProvenanceStore
+from kredun.provenance.store import ProvenanceStore
 from sqlalchemy import create_engine, text
 
+from tests.support.migrations import alembic_config
 from tests.support.postgres import store_uri  # noqa: F401
 
 
@@ -203,20 +203,12 @@ def test_an_ambiguous_job_prefix_is_refused(scheduler: Scheduler) -> None:
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _alembic(connection: Any) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("path_separator", "os")
-    config.attributes["connection"] = connection
-    return config
-
-
 def test_migration_from_0002_keeps_every_row(store_uri: str) -> None:  # noqa: F811
     """A database as the previous release left it (schema 0002, with data) upgrades to
     head; every row reads back, and the new tables work."""
     engine = create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:
-        command.upgrade(_alembic(connection), "0002")
+        command.upgrade(alembic_config(connection), "0002")
         connection.execute(
             text(
                 "INSERT INTO kredun_execution (id, args, status, start_time) "

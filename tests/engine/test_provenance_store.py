@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from kredun.errors import DatabaseURIError, StoreError
@@ -35,13 +34,13 @@ from kredun.provenance.records import (
 )
 from kredun.provenance.schema import HEAD_REVISION, metadata
 from kredun.provenance.store import (
-    MIGRATIONS_DIR,
     AmbiguousIdError,
     NotFoundError,
     ProvenanceStore,
 )
 from sqlalchemy import create_engine, inspect, text
 
+from tests.support.migrations import alembic_config
 from tests.support.postgres import store_uri  # noqa: F401
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -121,10 +120,7 @@ def test_upgrade_reports_old_and_new_revision(store_uri: str) -> None:  # noqa: 
 
 
 def test_head_revision_is_alembic_head() -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("path_separator", "os")
-    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
 
 
 def test_migrations_create_exactly_the_schema_metadata_describes(store_uri: str) -> None:  # noqa: F811

@@ -4,29 +4,21 @@ without loading the value. Tests taking `store_uri` run on SQLite and PostgreSQL
 from __future__ import annotations
 
 from alembic import command
-from alembic.config import Config
 from kredun.provenance.records import ProvenanceBatch, ValueRecord
 from kredun.provenance.schema import HEAD_REVISION
-from kredun.provenance.store import MIGRATIONS_DIR, ProvenanceStore
+from kredun.provenance.store import ProvenanceStore
 from sqlalchemy import create_engine, inspect, text
 
+from tests.support.migrations import alembic_config
 from tests.support.postgres import store_uri  # noqa: F401
 
 OLD, YES, NO = "a" * 40, "b" * 40, "c" * 40
 
 
-def _alembic(connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("path_separator", "os")
-    config.attributes["connection"] = connection
-    return config
-
-
 def test_migration_0005_keeps_values_and_stores_truth(store_uri: str) -> None:  # noqa: F811
     engine = create_engine(store_uri.replace("postgresql://", "postgresql+psycopg://"))
     with engine.begin() as connection:
-        command.upgrade(_alembic(connection), "0004")
+        command.upgrade(alembic_config(connection), "0004")
         connection.execute(
             text(
                 "INSERT INTO kredun_value (scope, hash, type_name, preview, size, data) "
@@ -47,7 +39,7 @@ def test_migration_0005_keeps_values_and_stores_truth(store_uri: str) -> None:  
             }  # fmt: skip
             assert records[OLD].data == b"\x80\x04K\x03."
         with engine.begin() as connection:
-            command.downgrade(_alembic(connection), "0004")
+            command.downgrade(alembic_config(connection), "0004")
             columns = {column["name"] for column in inspect(connection).get_columns("kredun_value")}
             assert "truth" not in columns
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
-from alembic.config import Config as AlembicConfig
 from kredun import Scheduler, task
 from kredun.config import Config, config_from_dict, project_config
 from kredun.domains import fetch_plan
@@ -19,12 +18,13 @@ from kredun.errors import (
 )
 from kredun.hashing import hash_bytes
 from kredun.provenance.records import CallRecord, ProvenanceBatch, ValueRecord
-from kredun.provenance.store import MIGRATIONS_DIR, ProvenanceStore
+from kredun.provenance.store import ProvenanceStore
 from kredun.refs import ref_from_json
 from kredun.tenancy import Tenancy, parse_tenancy, scoped_store_uri
 from kredun.valuestore import INLINE_VALUE_LIMIT, open_value_store
 from sqlalchemy import create_engine, text
 
+from tests.support.migrations import alembic_config
 from tests.support.postgres import store_uri  # noqa: F401
 
 kredun_namespace = "tenancy"
@@ -118,14 +118,10 @@ def test_oversized_inline_data_is_not_read(store_uri) -> None:  # noqa: F811
 
 
 def test_migrating_keeps_earlier_rows_in_the_default_scope(store_uri) -> None:  # noqa: F811
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("path_separator", "os")
     engine = create_engine(store_uri)
     try:
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0001")
+            command.upgrade(alembic_config(connection), "0001")
             connection.execute(
                 text(
                     "INSERT INTO kredun_call (eval_hash, task_hash, args_hash, result_hash, "
