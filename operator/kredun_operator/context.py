@@ -226,6 +226,7 @@ class ExecutionContext:
             cache_scope=self.scope,
             max_retries=settings.jobs.max_retries,
             database_pool_size=settings.database_pool_size,
+            limits=settings.limits,
         )
 
     @property

@@ -19,6 +19,8 @@ Recognised tables (anything else is ignored, so the chart may carry more)::
     [jobs.node_selector], [jobs.env]           # string tables
     [operator]        status_interval, store_retry_max, store_outage_deadline   # seconds
                       max_running_executions, database_pool_size   # 0: no limit
+    [limits]          NAME = count             # named resources jobs hold (@task(limits=...)),
+                                               # counted per Execution as in kredun.toml
     [tenancy.shared_cache]  group = ["namespace", ...]   # namespaces sharing one cache
     [executors.NAME]  type = "batch", ...      # more executors for plans that name them
     [executors.NAME]  type = "k8s", fallback = "batch", fallback_after = 120,
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from kredun.config import Config, apply_environment, check_executor_config
+from kredun.config import Config, apply_environment, check_executor_config, parse_limits
 from kredun.errors import ConfigError, ResourceError
 from kredun.resources import Resources
 from kredun.tenancy import Tenancy, parse_tenancy
@@ -97,6 +99,8 @@ class OperatorSettings:
     database_pool_size: int = 10
     # Each namespace is a cache scope of its own unless it shares one with a group.
     tenancy: Tenancy = field(default_factory=Tenancy)
+    # How many jobs of one Execution may hold each named resource at once ([limits]).
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 def load_settings(path: str | Path | None) -> OperatorSettings:
@@ -151,7 +155,15 @@ def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> Operat
         max_running_executions=reader.count(operator, "max_running_executions", 0),
         database_pool_size=max(1, reader.count(operator, "database_pool_size", 10)),
         tenancy=tenancy,
+        limits=_limits(reader, data),
     )
+
+
+def _limits(reader: _Reader, data: dict[str, Any]) -> dict[str, int]:
+    try:
+        return parse_limits(data.get("limits", {}), reader.origin)
+    except ConfigError as error:
+        raise SettingsError(str(error)) from None
 
 
 # Job Pods hold no database credentials: the operator alone writes provenance.

@@ -149,12 +149,7 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
     context = data.get("context", {})
     if not isinstance(context, dict):
         raise ConfigError(f"{origin}: [context] must be a table of context values")
-    limits = data.get("limits", {})
-    if not isinstance(limits, dict):
-        raise ConfigError(f"{origin}: [limits] must be a table of name = count")
-    for name, count in limits.items():
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ConfigError(f"{origin}: limits.{name} = {count!r} must be a whole number >= 0")
+    limits = parse_limits(data.get("limits", {}), origin)
     return Config(
         database_uri=data.get("database", {}).get("uri"),
         value_store_uri=data.get("value_store", {}).get("uri"),
@@ -163,8 +158,18 @@ def config_from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         cache_scope=tenancy.cache_scope,
         tenancy=tenancy,
         context=dict(context),
-        limits=dict(limits),
+        limits=limits,
     )
+
+
+def parse_limits(limits: Any, origin: str) -> dict[str, int]:
+    """A `[limits]` table (resource name = how many jobs may hold it at once), checked."""
+    if not isinstance(limits, dict):
+        raise ConfigError(f"{origin}: [limits] must be a table of name = count")
+    for name, count in limits.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ConfigError(f"{origin}: limits.{name} = {count!r} must be a whole number >= 0")
+    return dict(limits)
 
 
 def load_config_file(path: Path) -> Config:

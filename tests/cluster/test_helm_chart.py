@@ -414,7 +414,7 @@ def test_standard_labels(files: list[Path]) -> None:
 def test_config_file_is_valid_toml(files: list[Path]) -> None:
     manifests = render(files)
     config = kredun_toml(manifests)
-    assert set(config) <= {"operator", "jobs", "value_store", "aws"}
+    assert set(config) <= {"operator", "jobs", "limits", "value_store", "aws"}
     jobs = config["jobs"]
     assert {"image", "service_account", "image_pull_policy", "resources", "node_selector"} <= set(
         jobs
@@ -618,6 +618,20 @@ def test_pod_policy_allows_the_job_service_account_only_by_default() -> None:
     settings = settings_from_dict({"jobs": jobs, **stores})
     assert settings.jobs.allowed_service_accounts() == {"kredun-jobs", "etl"}
     assert settings.jobs.allowed_images == ("registry.example.com/",)
+
+
+def test_named_limits_reach_the_settings() -> None:
+    from kredun_operator.settings import settings_from_dict
+
+    stores = {"database": {"uri": "sqlite:////x.db"}, "value_store": {"uri": "file:///v"}}
+    assert kredun_toml(render())["limits"] == {}
+    config = kredun_toml(render(set_values={"jobs": {"limits": {"db": 2, "gpu-slot": 0}}}))
+    assert settings_from_dict({"limits": config["limits"], **stores}).limits == {
+        "db": 2, "gpu-slot": 0,
+    }  # fmt: skip
+    schema = _values_schema()["properties"]["jobs"]["properties"]["limits"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"db": -1}, schema)
 
 
 def test_operator_bounds_reach_the_settings() -> None:

@@ -89,6 +89,28 @@ def test_running_jobs_per_namespace_are_capped_and_queued_ones_shown(tmp_path: P
         assert start >= end, "two jobs of the namespace ran at once"
 
 
+def most_at_once(spans_: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in spans_] + [(end, -1) for _, end in spans_])
+    running = most = 0
+    for _, change in events:  # an end sorts before a start at the same instant
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_named_limits_from_the_operator_config_bound_an_executions_jobs(tmp_path: Path) -> None:
+    """`[limits] db = 2` in the operator's configuration: of four jobs that each hold one
+    `db`, two run at a time (an unconfigured name would allow one)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    config = "[limits]\ndb = 2\n"
+    with OperatorCluster(tmp_path, kubelet_parallel=4, operator_config=config) as cluster:
+        holding = flow.timed.options(limits=["db"])
+        cluster.create("limited", cluster.plan_spec([holding(i, 3.0, str(runs)) for i in range(4)]))
+        assert cluster.wait_for_phase("limited")["phase"] == "Succeeded"
+    assert most_at_once(spans(runs)) == 2
+
+
 def test_running_executions_are_capped_and_the_queue_is_shown(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()

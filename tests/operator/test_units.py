@@ -9,6 +9,7 @@ import pickle
 import re
 import subprocess
 import sys
+import tomllib
 from collections import namedtuple
 from fractions import Fraction
 from pathlib import Path
@@ -408,6 +409,21 @@ def test_settings_from_the_helm_chart_config() -> None:
     assert env["AWS_ENDPOINT_URL_S3"]["value"] == "http://minio"
     assert env["AWS_REGION"]["value"] == "eu"
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"] == {"name": "aws", "key": "id"}
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [("db = 2", None), ("db = -1", "limits.db = -1 must be a whole number"),
+     ("db = \"x\"", "limits.db = 'x' must be a whole number")],
+)  # fmt: skip
+def test_settings_read_named_limits(limits: str, message: str | None) -> None:
+    data = tomllib.loads(f"[database]\nuri = 'sqlite:////tmp/k.db'\n"
+                         f"[value_store]\nuri = 'file:///tmp/v'\n[limits]\n{limits}\n")  # fmt: skip
+    if message is None:
+        assert settings_from_dict(data).limits == {"db": 2}
+    else:
+        with pytest.raises(SettingsError, match=message):
+            settings_from_dict(data)
 
 
 def test_settings_mount_a_pvc_value_store(monkeypatch) -> None:
