@@ -10,9 +10,11 @@ here, then checks the blob's bytes against `hash` and `size` before recording an
 Success::
 
     {"version": 1, "kind": "value" | "plan", "hash": "<40 hex>", "size": 123,
-     "type": "builtins.int", "preview": "42", "truth": true}
+     "type": "builtins.int", "preview": "42", "truth": true, "files": false}
 
-`truth` is bool(result) computed in the job (null if bool() raised). Failure (the task
+`truth` is bool(result) computed in the job (null if bool() raised). `files` says whether
+the value holds a `File` or `Dir`, whose validity depends on the world outside the cache;
+outcomes of workers older than this field omit it, which means false. Failure (the task
 raised)::
 
     {"version": 1, "error": {"classes": ["builtins.ValueError", ..., "builtins.BaseException"],
@@ -54,6 +56,7 @@ CLASS_NAME_LIMIT = 200
 CLASSES_LIMIT = 32
 
 _SUCCESS_KEYS = frozenset({"version", "kind", "hash", "size", "type", "preview", "truth"})
+_OPTIONAL_SUCCESS_KEYS = frozenset({"files"})
 _FAILURE_KEYS = frozenset({"version", "error"})
 _ERROR_KEYS = frozenset({"classes", "message", "hash"})
 
@@ -77,6 +80,7 @@ class Outcome:
     type: str = ""
     preview: str = ""
     truth: bool | None = None
+    files: bool = False
     error: TaskFailure | None = None
 
     def to_json(self) -> str:
@@ -92,6 +96,7 @@ class Outcome:
                     "type": self.type[: min(TYPE_LIMIT, text_limit)],
                     "preview": self.preview[: min(PREVIEW_LIMIT, text_limit)],
                     "truth": self.truth,
+                    "files": self.files,
                 }
             else:
                 error = self.error
@@ -140,7 +145,7 @@ def parse(text: str | bytes) -> Outcome:
     if "error" in document:
         _check_keys(document, _FAILURE_KEYS, "")
         return Outcome(error=_failure(document["error"]))
-    _check_keys(document, _SUCCESS_KEYS, "")
+    _check_keys(document, _SUCCESS_KEYS, "", _OPTIONAL_SUCCESS_KEYS)
     kind = document["kind"]
     if kind not in KINDS:
         raise OutcomeError(f"job outcome field 'kind' must be one of {', '.join(KINDS)}")
@@ -150,6 +155,9 @@ def parse(text: str | bytes) -> Outcome:
     truth = document["truth"]
     if truth is not None and not isinstance(truth, bool):
         raise OutcomeError("job outcome field 'truth' must be true, false or null")
+    files = document.get("files", False)
+    if not isinstance(files, bool):
+        raise OutcomeError("job outcome field 'files' must be true or false")
     return Outcome(
         kind=kind,
         hash=_hash(document["hash"], "hash"),
@@ -157,6 +165,7 @@ def parse(text: str | bytes) -> Outcome:
         type=_text(document["type"], "type", TYPE_LIMIT),
         preview=_text(document["preview"], "preview", PREVIEW_LIMIT),
         truth=truth,
+        files=files,
     )
 
 
@@ -178,12 +187,18 @@ def _failure(error: Any) -> TaskFailure:
     )
 
 
-def _check_keys(document: dict[str, Any], expected: frozenset[str], prefix: str) -> None:
-    unknown = sorted(set(document) - expected)
+def _check_keys(
+    document: dict[str, Any],
+    expected: frozenset[str],
+    prefix: str,
+    optional: frozenset[str] = frozenset(),
+) -> None:
+    unknown = sorted(set(document) - expected - optional)
     if unknown:
+        known = sorted(expected | optional)
         raise OutcomeError(
             f"job outcome has unknown field(s) {', '.join(prefix + k for k in unknown)[:200]} "
-            f"(known: {', '.join(prefix + k for k in sorted(expected))})"
+            f"(known: {', '.join(prefix + k for k in known)})"
         )
     missing = sorted(expected - set(document))
     if missing:

@@ -39,6 +39,7 @@ from .plan import _task_ref, dumps_plan, encode_plan
 from .refs import ref_from_json
 from .retries import with_store_retries
 from .serialize import dumps, preview, ship, type_name
+from .validity import collecting_external
 from .valuestore import ValueStore
 
 BATCH_JOB_VARIABLE = "AWS_BATCH_JOB_ID"
@@ -76,10 +77,14 @@ def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, Bas
         outcome = Outcome(kind="plan", hash=hash_bytes(data), size=len(data), type="kredun.plan",
                           preview=f"<plan of {len(plan['nodes'])} nodes>")  # fmt: skip
     else:
-        data = dumps(result)
+        # Files and Dirs note themselves while pickled: the receiver must check them before
+        # it replays this result from the cache.
+        with collecting_external() as external:
+            data = dumps(result)
         outcome = Outcome(kind="value", hash=hash_bytes(data), size=len(data),
                           type=type_name(result)[:TYPE_LIMIT],
-                          preview=preview(result, PREVIEW_LIMIT), truth=_truth(result))  # fmt: skip
+                          preview=preview(result, PREVIEW_LIMIT), truth=_truth(result),
+                          files=bool(external))  # fmt: skip
     put(outcome.hash, data)
     return outcome, None
 

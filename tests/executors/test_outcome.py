@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from kredun import Scheduler, task
+from kredun import File, Scheduler, task
 from kredun.config import Config
 from kredun.domains import ResultNotes
 from kredun.errors import OutcomeError
@@ -74,6 +74,7 @@ def error_outcome(**fields: Any) -> dict[str, Any]:
     "outcome",
     [
         Outcome(kind="value", hash=HASH, size=3, type="builtins.int", preview="42", truth=True),
+        Outcome(kind="value", hash=HASH, size=9, type="kredun.File", preview="f", files=True),
         Outcome(kind="plan", hash=HASH, size=900, type="kredun.plan", preview="<plan>"),
         Outcome(error=TaskFailure(("builtins.KeyError", "builtins.LookupError"), "'k'", HASH)),
         Outcome(error=TaskFailure(("x.Unpicklable",), "no pickle", None)),
@@ -113,6 +114,8 @@ def test_free_text_is_shortened_to_fit_a_termination_message() -> None:
         (value_outcome(preview=["x"]), "'preview'"),
         (value_outcome(preview="p" * 201), "'preview'"),
         (value_outcome(truth="yes"), "'truth'"),
+        (value_outcome(files=None), "'files'"),
+        (value_outcome(files=1), "'files'"),
         (value_outcome(extra=1), "extra"),
         ({k: v for k, v in value_outcome().items() if k != "size"}, "size"),
         (error_outcome(classes="builtins.ValueError"), "'error.classes'"),
@@ -146,6 +149,12 @@ def test_malformed_outcomes_are_refused_naming_the_field(document: dict, field: 
 def test_outcomes_that_are_not_outcomes(text: str, message: str) -> None:
     with pytest.raises(OutcomeError, match=message):
         parse(text)
+
+
+def test_an_outcome_without_files_says_the_value_holds_none() -> None:
+    # Workers older than the field omit it: their values are replayed as before.
+    assert parse(json.dumps(value_outcome())).files is False
+    assert parse(json.dumps(value_outcome(files=True))).files is True
 
 
 def test_outcome_keys_are_value_store_keys() -> None:
@@ -182,6 +191,21 @@ def test_a_value_is_stored_under_the_sha1_of_its_bytes() -> None:
     )  # fmt: skip
     zero, _ = run_job(spec_for(store, halve, 0), store)
     assert zero.truth is False
+
+
+@task()
+def file_pair(path: str) -> Any:
+    return {"out": [File(path)], "n": 1}
+
+
+def test_a_value_holding_files_is_reported_as_such(tmp_path: Path) -> None:
+    store = MemoryValueStore()
+    target = tmp_path / "out.txt"
+    target.write_text("x")
+    outcome, error = run_job(spec_for(store, file_pair, str(target)), store)
+    assert error is None and outcome.files is True
+    plain, _ = run_job(spec_for(store, halve, 84), store)
+    assert plain.files is False
 
 
 def test_returned_expressions_are_stored_as_a_plan_fragment() -> None:
