@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .expression import SIMPLE_OPERATIONS
+from .serialize import dumps
 from .task import task
+from .validity import collecting_external, stale_reasons
 
 
 @task(namespace="kredun", name="simple_op", version="1")
@@ -25,3 +27,14 @@ def call_by_name(task_name: str, args: list, kwargs: dict) -> Any:
     from .workflow import import_task
 
     return import_task(task_name)(*args, **kwargs)
+
+
+@task(namespace="kredun", name="files_valid", version="1", cache=False)
+def files_valid(value: Any) -> bool:
+    """Whether every File and Dir in a cached value is still what it was when the value was
+    made: the operator, which may not unpickle the value, has a job check it. Never cached:
+    the answer depends on the files now."""
+    # Files note themselves while pickled, with the hash they were stored with.
+    with collecting_external() as found:
+        dumps(value)
+    return not stale_reasons(found)

@@ -42,7 +42,7 @@ from typing import Any
 
 from . import graph
 from .binding import PARAMETER_KINDS, Parameter, bind, hash_call_arguments
-from .builtins import call_by_name, simple_op
+from .builtins import call_by_name, files_valid, simple_op
 from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode, hash_bytes, hash_parts
@@ -819,4 +819,12 @@ def call_by_name_ref() -> TaskRef:
     return TaskRef(
         call_by_name.fullname, call_by_name.hash, call_by_name.func.__module__,
         call_by_name.parameters, None, {"cache": False},
+    )  # fmt: skip
+
+
+@cache
+def files_valid_ref() -> TaskRef:
+    return TaskRef(
+        files_valid.fullname, files_valid.hash, files_valid.func.__module__,
+        files_valid.parameters, None, {"cache": False},
     )  # fmt: skip

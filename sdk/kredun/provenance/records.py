@@ -27,6 +27,7 @@ class ValueRecord:
     data: bytes | None  # the serialized bytes when small enough to keep inline; else None
     scope: str = ""  # the cache scope (kredun.tenancy); the store sets it when writing
     truth: bool | None = None  # bool(value) as the job that made it reported it, if it did
+    holds_files: bool | None = None  # whether it holds a File or Dir, as its job reported
 
 
 @dataclass(slots=True)

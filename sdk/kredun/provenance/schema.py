@@ -33,7 +33,7 @@ from sqlalchemy import (
 # The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
 # database's alembic_version against it with one query, so alembic is only imported when the
 # schema actually needs creating or upgrading.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 # Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
 HASH_LENGTH = 64
@@ -105,6 +105,9 @@ value_table = Table(
     _created(),
     # bool(value), as the job that made it reported it: a cond on a cached value reads it.
     Column("truth", Boolean, nullable=True),
+    # Whether the value holds a File or Dir, as its job reported: the operator checks those
+    # files in a job before it replays the value from the cache.
+    Column("holds_files", Boolean, nullable=True),
 )
 
 call_table = Table(
