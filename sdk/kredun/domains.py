@@ -34,6 +34,7 @@ from .plan import (
     current_tasks,
     decode_plan,
     dumps_plan,
+    files_valid_ref,
     list_plan,
     loads_plan,
     stale_task_values,
@@ -123,6 +124,10 @@ class ValueDomain(Protocol):
     def truth_test(self, value: Any) -> Any:
         """An expression whose value has the truth of `value`, known once it is evaluated."""
 
+    def files_check(self, result: Result) -> Any | None:
+        """An expression true iff the files a cached result holds are unchanged, when this
+        domain must evaluate one before replaying the result; None to replay it as it is."""
+
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         """Whether `error` is an instance of `error_class` (classes, or a plan's names)."""
 
@@ -158,6 +163,8 @@ class ReferencedValues:
         # bool() of values by hash, as the jobs that made them (or the submitter, for a
         # plan's literals, or provenance, for cached results) reported it.
         self.truths: dict[str, bool] = {}
+        # Hashes of values their jobs reported holding a File or Dir.
+        self.with_files: set[str] = set()
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
         if isinstance(expr, SubPlan):  # a control node's argument
@@ -190,6 +197,8 @@ class ReferencedValues:
             return self._plan(data, received.hash), data
         if outcome.truth is not None:
             self.truths[received.hash] = outcome.truth
+        if received.files:
+            self.with_files.add(received.hash)
         return ("value", ValueRef(received.hash), received.hash), data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
@@ -231,6 +240,23 @@ class ReferencedValues:
         return {
             "version": 1, "tasks": {}, "root": 1,
             "nodes": [{"value": value.to_json()}, {"op": "truth", "args": [0], "kwargs": {}}],
+        }  # fmt: skip
+
+    def files_check(self, result: Result) -> dict[str, Any] | None:
+        """For a value its job reported holding Files or Dirs: a plan calling the built-in
+        `kredun.files_valid` on it in a job (the operator cannot look inside the value)."""
+        kind, value, _ = result
+        if kind != "value" or not isinstance(value, ValueRef):
+            return None
+        if value.hash not in self.with_files:
+            record = self.stores.provenance.value_records([value.hash]).get(value.hash)
+            if record is None or not record.holds_files:
+                return None
+            self.with_files.add(value.hash)
+        check = files_valid_ref()
+        return {
+            "version": 1, "tasks": {check.hash: check.to_json()}, "root": 1,
+            "nodes": [{"value": value.to_json()}, {"call": check.hash, "args": [0], "kwargs": {}}],
         }  # fmt: skip
 
     def error_matches(self, error: BaseException, error_class: Any) -> bool:

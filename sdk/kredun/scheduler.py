@@ -646,7 +646,7 @@ class _ExecutionRun:
                 return
         known = self._known_result(eval_hash)
         if known is not None:
-            self._replay(node, eval_hash, args_hash, context, *known)
+            self._replay_checked(node, eval_hash, args_hash, context, known)
             return
         self.to_check.append((node, eval_hash, args_hash, context, False))
 
@@ -794,11 +794,10 @@ class _ExecutionRun:
                 continue
             known = self._known_result(eval_hash)
             if known is not None:
-                self._replay(node, eval_hash, args_hash, context, *known)
+                self._replay_checked(node, eval_hash, args_hash, context, known)
             elif eval_hash in loaded:
-                kind, value, result_hash = loaded[eval_hash]
                 self.scheduler._results[eval_hash] = loaded[eval_hash]
-                self._replay(node, eval_hash, args_hash, context, kind, value, result_hash)
+                self._replay_checked(node, eval_hash, args_hash, context, loaded[eval_hash])
             else:
                 self._dispatch(node, eval_hash, args_hash, context)
 
@@ -994,6 +993,33 @@ class _ExecutionRun:
         self.logger.log(logging.INFO, f"Miss   Job {job.id[:8]}:  {reason}")
         self.logger.info("Dryrun Job %s:  %s would run", job.id[:8], job.call_text())
         self._count(job.task.fullname, None, PENDING)
+
+    def _replay_checked(
+        self, node: Node, eval_hash: str, args_hash: str, context: Context, result: Result
+    ) -> None:
+        """Replay a cached result, unless the value domain must first check the files it
+        holds (the operator, in a job): then replay it if they are unchanged, else run the
+        call again, straight to a job, so the same cache entry is not found again."""
+        check = None if self.dryrun else self.values.files_check(result)
+        if check is None:
+            self._replay(node, eval_hash, args_hash, context, *result)
+            return
+
+        def checked(verdict: Any) -> None:
+            running = self.in_flight.get(context.key(eval_hash))
+            if running is not None:  # an identical call, rerun meanwhile: share its result
+                self._join(running, node)
+            elif self.values.truth(verdict):
+                self._replay(node, eval_hash, args_hash, context, *result)
+            else:
+                self.logger.info(
+                    "Miss   cached result %s is no longer valid: a file it holds changed",
+                    eval_hash[:8],
+                )
+                self.scheduler._results.pop(eval_hash, None)
+                self._dispatch(node, eval_hash, args_hash, context)
+
+        self.evaluate(node, check, checked, None)
 
     def _replay(
         self,
@@ -1222,6 +1248,8 @@ class _ExecutionRun:
             )
             if described is not None:
                 record.truth = described.truth
+        if described is not None:
+            record.holds_files = described.files
         self.pending.values.append(record)
 
     def _cache_off(self, task: TaskLike) -> str | None:

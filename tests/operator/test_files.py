@@ -52,6 +52,31 @@ def test_file_pipeline_runs_in_pods_and_follows_input_edits(operator_cluster, tm
     assert status["phase"] == "Succeeded", status
     result = _result(cluster, status)
     assert result["counts"] == [2, 3] and result["shouted"][1].read() == "THREE FOUR FIVE\n"
+    # The unchanged output File of the cached script call costs one check job.
     assert _pod_tasks(cluster, "files2") == sorted(
-        ["opflow.file_pipeline", "opflow.count_words", "opflow.shout_file", "kredun.script"]
-    )
+        ["opflow.file_pipeline", "opflow.count_words", "opflow.shout_file", "kredun.script",
+         "kredun.files_valid"]
+    )  # fmt: skip
+
+
+def test_a_cached_result_whose_output_file_changed_is_rerun(operator_cluster, tmp_path: Path):
+    cluster = operator_cluster
+    report = tmp_path / "report.txt"
+
+    def submit(name: str) -> list[str]:
+        cluster.create(name, cluster.plan_spec(flow.write_report(str(report), "fresh")))
+        status = cluster.wait_for_phase(name)
+        assert status["phase"] == "Succeeded", status
+        result = _result(cluster, status)
+        assert result["report"] == File(str(report)) and report.read_text() == "fresh"
+        return _pod_tasks(cluster, name)
+
+    assert submit("report1") == ["opflow.write_report"]
+    # Unchanged: replayed, the only Pod the check of its File.
+    assert submit("report2") == ["kredun.files_valid"]
+    report.write_text("edited by hand")
+    assert submit("report3") == ["kredun.files_valid", "opflow.write_report"]
+    report.unlink()
+    assert submit("report4") == ["kredun.files_valid", "opflow.write_report"]
+    # The rerun's result is the one replayed now.
+    assert submit("report5") == ["kredun.files_valid"]

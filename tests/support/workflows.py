@@ -101,6 +101,14 @@ def file_pipeline(data: Dir, out_dir: str) -> dict:
 
 
 @task()
+def write_report(path: str, text: str) -> dict:
+    """A plain task (no script) whose result holds the File it wrote."""
+    report = File(path)
+    report.write(text)
+    return {"report": report, "chars": len(text)}
+
+
+@task()
 def poison_own_result(token: str) -> str:
     """Writes other bytes under the hash its own result will be stored at (the store keeps
     the first blob of a hash): the receiver must notice the mismatch."""
