@@ -163,8 +163,9 @@ class ReferencedValues:
         # bool() of values by hash, as the jobs that made them (or the submitter, for a
         # plan's literals, or provenance, for cached results) reported it.
         self.truths: dict[str, bool] = {}
-        # Hashes of values their jobs reported holding a File or Dir.
-        self.with_files: set[str] = set()
+        # Whether values hold a File or Dir, by hash, as their jobs reported (provenance,
+        # for cached ones; a row from before schema 0006 says no).
+        self.holds_files: dict[str, bool] = {}
 
     def build(self, expr: Any, owner: Any) -> tuple[graph.Node, list[graph.Node]]:
         if isinstance(expr, SubPlan):  # a control node's argument
@@ -197,14 +198,15 @@ class ReferencedValues:
             return self._plan(data, received.hash), data
         if outcome.truth is not None:
             self.truths[received.hash] = outcome.truth
-        if received.files:
-            self.with_files.add(received.hash)
+        self.holds_files[received.hash] = received.files
         return ("value", ValueRef(received.hash), received.hash), data
 
     def load_results(self, calls: Iterable[CallRecord]) -> dict[str, Result]:
         """Cached results the submitted code still computes: a fragment holding a task
         value that the submission defines differently is a miss."""
         results: dict[str, Result] = {}
+        calls = list(calls)
+        self._note_holds_files(call.result_hash for call in calls if call.result_kind == "value")
         for call in calls:
             if call.result_kind not in ("value", "plan"):
                 continue
@@ -248,16 +250,25 @@ class ReferencedValues:
         kind, value, _ = result
         if kind != "value" or not isinstance(value, ValueRef):
             return None
-        if value.hash not in self.with_files:
-            record = self.stores.provenance.value_records([value.hash]).get(value.hash)
-            if record is None or not record.holds_files:
-                return None
-            self.with_files.add(value.hash)
+        if value.hash not in self.holds_files:
+            self._note_holds_files([value.hash])
+        if not self.holds_files[value.hash]:
+            return None
         check = files_valid_ref()
         return {
             "version": 1, "tasks": {check.hash: check.to_json()}, "root": 1,
             "nodes": [{"value": value.to_json()}, {"call": check.hash, "args": [0], "kwargs": {}}],
         }  # fmt: skip
+
+    def _note_holds_files(self, hashes: Iterable[str]) -> None:
+        """Read, in one query, whether the values among `hashes` not yet known hold files."""
+        unknown = {value_hash for value_hash in hashes if value_hash not in self.holds_files}
+        if not unknown:
+            return
+        records = self.stores.provenance.value_records(unknown)
+        for value_hash in unknown:
+            record = records.get(value_hash)
+            self.holds_files[value_hash] = record is not None and bool(record.holds_files)
 
     def error_matches(self, error: BaseException, error_class: Any) -> bool:
         if not isinstance(error_class, ErrorClassNames):
