@@ -1012,14 +1012,19 @@ class _ExecutionRun:
             elif self.values.truth(verdict):
                 self._replay(node, eval_hash, args_hash, context, *result)
             else:
-                self.logger.info(
-                    "Miss   cached result %s is no longer valid: a file it holds changed",
-                    eval_hash[:8],
-                )
-                self.scheduler._results.pop(eval_hash, None)
-                self._dispatch(node, eval_hash, args_hash, context)
+                rerun("a file it holds changed")
 
-        self.evaluate(node, check, checked, None)
+        def rerun(reason: str) -> None:
+            self.logger.info("Miss   cached result %s is no longer valid: %s",
+                             eval_hash[:8], reason)  # fmt: skip
+            self.scheduler._results.pop(eval_hash, None)
+            self._dispatch(node, eval_hash, args_hash, context)
+
+        def check_failed(error: BaseException, traceback: str | None, where: str) -> None:
+            # A result nobody could vouch for is not replayed: the call runs again.
+            rerun(f"checking its files failed: {error}")
+
+        self.evaluate(node, check, checked, check_failed)
 
     def _replay(
         self,
