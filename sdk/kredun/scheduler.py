@@ -495,7 +495,13 @@ class _ExecutionRun:
     def evaluate(
         self, node: Node, expr: Any, on_value: Callable, on_error: Callable | None
     ) -> None:
-        sub_root, ready = self.values.build(expr, node.owner)
+        self._evaluate_under(node.owner, node, expr, on_value, on_error)
+
+    def _evaluate_under(
+        self, owner: Any, node: Node, expr: Any, on_value: Callable, on_error: Callable | None
+    ) -> None:
+        """`evaluate`, with `expr` evaluated as if inside `owner` (a job, its context)."""
+        sub_root, ready = self.values.build(expr, owner)
         self.ready.extend(ready)
         continuation = Node(graph.CONTINUE, (node, on_value, on_error), [sub_root])
         if sub_root.resolved:
@@ -736,8 +742,6 @@ class _ExecutionRun:
         if not missing:
             return False
         context = self.context_of(node).updated(task.get_option("_context_override"))
-        sub_root, ready = self.values.build(missing, JobEnv(node.owner, context))
-        self.ready.extend(ready)
 
         def with_defaults(values: dict[str, Any]) -> None:
             expr = node.payload
@@ -745,12 +749,7 @@ class _ExecutionRun:
             node.children = [*node.children, *(Node(graph.VALUE, v) for v in values.values())]
             self._prepare_call(node)
 
-        continuation = Node(graph.CONTINUE, (node, with_defaults, None), [sub_root])
-        if sub_root.resolved:
-            self.ready.append(continuation)
-        else:
-            continuation.waiting = 1
-            sub_root.parents.append(continuation)
+        self._evaluate_under(JobEnv(node.owner, context), node, missing, with_defaults, None)
         return True
 
     def _known_result(self, eval_hash: str) -> Result | None:
