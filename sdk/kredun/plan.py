@@ -808,23 +808,21 @@ def loads_plan(data: bytes | str) -> dict[str, Any]:
 
 
 # The built-in tasks as plan references: the operator names them without importing code.
+def _builtin_ref(builtin: Any, **options: Any) -> TaskRef:
+    return TaskRef(builtin.fullname, builtin.hash, builtin.func.__module__, builtin.parameters,
+                   None, options)  # fmt: skip
+
+
 @cache
 def simple_op_ref() -> TaskRef:
-    return TaskRef(simple_op.fullname, simple_op.hash, simple_op.func.__module__,
-                   simple_op.parameters)  # fmt: skip
+    return _builtin_ref(simple_op)
 
 
 @cache
 def call_by_name_ref() -> TaskRef:
-    return TaskRef(
-        call_by_name.fullname, call_by_name.hash, call_by_name.func.__module__,
-        call_by_name.parameters, None, {"cache": False},
-    )  # fmt: skip
+    return _builtin_ref(call_by_name, cache=False)
 
 
 @cache
 def files_valid_ref() -> TaskRef:
-    return TaskRef(
-        files_valid.fullname, files_valid.hash, files_valid.func.__module__,
-        files_valid.parameters, None, {"cache": False},
-    )  # fmt: skip
+    return _builtin_ref(files_valid, cache=False)
