@@ -1,7 +1,8 @@
 """The operator's settings: `--config kredun.toml` (rendered by the Helm chart) plus the
 environment ($KREDUN_DATABASE_URI, $KREDUN_VALUE_STORE).
 
-Recognised tables (anything else is ignored, so the chart may carry more)::
+The tables and keys below are all there is: any other key is an error naming it and the
+keys its table knows (a typo must not silently fall back to a default)::
 
     [database]        uri                      # $KREDUN_DATABASE_URI overrides
     [value_store]     uri                      # $KREDUN_VALUE_STORE overrides
@@ -46,6 +47,10 @@ IN_PROCESS_DATABASES = ("memory://", "sqlite://", "sqlite:///:memory:")
 DEFAULT_MOUNT = "/var/lib/kredun/values"
 VALUES_VOLUME = "kredun-values"
 IN_PROCESS_EXECUTORS = ("local", "process")
+# Job Pods hold no database credentials: the operator alone writes provenance.
+_REMOVED_JOB_KEYS = ("database_secret", "database_secret_key")
+# A Kubernetes Toleration's fields (the API server would drop others without a word).
+_TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,63 @@ def load_settings(path: str | Path | None) -> OperatorSettings:
     return settings_from_dict(data, str(path or "settings"))
 
 
+# Every table's keys; None: a table whose keys are names the user chooses, checked by the
+# code that reads it ([jobs.env], [limits], an executor's options, [tenancy] ...).
+_KEYS: dict[str, tuple[str, ...] | None] = {
+    "": ("database", "value_store", "aws", "jobs", "operator", "limits", "tenancy", "executors"),
+    "database": ("uri",),
+    "value_store": ("uri", "s3", "pvc"),
+    "value_store.s3": ("endpoint", "region"),
+    "value_store.pvc": ("claim_name", "mount_path"),
+    "aws": ("credentials_secret", "access_key_id_key", "secret_access_key_key"),
+    "jobs": (
+        "image",
+        "service_account",
+        "image_pull_policy",
+        "image_pull_secrets",
+        "tolerations",
+        "value_store_secret",
+        "unschedulable_after",
+        "max_retries",
+        "max_running_per_namespace",
+        "service_accounts",
+        "allowed_images",
+        "resources",
+        "node_selector",
+        "env",
+        *_REMOVED_JOB_KEYS,
+    ),
+    "jobs.resources": ("cpus", "vcpus", "memory", "gpus"),
+    "operator": (
+        "status_interval",
+        "store_retry_max",
+        "store_outage_deadline",
+        "max_running_executions",
+        "database_pool_size",
+    ),
+}
+
+
+def _check_keys(data: dict[str, Any], origin: str, table: str = "") -> None:
+    """Refuse a key no table knows, naming it and the keys its table does know."""
+    known = _KEYS.get(table)
+    if known is None:
+        return
+    unknown = sorted(key for key in data if key not in known)
+    if unknown:
+        where = f"[{table}]" if table else "the top level"
+        shown = [key for key in known if key not in _REMOVED_JOB_KEYS]
+        raise SettingsError(
+            f"{origin}: unknown key(s) {', '.join(unknown)} in {where} (known: {', '.join(shown)})"
+        )
+    for key, value in data.items():
+        if isinstance(value, dict):
+            _check_keys(value, origin, f"{table}.{key}" if table else key)
+
+
 def settings_from_dict(data: dict[str, Any], origin: str = "settings") -> OperatorSettings:
     reader = _Reader(origin)
+    _check_keys(data, origin)
     stores = apply_environment(
         Config(
             database_uri=reader.string(data, "database", "uri") or "memory://",
@@ -166,10 +226,6 @@ def _limits(reader: _Reader, data: dict[str, Any]) -> dict[str, int]:
         raise SettingsError(str(error)) from None
 
 
-# Job Pods hold no database credentials: the operator alone writes provenance.
-_REMOVED_JOB_KEYS = ("database_secret", "database_secret_key")
-
-
 def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobDefaults:
     jobs = reader.table(data, "jobs")
     removed = [key for key in _REMOVED_JOB_KEYS if key in jobs]
@@ -193,6 +249,13 @@ def _job_defaults(reader: _Reader, data: dict[str, Any], stores: Config) -> JobD
     tolerations = jobs.get("tolerations", [])
     if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
         raise SettingsError(f"{reader.origin}: [jobs] tolerations must be a list of tables")
+    for toleration in tolerations:
+        unknown = sorted(set(toleration) - set(_TOLERATION_KEYS))
+        if unknown:
+            raise SettingsError(
+                f"{reader.origin}: [jobs] tolerations: unknown key(s) {', '.join(unknown)} "
+                f"(known: {', '.join(_TOLERATION_KEYS)})"
+            )
     pull_secrets = reader.names(jobs, "image_pull_secrets")
     return JobDefaults(
         image=reader.string(data, "jobs", "image") or None,

@@ -715,7 +715,7 @@ def test_s3_value_store() -> None:
     }
     assert "/var/lib/kredun/values" not in {m["mountPath"] for m in container["volumeMounts"]}
     config = kredun_toml(manifests)
-    assert config["value_store"]["s3"]["bucket"] == "kredun-values"
+    assert config["value_store"]["uri"] == "s3://kredun-values/team-a/values"
     assert config["aws"]["credentials_secret"] == "kredun-aws"
     assert config["jobs"]["image"] == "registry.example.com/team-a/workflows:1.2.3"
     assert config["jobs"]["image_pull_policy"] == "Always"
@@ -819,6 +819,15 @@ def test_job_pods_get_no_database_uri_and_their_namespace_s3_keys() -> None:
     assert env["KREDUN_VALUE_STORE"]["value"] == "s3://b/k/ns/team-a"
     assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["name"] == "kredun-values-keys"
     assert "value_store_secret" not in kredun_toml(render())["jobs"]
+
+
+@pytest.mark.parametrize("files", VALUE_SET_FILES, ids=VALUE_SET_IDS)
+def test_the_rendered_config_is_one_the_operator_accepts(files: list[Path], monkeypatch) -> None:
+    """The operator refuses unknown keys, so the chart may write only keys it reads."""
+    from kredun_operator.settings import settings_from_dict
+
+    monkeypatch.setenv("KREDUN_DATABASE_URI", "postgresql://db/k")
+    settings_from_dict(kredun_toml(render(files)), "kredun.toml")
 
 
 @pytest.mark.parametrize("files", VALUE_SET_FILES, ids=VALUE_SET_IDS)

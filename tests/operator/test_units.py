@@ -426,6 +426,29 @@ def test_settings_read_named_limits(limits: str, message: str | None) -> None:
             settings_from_dict(data)
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [({"operatorr": {}}, r"unknown key\(s\) operatorr in the top level \(known: database, "),
+     ({"operator": {"status_intervall": 1}}, r"status_intervall in \[operator\] \(known: st"),
+     ({"jobs": {"imagee": "x"}}, r"imagee in \[jobs\] \(known: image, "),
+     ({"jobs": {"resources": {"cpuss": 1}}}, r"cpuss in \[jobs.resources\] \(known: cpus, "),
+     ({"jobs": {"tolerations": [{"keyy": "a"}]}}, r"tolerations: unknown key\(s\) keyy"),
+     ({"value_store": {"uri": "s3://b/p", "s3": {"endpont": "x"}}}, r"endpont in \[value_s"),
+     ({"database": {"uri": "postgresql://u:p@db/k", "pool": 3}}, r"pool in \[database\]"),
+     ({"aws": {"secret": "x"}}, r"secret in \[aws\] \(known: credentials_secret, ")],
+)  # fmt: skip
+def test_settings_refuse_unknown_keys_naming_the_known_ones(extra, message) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings_from_dict({**STORES, **extra})
+
+
+def test_settings_keep_user_named_keys_of_free_tables() -> None:
+    data = {**STORES, "jobs": {"env": {"ANY_NAME": "1"}, "node_selector": {"pool": "x"}},
+            "limits": {"my_db": 2}}  # fmt: skip
+    settings = settings_from_dict(data)
+    assert settings.limits == {"my_db": 2} and settings.jobs.node_selector == {"pool": "x"}
+
+
 def test_settings_mount_a_pvc_value_store(monkeypatch) -> None:
     monkeypatch.setenv("KREDUN_VALUE_STORE", "file:///var/lib/kredun/values")
     data = {
