@@ -634,12 +634,10 @@ class _ExecutionRun:
         if running is not None:
             self._join(running, node)  # identical call in flight: share its result
             return
+        if self._reuse_finished(node, eval_hash, args_hash, context):
+            return
         if scope == "CSE":
-            done = self.finished.get(key)
-            if done is not None:
-                self._replay(node, eval_hash, args_hash, context, *done)
-            else:
-                self._dispatch(node, eval_hash, args_hash, context)
+            self._dispatch(node, eval_hash, args_hash, context)
             return
         shallow = self.values.records_results and _is_shallow(task)
         if shallow:
@@ -785,6 +783,8 @@ class _ExecutionRun:
             running = self.in_flight.get(key)
             if running is not None:
                 self._join(running, node)
+                continue
+            if self._reuse_finished(node, eval_hash, args_hash, context):
                 continue
             final = (self._known_final(key) or finals.get(key)) if shallow else None
             if final is not None:
@@ -1024,6 +1024,16 @@ class _ExecutionRun:
             rerun(f"checking its files failed: {error}")
 
         self.evaluate(node, check, checked, check_failed)
+
+    def _reuse_finished(self, node: Node, eval_hash: str, args_hash: str, context: Context) -> bool:
+        """Replay the result of an identical call this run already ran or replayed, if
+        there is one: within a run a call is evaluated once, and, as in redun, its result
+        is not checked for validity again (files, `Value.is_valid`) when it is shared."""
+        done = self.finished.get(context.key(eval_hash))
+        if done is None:
+            return False
+        self._replay(node, eval_hash, args_hash, context, *done)
+        return True
 
     def _replay(
         self,
