@@ -29,6 +29,14 @@ def call_by_name(task_name: str, args: list, kwargs: dict) -> Any:
     return import_task(task_name)(*args, **kwargs)
 
 
+@task(namespace="kredun", name="map_items", version="1")
+def map_items(a_task: Any, values: Any) -> list:
+    """`map_(a_task, values)` over a list a task computed, in a plan sent to a cluster: the
+    operator cannot look inside the list, so a job makes the calls, which the operator
+    then reduces like any expression a task returned."""
+    return [a_task(value) for value in values]
+
+
 @task(namespace="kredun", name="files_valid", version="1", cache=False)
 def files_valid(value: Any) -> bool:
     """Whether every File and Dir in a cached value is still what it was when the value was

@@ -42,7 +42,7 @@ from typing import Any
 
 from . import graph
 from .binding import PARAMETER_KINDS, Parameter, bind, hash_call_arguments
-from .builtins import call_by_name, files_valid, simple_op
+from .builtins import call_by_name, files_valid, map_items, simple_op
 from .errors import PlanError
 from .expression import SimpleExpression, TaskExpression
 from .hashing import encode, hash_bytes, hash_parts
@@ -345,8 +345,8 @@ class _Encoder:
             if not isinstance(value, list | tuple):
                 user = "seq" if kind == "plans" else "map_"
                 raise PlanError(
-                    f"kredun.{user}() on a cluster takes a list of expressions, not "
-                    f"{type(value).__name__}: make the list in the workflow, not in a task"
+                    f"kredun.{user}() on a cluster takes a list written in the workflow, not "
+                    f"{type(value).__name__}"
                 )
             return {kind: [self.sub_plan(item) for item in value]}
         sub_plan = self.sub_plan(value)
@@ -372,6 +372,26 @@ class _Encoder:
                 raise PlanError("kredun.catch_all() on a cluster takes dicts with text keys")
             return {"dict": [[key, self.terms(item)] for key, item in value.items()]}
         return {"plan": self.sub_plan(value)}
+
+
+def _map_over_computed_list(expr: Any) -> Any:
+    """`map_(task, values)` whose values a task computes, as a call of the built-in
+    `map_items` that makes the calls in a job (the operator never looks inside a value);
+    None for any other scheduler task's call."""
+    from .expression import Expression
+    from .task import PartialTask, Task
+
+    if expr.task.fullname != "kredun.map_" or len(expr.args) != 2 or expr.kwargs:
+        return None
+    function, values = expr.args
+    if isinstance(values, list | tuple) or not isinstance(values, Expression):
+        return None
+    if not isinstance(function, Task | PartialTask):
+        raise PlanError(
+            "kredun.map_() on a cluster over a list a task computes takes a task (or a "
+            f"partial) written in the workflow, not {type(function).__name__}"
+        )
+    return map_items(function, values)
 
 
 def _applied(function: Any) -> Any:
@@ -418,11 +438,17 @@ def encode_plan(
         encoder.nodes.append(node)
         return len(encoder.nodes) - 1
 
-    root = graph.fold(
-        expr,
-        lambda value: add(encoder.value_node(value)),
-        lambda obj, kind, payload, children: add(encoder.node(kind, payload, children, obj)),
-    )
+    def leaf(value: Any) -> int:
+        return add(encoder.value_node(value))
+
+    def branch(obj: Any, kind: str, payload: Any, children: list[int]) -> int:
+        if kind == graph.CONTROL:
+            replacement = _map_over_computed_list(obj)
+            if replacement is not None:
+                return graph.fold(replacement, leaf, branch)
+        return add(encoder.node(kind, payload, children, obj))
+
+    root = graph.fold(expr, leaf, branch)
     plan = {"version": PLAN_VERSION, "tasks": encoder.tasks, "nodes": encoder.nodes, "root": root}
     if current:
         plan["registry"] = current

@@ -105,8 +105,8 @@ def test_control_tasks_not_carried_are_refused_at_submit_time(stores):
         plan_of(catch_all({1: ident(1)}), value_store)
     with pytest.raises(PlanError, match=r"kredun.fork_thread\(\) cannot run on a cluster yet"):
         plan_of(fork_thread(ident(1)), value_store)
-    with pytest.raises(PlanError, match=r"kredun.map_\(\) on a cluster takes a list"):
-        plan_of(map_(ident, ident([1])), value_store)
+    with pytest.raises(PlanError, match=r"kredun.map_\(\) on a cluster over a list a task "):
+        plan_of(map_(str.upper, ident(["a"])), value_store)
     with pytest.raises(PlanError, match=r"kredun.seq\(\) on a cluster takes a list"):
         plan_of(seq(ident([1])), value_store)
 
@@ -247,6 +247,15 @@ def test_map_calls_a_task_on_each_item(stores):
     assert run(map_(add.partial(b=10), [1, add(1, 1)]), stores) == [11, 12]
     assert run(map_.partial(ident)([]), stores) == []
     assert run(cond(map_(ident, [0]), "some", "none"), stores) == "some"
+
+
+def test_map_over_a_list_a_task_computes_makes_its_calls_in_a_job(stores):
+    WorkerProcessExecutor.launched.clear()
+    assert run(map_(add.partial(b=10), add([1], [2])), stores) == [11, 12]
+    # The built-in job expands the list into calls; the operator reduces them.
+    assert WorkerProcessExecutor.launched.count("kredun.map_items") == 1
+    assert launched("add") == 3
+    assert run(map_.partial(ident)(ident([])), stores) == []
 
 
 def test_a_malformed_function_call_is_refused_naming_the_node():

@@ -147,6 +147,8 @@ def test_seq_map_and_catch_all_on_the_operator(operator_cluster) -> None:
         "map": map_(flow.inc, [1, flow.inc(1)]),
         "seq": seq([flow.add(1, 2), flow.add(3, 4)]),
         "all": catch_all([flow.inc(9), flow.boom("x")], ValueError, zeroes),
+        # Over a list a task computes: a built-in job makes the calls.
+        "computed": map_(flow.inc, flow.add([1], [5])),
     }
     status = succeeded(cluster, "others", expr)
     scheduler = cluster.scheduler()
@@ -154,8 +156,10 @@ def test_seq_map_and_catch_all_on_the_operator(operator_cluster) -> None:
         value = resolve(ref_from_json(status["result"]["ref"]), scheduler.fetch_blob)
     finally:
         scheduler.close()
-    assert value == {"map": [2, 3], "seq": [3, 7], "all": [10, 0]}
-    # inc(1) is both map_'s item and its first call: one Pod (inc(1), inc(2), inc(9)).
+    assert value == {"map": [2, 3], "seq": [3, 7], "all": [10, 0], "computed": [2, 6]}
+    # inc(1) is map_'s item and a call of both maps: one Pod (inc(1), inc(2), inc(9), inc(5)).
     assert tasks_run(cluster, "others") == sorted(
-        ["opflow.inc"] * 3 + ["opflow.add"] * 2 + ["opflow.boom", "opcontrol.zeroes"]
+        ["opflow.inc"] * 4
+        + ["opflow.add"] * 3
+        + ["opflow.boom", "opcontrol.zeroes", "kredun.map_items"]
     )
