@@ -142,6 +142,11 @@ def set_current_scheduler(scheduler: Scheduler | None) -> None:
     _current.scheduler = scheduler
 
 
+# A process forked during a run (the `process` executor with start_method = "fork") runs
+# task bodies, which have no current scheduler; the forking thread's would be a dead copy.
+os.register_at_fork(after_in_child=lambda: set_current_scheduler(None))
+
+
 class StopToken(Protocol):
     """Asks a run to stop: a `threading.Event` is one. Checked once per scheduler tick."""
 

@@ -195,6 +195,15 @@ def test_task_body_has_no_current_scheduler_as_in_redun(mode):
     assert run_in(mode, scheduler_in_body()) is True
 
 
+def test_forked_process_has_no_current_scheduler():
+    config = {"executors": {"default": {"type": "process", "start_method": "fork"}}}
+    scheduler = Scheduler(config=config)
+    try:
+        assert scheduler.run(scheduler_in_body()) is True
+    finally:
+        scheduler.close()
+
+
 # -- get_task_registry / get_current_namespace ---------------------------------------------
 
 
