@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import threading
+from pathlib import Path
 
 import kredun
 import pytest
 from kredun import Scheduler, get_context, task
-from kredun.compat import _schedulers
+from kredun.compat import UNSUPPORTED, _schedulers
 from kredun.control import scheduler_task
 from kredun.errors import KredunError, NoCurrentScheduler, NotSupportedError, TaskNameError
 from kredun.scheduler import get_current_scheduler, set_current_scheduler
@@ -125,6 +126,14 @@ def test_redun_functools_helper_is_in_kredun_functools(name):
 def test_no_prov_is_not_supported():
     with pytest.raises(NotSupportedError, match=r"kredun\.functools\.no_prov .*not supported"):
         from kredun.functools import no_prov  # noqa: F401
+
+
+def test_readme_lists_every_unsupported_name():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Coming from redun", 1)[1].split("\n## ", 1)[0]
+    for names in UNSUPPORTED.values():
+        for name in names:
+            assert f"`{name}`" in section or f"functools.{name}`" in section, name
 
 
 def test_version_is_the_distribution_version():
