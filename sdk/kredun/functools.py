@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from textwrap import dedent
 from typing import Any
 
-from .compat import unsupported
+from .compat import unsupported as _unsupported
 from .control import map_, seq
 from .task import PartialTask, task
 
@@ -109,4 +109,4 @@ def zip_(*lists: list) -> list[tuple]:
 
 def __getattr__(name: str) -> Any:
     # redun helpers kredun lacks (no_prov) fail with what to use instead.
-    raise unsupported(__name__, name)
+    raise _unsupported(__name__, name)
