@@ -182,11 +182,12 @@ def load_config_file(path: Path) -> Config:
     return config_from_dict(data, str(path))
 
 
-def project_config(directory: Path | None = None) -> Config:
+def project_config(config_dir: str | Path | None = None) -> Config:
     """The CLI's configuration: `.kredun/kredun.toml` (or $KREDUN_CONFIG), defaults on disk
-    under `.kredun/`, then environment overrides."""
-    base = (directory or Path.cwd()) / CONFIG_DIR
-    explicit = os.environ.get("KREDUN_CONFIG")
+    under `.kredun/`, then environment overrides. `config_dir` names another directory to
+    use in place of `.kredun/` (and wins over $KREDUN_CONFIG)."""
+    base = Path(config_dir) if config_dir is not None else Path.cwd() / CONFIG_DIR
+    explicit = os.environ.get("KREDUN_CONFIG") if config_dir is None else None
     path = Path(explicit) if explicit else base / CONFIG_FILE
     config = load_config_file(path) if explicit or path.exists() else Config()
     config.database_uri = config.database_uri or f"sqlite:///{base / 'kredun.db'}"

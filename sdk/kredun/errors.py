@@ -129,3 +129,13 @@ class RemoteTaskError(KredunError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (str(self), self.classes, self.value_hash))
+
+
+class NoCurrentScheduler(KredunError):
+    """`get_current_scheduler()` was called where no Scheduler is running: outside
+    `Scheduler.run()`, or in a task's own thread or process (as in redun)."""
+
+
+class NotSupportedError(KredunError, ImportError):
+    """A name redun provides that kredun does not; the message says what to use instead.
+    An ImportError, so `from kredun import Handle` fails at the import line."""

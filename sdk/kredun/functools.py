@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from textwrap import dedent
 from typing import Any
 
+from .compat import unsupported as _unsupported
 from .control import map_, seq
 from .task import PartialTask, task
 
@@ -104,3 +105,8 @@ def flat_map(a_task: Any, values: list) -> Any:
 def zip_(*lists: list) -> list[tuple]:
     """`list(zip(*lists))` on evaluated lists."""
     return list(zip(*lists))  # noqa: B905 -- zip's own semantics, as redun's zip_
+
+
+def __getattr__(name: str) -> Any:
+    # redun helpers kredun lacks (no_prov) fail with what to use instead.
+    raise _unsupported(__name__, name)

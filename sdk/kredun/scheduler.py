@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import sys
+import threading
 import time
 import uuid
 from collections import deque
@@ -34,6 +35,7 @@ from .errors import (
     DryRunResult,
     ExecutorError,
     KredunError,
+    NoCurrentScheduler,
     NotFoundError,
     SerializationError,
 )
@@ -116,6 +118,33 @@ def _option_value(value: Any) -> Any:
 def _is_shallow(task: TaskLike) -> bool:
     check = task.get_option("check_valid")
     return check is not None and _option_value(check) == "shallow"
+
+
+# The scheduler whose run() is in progress on each thread (redun's current scheduler).
+_current = threading.local()
+
+
+def get_current_scheduler(required: bool = True) -> Scheduler | None:
+    """The Scheduler running on this thread: inside `Scheduler.run()`, so in scheduler
+    tasks and progress callbacks, but not in a task's body, which runs on an executor's
+    thread or process (as in redun). None, or NoCurrentScheduler when `required`."""
+    scheduler = getattr(_current, "scheduler", None)
+    if scheduler is None and required:
+        raise NoCurrentScheduler(
+            "no kredun Scheduler is running in this thread: call get_current_scheduler() "
+            "inside Scheduler.run(), or pass required=False"
+        )
+    return scheduler
+
+
+def set_current_scheduler(scheduler: Scheduler | None) -> None:
+    """Make `scheduler` this thread's current one (None: no current scheduler)."""
+    _current.scheduler = scheduler
+
+
+# A process forked during a run (the `process` executor with start_method = "fork") runs
+# task bodies, which have no current scheduler; the forking thread's would be a dead copy.
+os.register_at_fork(after_in_child=lambda: set_current_scheduler(None))
 
 
 class StopToken(Protocol):
@@ -238,7 +267,14 @@ class Scheduler:
         run.pending.tags.extend(
             TagRecord(run.record.id, key, value, "execution") for key, value in check_tags(tags)
         )
-        return run.run()
+        # Restored afterwards rather than cleared (redun clears it): a scheduler made current
+        # with set_current_scheduler() stays current after it runs something.
+        previous = get_current_scheduler(required=False)
+        set_current_scheduler(self)
+        try:
+            return run.run()
+        finally:
+            set_current_scheduler(previous)
 
     def close(self) -> None:
         for executor in self._executors.values():

@@ -73,6 +73,48 @@ def get_task(fullname: str) -> Task | None:
     return _registry.get(fullname)
 
 
+class TaskRegistry:
+    """The tasks this process defines, by full name, as redun's task registry offers them:
+    `get_task_registry().get("ns.align")`, `.get(hash=...)`, iteration. Scheduler tasks
+    (`kredun.cond`, `kredun.map_`, ...) are included, as redun includes its own."""
+
+    @staticmethod
+    def _scheduler_tasks() -> dict[str, Any]:
+        from .control import _scheduler_tasks  # control imports this module
+
+        return _scheduler_tasks
+
+    def get(self, task_name: str | None = None, hash: str | None = None) -> Any:
+        """The task with this full name (its current definition), or the first with this
+        hash; None when there is none."""
+        if task_name:
+            return _registry.get(task_name) or self._scheduler_tasks().get(task_name)
+        if hash:
+            return next((task for task in self if task.hash == hash), None)
+        raise TaskNameError("TaskRegistry.get(): give task_name or hash")
+
+    @property
+    def task_hashes(self) -> set[str]:
+        return {task.hash for task in self}
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([*_registry.values(), *self._scheduler_tasks().values()])
+
+    def __len__(self) -> int:
+        return len(_registry) + len(self._scheduler_tasks())
+
+    def __contains__(self, fullname: object) -> bool:
+        return fullname in _registry or fullname in self._scheduler_tasks()
+
+
+_task_registry = TaskRegistry()
+
+
+def get_task_registry() -> TaskRegistry:
+    """The registry of every task defined in this process (redun's `get_task_registry`)."""
+    return _task_registry
+
+
 def current_definition(task: Task) -> Task:
     """The task its name denotes now: a call built before a task was redefined (or loaded
     from the cache) runs the current code, as the name is what the workflow refers to."""
@@ -133,6 +175,12 @@ def namespace(name: str | None = None) -> None:
     if name:
         _check_names("x", name)
     _current_namespace = name or ""
+
+
+def get_current_namespace() -> str:
+    """The namespace `namespace()` set ("" when none): what tasks defined now in modules
+    that set none get."""
+    return _current_namespace
 
 
 def warn_of_tasks_without_namespace() -> None:
