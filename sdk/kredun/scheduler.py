@@ -802,12 +802,15 @@ class _ExecutionRun:
 
     def _load_earlier(self) -> None:
         """Continue the rows of this execution's earlier life, if it had one: its start
-        time, and its jobs by eval hash (see `_earlier_row`)."""
+        time, and its jobs by eval hash (see `_earlier_row`). Its tags are those it has:
+        run()'s tags tag an execution when it is first recorded, so a tag removed since
+        (`kredun tag rm`) is not put back by a resumed run."""
         store = self.scheduler.store
         try:
             self.record.start_time = store.find_execution(self.record.id).start_time
         except NotFoundError:
             return
+        self.pending.tags = [t for t in self.pending.tags if t.entity_id != self.record.id]
         for record in store.jobs_of(self.record.id):
             self.earlier.setdefault(record.eval_hash, []).append(record)
 

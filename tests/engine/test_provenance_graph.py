@@ -173,6 +173,26 @@ def test_tags_on_tasks_runs_and_values(scheduler: Scheduler) -> None:
         }
 
 
+def test_a_resumed_execution_keeps_its_tags_as_the_user_left_them(tmp_path: Path) -> None:
+    # What the operator does after a restart: run the same execution id again with the
+    # tags from its annotation.
+    execution_id = uuid.uuid4().hex
+    scheduler = Scheduler(f"sqlite:///{tmp_path}/p.db")
+    try:
+        tags = {"team": "genomics", "sample": "s1"}
+        scheduler.run(inc(1), execution_id=execution_id, tags=tags)
+        store = scheduler.store
+        assert store.remove_tags(execution_id, "team") == 1
+        scheduler.run(inc(1), execution_id=execution_id, tags=tags)
+        assert {(t.key, t.value) for t in store.tags_of(execution_id)} == {("sample", "s1")}
+        # A new execution is tagged as asked.
+        other = uuid.uuid4().hex
+        scheduler.run(inc(2), execution_id=other, tags=tags)
+        assert {(t.key, t.value) for t in store.tags_of(other)} == set(tags.items())
+    finally:
+        scheduler.close()
+
+
 def test_bad_tags_are_one_clear_error() -> None:
     with pytest.raises(TaskOptionError, match="tags"):
         inc.options(tags={"": "x"})
