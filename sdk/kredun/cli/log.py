@@ -108,7 +108,8 @@ def _answer(store: ProvenanceStore, args: argparse.Namespace) -> tuple[list[str]
         answer = explain(store, job)
         return answer.lines, {
             "job": job, "compared_with": answer.compared_with,
-            "task_changes": answer.task_changes, "explanation": answer.lines,
+            "task_changes": answer.task_changes, "subruns": answer.subruns,
+            "explanation": answer.lines,
         }  # fmt: skip
     if args.file is not None:
         return _file_history(store, args.file)

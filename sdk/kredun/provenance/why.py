@@ -9,6 +9,10 @@ cache=False, and the tasks under the call. A replayed call is reused only while 
 in the subtree that produced it keeps its hash (check_valid="full"), so when one of those
 changed, the calls under it ran again although the call itself replayed: the answer names
 each task whose hash differs and those added to or gone from the subtree.
+
+A job that ran a subrun is never replayed as a whole (cache=False): its nested execution,
+recorded under it, replays what it can call by call. The answer for such a job lists the
+nested execution's jobs that ran, each with the one-line reason it ran.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .base import ProvenanceBackend
-from .records import ArgumentRecord, FileRecord, JobRecord
+from .records import ArgumentRecord, ExecutionRecord, FileRecord, JobRecord
 
 # Earlier calls of the task considered when looking for the closest one.
 CANDIDATES = 200
@@ -42,14 +46,87 @@ class TaskChange:
 
 
 @dataclass(slots=True)
+class InnerJob:
+    """A job of a subrun's nested execution that ran rather than replayed, and why."""
+
+    job_id: str
+    task: str
+    status: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SubrunRun:
+    """A nested execution run inside the job: how many jobs it had, the first of those
+    that ran (not replayed) with their reasons, and how many more ran."""
+
+    execution_id: str
+    jobs: int
+    ran: list[InnerJob]
+    more: int
+
+
+@dataclass(slots=True)
 class Explanation:
     lines: list[str]
     compared_with: str | None = None  # the id of the earlier job the answer compares with
     task_changes: list[TaskChange] = field(default_factory=list)
+    subruns: list[SubrunRun] = field(default_factory=list)
 
 
 def explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
-    """Why `job` ran or what it replayed, as lines and the facts behind them."""
+    """Why `job` ran or what it replayed, as lines and the facts behind them; for a job
+    that ran a subrun, also which jobs of its nested execution ran and why."""
+    answer = _explain(store, job)
+    for execution in store.subruns_of(job.id):
+        nested = _subrun_run(store, execution)
+        answer.subruns.append(nested)
+        answer.lines += _subrun_text(nested)
+    return answer
+
+
+def _subrun_run(store: ProvenanceBackend, execution: ExecutionRecord) -> SubrunRun:
+    jobs = store.jobs_of(execution.id)
+    ran = [job for job in jobs if job.status != "CACHED"]
+    # The nested jobs' own subruns are not descended into: one level answers "which inner
+    # call re-ran", and each explanation costs queries.
+    shown = [
+        InnerJob(job.id, job.task_name, job.status, _reason(job, _explain(store, job).lines))
+        for job in ran[:_RAN_SHOWN]
+    ]
+    return SubrunRun(execution.id, len(jobs), shown, len(ran) - len(shown))
+
+
+def _subrun_text(nested: SubrunRun) -> list[str]:
+    head = (
+        f"  it ran a subrun: its nested execution {nested.execution_id[:8]} ({nested.jobs} "
+        "jobs) replays call by call"
+    )
+    if not nested.ran:
+        return [head + ", and replayed every one."]
+    count = len(nested.ran) + nested.more
+    lines = [head + f"; {count} ran:"]
+    lines += [
+        f"    {inner.task} (job {inner.job_id[:8]}"
+        + (f", {inner.status}" if inner.status != "DONE" else "")
+        + f"): {inner.reason}"
+        for inner in nested.ran
+    ]
+    if nested.more:
+        lines.append(f"    and {nested.more} more")
+    return lines
+
+
+def _reason(job: JobRecord, lines: list[str]) -> str:
+    """An explanation in one line: what it lists (the lines one level in; deeper ones are
+    details such as a source diff), else its first line."""
+    listed = [line.strip().rstrip(":") for line in lines[1:] if not line.startswith("    ")]
+    if listed:
+        return "; ".join(listed)
+    return lines[0].removeprefix(f"{job.task_name} ran because ")
+
+
+def _explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
     if job.status == "CACHED":
         return _with_subtree(store, job, _replayed(store, job), _last_same_call(store, job))
     if job.cache_off == "task":
