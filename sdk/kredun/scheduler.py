@@ -43,8 +43,9 @@ from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
 from .hashing import encode, hash_bytes, hash_eval, hash_value
 from .job import Job, JobEnv
-from .options import job_limits, retry_limit
+from .options import job_limits, reads_context, retry_limit
 from .outcome import Outcome
+from .provenance import hashed
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI
 from .provenance.records import (
@@ -321,6 +322,11 @@ class _ExecutionRun:
         self.pending = ProvenanceBatch()
         # Per task hash: the (name, value hash, preview) of parameters with defaults.
         self._defaults: dict[str, list[tuple[str, str, str]]] = {}
+        # Per task hash: its version and hash_includes, as a job records them (hashed.py).
+        self._hash_inputs: dict[str, dict[str, dict[str, str]]] = {}
+        # Calls given arguments from `get_context(...)` defaults, by id of their node until
+        # their job is recorded: parameter -> context key read.
+        self.context_reads: dict[int, dict[str, str]] = {}
         self.last_flush = time.monotonic()
         self.context = EMPTY_CONTEXT
         self.dryrun = False
@@ -742,11 +748,17 @@ class _ExecutionRun:
         if not missing:
             return False
         context = self.context_of(node).updated(task.get_option("_context_override"))
+        reads = {
+            name: default.args[0] for name, default in missing.items()
+            if reads_context(default) and default.args
+        }  # fmt: skip
 
         def with_defaults(values: dict[str, Any]) -> None:
             expr = node.payload
             node.payload = TaskExpression(expr.task, expr.args, {**expr.kwargs, **values})
             node.children = [*node.children, *(Node(graph.VALUE, v) for v in values.values())]
+            if reads:
+                self.context_reads[id(node)] = reads
             self._prepare_call(node)
 
         self._evaluate_under(JobEnv(node.owner, context), node, missing, with_defaults, None)
@@ -848,6 +860,10 @@ class _ExecutionRun:
             start_time=_now(),
             cache_off=None if status == "CACHED" else self._cache_off(task),
         )
+        reads = self.context_reads.pop(id(node), None) if self.context_reads else None
+        if status != "CACHED" and type(task) is Task:
+            # Only jobs that ran: `kredun log --why` explains a replay by its origin.
+            record.hashed = self._hashed(task, named, reads)
         earlier = self._earlier_row(eval_hash, status) if self.earlier else None
         if earlier is not None and status == "CACHED":
             record = earlier  # it ran in the earlier life: its row stays as written
@@ -883,6 +899,20 @@ class _ExecutionRun:
             job.exports = {name: task.get_option(name) for name in names
                            if name in task.option_values}  # fmt: skip
         return job
+
+    def _hashed(self, task: Task, named: dict[str, Node], reads: dict[str, str] | None) -> Any:
+        """What else took part in the call's hash, as `provenance.hashed` records it."""
+        options = self._hash_inputs.get(task.hash)
+        if options is None:
+            options = self._hash_inputs[task.hash] = hashed.task_hash_inputs(task)
+        if not options and not reads:
+            return None
+        context = {
+            path: (name, named[name].value_hash(), named[name].value)
+            for name, path in (reads or {}).items()
+            if name in named
+        }
+        return hashed.encode(options, context)
 
     def _update_record(self, job: Job, **fields: Any) -> None:
         """Change a job's provenance record; it is written (again) at the next flush."""
@@ -989,7 +1019,11 @@ class _ExecutionRun:
         while start and queued[start - 1].job_id == job.id:
             start -= 1
         reason = explain_miss(
-            self.scheduler.store, job.task.fullname, job.task.hash, queued[start:]
+            self.scheduler.store,
+            job.task.fullname,
+            job.task.hash,
+            queued[start:],
+            job.record.hashed,
         )
         # Formatted here, so that a handler or patched logger.log sees the whole line.
         self.logger.log(logging.INFO, f"Miss   Job {job.id[:8]}:  {reason}")

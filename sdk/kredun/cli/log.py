@@ -108,7 +108,8 @@ def _answer(store: ProvenanceStore, args: argparse.Namespace) -> tuple[list[str]
         answer = explain(store, job)
         return answer.lines, {
             "job": job, "compared_with": answer.compared_with,
-            "task_changes": answer.task_changes, "subruns": answer.subruns,
+            "task_changes": answer.task_changes, "hash_changes": answer.hash_changes,
+            "subruns": answer.subruns,
             "explanation": answer.lines,
         }  # fmt: skip
     if args.file is not None:

@@ -4,7 +4,8 @@ the result it replayed came from.
 The job is compared with the closest earlier call of the same task: the one whose
 arguments differ least, the newest among equals (for a replayed job, the newest earlier
 call with the same code and arguments). What differs is the answer: the task's code (with
-a diff of its source), arguments (which, from what to what), input files, an explicit
+a diff of its source) or its version or hash_includes, arguments (which, from what to
+what; a context key for one a `get_context` default filled in), input files, an explicit
 cache=False, and the tasks under the call. A replayed call is reused only while every task
 in the subtree that produced it keeps its hash (check_valid="full"), so when one of those
 changed, the calls under it ran again although the call itself replayed: the answer names
@@ -21,6 +22,7 @@ import difflib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import hashed
 from .base import ProvenanceBackend
 from .records import ArgumentRecord, ExecutionRecord, FileRecord, JobRecord
 
@@ -43,6 +45,19 @@ class TaskChange:
     task: str
     old: list[str]
     new: list[str]
+
+
+@dataclass(slots=True)
+class HashChange:
+    """A difference in the call's hash besides source and plain arguments: `kind` "option"
+    (the task's `version` or `hash_includes`) or "context" (a context key read into
+    `argument`); `old` and `new` are previews, None when it was or is not there."""
+
+    kind: str
+    name: str
+    old: str | None
+    new: str | None
+    argument: str | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +87,7 @@ class Explanation:
     compared_with: str | None = None  # the id of the earlier job the answer compares with
     task_changes: list[TaskChange] = field(default_factory=list)
     subruns: list[SubrunRun] = field(default_factory=list)
+    hash_changes: list[HashChange] = field(default_factory=list)
 
 
 def explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
@@ -155,18 +171,71 @@ def _explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
     if closest.eval_hash == job.eval_hash:
         return _with_subtree(store, job, _same_call(store, job, closest, where), closest)
     lines = [f"{job.task_name} ran: compared with the closest earlier call, {where}:"]
+    old_options = hashed.decode(_hashed_of(store, closest))[0]
+    new_options, context = hashed.decode(job.hashed)
+    changes = _option_changes(old_options, new_options)
     if closest.task_hash != job.task_hash:
-        lines.append(f"  the code of task {job.task_name} changed:")
-        lines += ["    " + line for line in _source_diff(store, closest.task_hash, job.task_hash)]
+        # With a version, the source is not part of the task hash.
+        versioned = "version" in old_options and "version" in new_options
+        diff = [] if versioned else _source_diff(store, closest.task_hash, job.task_hash)
+        if diff:
+            lines.append(f"  the code of task {job.task_name} changed:")
+            lines += ["    " + line for line in diff]
+        elif not changes:
+            # Rows recorded before jobs kept their version and hash_includes.
+            why = "source not recorded" if diff is None else "same source: version or name"
+            lines += [
+                f"  the code of task {job.task_name} changed:",
+                f"    task hash {closest.task_hash[:8]} -> {job.task_hash[:8]} ({why})",
+            ]
+    lines += [f"  option {c.name}: {c.old or '(none)'} -> {c.new or '(none)'}" for c in changes]
+    # Arguments this call took from its context (what the earlier call did matters not:
+    # the new value came from there).
+    read_into = _read_into(context)
     inputs = _input_files(store, closest.id)
     for name, (old, new) in differences.items():
-        lines.append(_argument_change(name, old, new, inputs, _input_files(store, job.id)))
+        key = read_into.get(name)
+        if key is not None and old is not None and new is not None:
+            changes.append(HashChange("context", key, old.preview, new.preview, name))
+            lines.append(f"  context key {key}: {old.preview} -> {new.preview} (argument {name!r})")
+        else:
+            lines.append(_argument_change(name, old, new, inputs, _input_files(store, job.id)))
     if len(lines) == 1:
         lines.append(
-            "  the same code and arguments, yet a different call hash: a task option or "
-            "context that takes part in the hash differs"
+            "  the same code and arguments, yet a different call hash, for a reason that "
+            "was not recorded"
         )
-    return _with_subtree(store, job, lines, closest)
+    answer = _with_subtree(store, job, lines, closest)
+    answer.hash_changes = changes
+    return answer
+
+
+def _hashed_of(store: ProvenanceBackend, job: JobRecord) -> str | None:
+    """A job's `hashed` record; a replayed job's is that of the job that computed its
+    result (the same eval hash: the same task hash and arguments)."""
+    if job.hashed or job.status != "CACHED" or job.eval_hash is None:
+        return job.hashed
+    origin = store.find_jobs(eval_hash=job.eval_hash, status="DONE", limit=1)
+    return origin[0].hashed if origin else None
+
+
+def _read_into(context: dict[str, Any]) -> dict[Any, str]:
+    """argument -> the context key a `get_context` default read into it."""
+    return {entry.get("argument"): key for key, entry in context.items() if isinstance(entry, dict)}
+
+
+def _option_changes(old: dict[str, Any], new: dict[str, Any]) -> list[HashChange]:
+    """The task's version and hash_includes that differ between two jobs' records."""
+    changes = []
+    for name in ("version", "hash_includes"):
+        before, after = old.get(name), new.get(name)
+        if not (isinstance(before, dict) or isinstance(after, dict)):
+            continue
+        before = before if isinstance(before, dict) else {}
+        after = after if isinstance(after, dict) else {}
+        if before.get("hash") != after.get("hash"):
+            changes.append(HashChange("option", name, before.get("preview"), after.get("preview")))
+    return changes
 
 
 def job_arguments(store: ProvenanceBackend, job: JobRecord) -> list[ArgumentRecord]:
@@ -351,17 +420,17 @@ def _argument_change(
     return f"  argument {name!r} changed: {old.preview} -> {new.preview}"
 
 
-def _source_diff(store: ProvenanceBackend, old_hash: str, new_hash: str) -> list[str]:
+def _source_diff(store: ProvenanceBackend, old_hash: str, new_hash: str) -> list[str] | None:
+    """The diff of two tasks' sources (shortened): empty when they are the same, None when
+    either is not recorded."""
     old, new = store.get_task(old_hash), store.get_task(new_hash)
     if old is None or new is None or not (old.source or new.source):
-        return [f"task hash {old_hash[:8]} -> {new_hash[:8]} (source not recorded)"]
+        return None
     diff = list(
         difflib.unified_diff(
             old.source.splitlines(), new.source.splitlines(), "before", "now", lineterm=""
         )
     )
-    if not diff:
-        return [f"task hash {old_hash[:8]} -> {new_hash[:8]} (same source: version or name)"]
     return diff[:_DIFF_LINES] + (["..."] if len(diff) > _DIFF_LINES else [])
 
 
@@ -370,12 +439,18 @@ def _when(job: JobRecord) -> Any:
 
 
 def explain_miss(
-    store: ProvenanceBackend, task_name: str, task_hash: str, arguments: list[ArgumentRecord]
+    store: ProvenanceBackend,
+    task_name: str,
+    task_hash: str,
+    arguments: list[ArgumentRecord],
+    hashed_text: str | None = None,
 ) -> str:
     """Why a call that a dry run found would have to run misses the cache, in redun's three
-    kinds: the task's code changed but an earlier call had these arguments; the code is
-    known but the arguments are new; or both are new."""
+    kinds: the task's code (or version, or hash_includes) changed but an earlier call had
+    these arguments; the code is known but the arguments are new; or both are new.
+    `hashed_text` is the call's `hashed` record, to name those options and context keys."""
     now = _by_name(arguments)
+    options, context = hashed.decode(hashed_text)
     earlier = store.find_jobs(task=task_name, limit=_MISS_CANDIDATES)
     same_code: JobRecord | None = None
     for other in earlier:
@@ -383,21 +458,34 @@ def explain_miss(
             continue
         same_arguments = not _differences(now, _by_name(job_arguments(store, other)))
         if same_arguments and other.task_hash != task_hash:
+            changes = _option_changes(hashed.decode(_hashed_of(store, other))[0], options)
+            named = "".join(
+                f"; option {c.name}: {c.old or '(none)'} -> {c.new or '(none)'}" for c in changes
+            )
             return (
                 f"New task '{task_name}()' with previous arguments (code changed since "
-                f"{_where(other)}: task hash {other.task_hash[:8]} --> {task_hash[:8]})"
+                f"{_where(other)}: task hash {other.task_hash[:8]} --> {task_hash[:8]}{named})"
             )
         if same_arguments:
+            # The same task hash and arguments, so the same call: neither its options nor
+            # the context values it reads differ.
             return (
-                f"Existing task '{task_name}()' with previous arguments ({_where(other)}): a "
-                "task option, the context or a task under it differs"
+                f"Existing task '{task_name}()' with previous arguments ({_where(other)}): "
+                "the same call, but the cache is off for it, or its cached result failed a "
+                "check (a task under it or an output file changed) or is in another cache "
+                "scope or context"
             )
         if same_code is None and other.task_hash == task_hash:
             same_code = other
     if same_code is not None:
         changed = _differences(now, _by_name(job_arguments(store, same_code)))
+        read_into = _read_into(context)
+        names = [
+            f"{name} (context key {read_into[name]})" if name in read_into else name
+            for name in changed
+        ]
         return (
-            f"Existing task '{task_name}()' is called with new arguments ({', '.join(changed)} "
+            f"Existing task '{task_name}()' is called with new arguments ({', '.join(names)} "
             f"differ from {_where(same_code)})"
         )
     return f"New task '{task_name}()' is called with new arguments"
