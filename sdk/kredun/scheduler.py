@@ -1294,10 +1294,15 @@ class _ExecutionRun:
         self.pending.values.append(record)
 
     def _cache_off(self, task: TaskLike) -> str | None:
-        """Why a job being created does not consult the cache, if it does not."""
+        """Why a job being created does not consult the cache, if it does not: "run",
+        "task" (cache=False) or "scope:CSE" / "scope:NONE" (the task's cache_scope, which
+        wins over its cache option)."""
         if not self.cache:
             return "run"
-        return None if task.get_option("cache", True) else "task"
+        scope = self._cache_scope(task)
+        if scope == "BACKEND":
+            return None
+        return "task" if task.get_option("cache_scope") is None else f"scope:{scope}"
 
     def _record_arguments(
         self,

@@ -154,6 +154,22 @@ def test_cache_off_says_whether_the_task_or_the_run_turned_it_off(
     assert jobs["add"][0].cache_off is None
     scheduler.run(add(1, 5), cache=False)
     assert scheduler.store.find_jobs(task="add", limit=1)[0].cache_off == "run"
+    # An explicit cache_scope wins over cache=, as it does for the scheduler.
+    scheduler.run(add.options(cache_scope="CSE")(1, 6))
+    scheduler.run(add.options(cache=False, cache_scope="BACKEND")(1, 7))
+    scheduler.run(add.options(cache_scope="NONE")(1, 8))
+    none, backend, cse = scheduler.store.find_jobs(task="add", limit=3)
+    assert (cse.cache_off, backend.cache_off, none.cache_off) == ("scope:CSE", None, "scope:NONE")
+    from kredun.provenance.why import explain
+
+    assert explain(scheduler.store, cse).lines == [
+        "add ran because the task has cache_scope=CSE: it reuses only results of its own execution."
+    ]
+    assert (
+        explain(scheduler.store, none)
+        .lines[0]
+        .endswith("cache_scope=NONE: it never reuses a result.")
+    )
 
 
 def test_tags_on_tasks_runs_and_values(scheduler: Scheduler) -> None:

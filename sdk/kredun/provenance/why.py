@@ -34,6 +34,11 @@ _RAN_SHOWN = 10
 _FINISHED = frozenset({"DONE", "CACHED"})
 # Fewer for a dry run's explanations: it gives one for every job that would run.
 _MISS_CANDIDATES = 20
+# JobRecord.cache_off for a task whose cache_scope keeps it from the recorded cache.
+_SCOPES = {
+    "scope:CSE": "it reuses only results of its own execution.",
+    "scope:NONE": "it never reuses a result.",
+}
 
 
 @dataclass(slots=True)
@@ -149,6 +154,12 @@ def _explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
         return Explanation(
             [f"{job.task_name} ran because the task has cache=False: it never replays."]
         )
+    if job.cache_off in _SCOPES:
+        scope = job.cache_off.removeprefix("scope:")
+        return Explanation([
+            f"{job.task_name} ran because the task has cache_scope={scope}: "
+            + _SCOPES[job.cache_off]
+        ])  # fmt: skip
     if job.cache_off == "run":
         return Explanation([
             f"{job.task_name} ran because its execution was started with the cache off "
