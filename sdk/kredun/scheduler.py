@@ -41,7 +41,7 @@ from .executors import Executor, Host, JobOutcome, create_executor
 from .expression import TaskExpression
 from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
-from .hashing import encode, hash_bytes, hash_eval, hash_value
+from .hashing import encode, hash_bytes, hash_eval, hash_parts, hash_text, hash_value
 from .job import Job, JobEnv
 from .options import job_limits, reads_context, retry_limit
 from .outcome import Outcome
@@ -688,6 +688,8 @@ class _ExecutionRun:
         """`node` takes the result of a job already running. A shallow job enclosing `node`
         but not `running` cannot know the tasks under `running`: it records no final value."""
         running.nodes.append(node)
+        if self.context_reads:
+            self.context_reads.pop(id(node), None)  # no job of its own records them
         owner = node.owner
         tracker = owner if owner is not None and owner.subtree is not None else (
             owner.tracker if owner is not None else None
@@ -904,7 +906,7 @@ class _ExecutionRun:
         """What else took part in the call's hash, as `provenance.hashed` records it."""
         options = self._hash_inputs.get(task.hash)
         if options is None:
-            options = self._hash_inputs[task.hash] = hashed.task_hash_inputs(task)
+            options = self._hash_inputs[task.hash] = _task_hash_inputs(task)
         if not options and not reads:
             return None
         context = {
@@ -1464,6 +1466,20 @@ def _producers(node: Node) -> list[str]:
             found.append(producer)
         elif current.kind != graph.CALL:
             stack.extend(current.children)
+    return found
+
+
+def _task_hash_inputs(task: Task) -> dict[str, dict[str, str]]:
+    """The parts of a task's hash besides its name and source, for `provenance.hashed`:
+    its `version` and `hash_includes`, each where it has one."""
+    found = {}
+    if task.version is not None:
+        version = str(task.version)
+        found["version"] = hashed.entry(version, hash_text(version))
+    includes = task.get_option("hash_includes")
+    if includes:
+        hashes = sorted(hash_value(value) for value in includes)
+        found["hash_includes"] = hashed.entry(list(includes), hash_parts("includes", hashes))
     return found
 
 

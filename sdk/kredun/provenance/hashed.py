@@ -18,32 +18,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..hashing import hash_parts, hash_text, hash_value
 from ..serialize import preview
 
 PREVIEW_LIMIT = 80
 
 
-def task_hash_inputs(task: Any) -> dict[str, dict[str, str]]:
-    """The `version` and `hash_includes` of a task that has them, each as {preview, hash}."""
-    found: dict[str, dict[str, str]] = {}
-    if task.version is not None:
-        version = str(task.version)
-        found["version"] = {"preview": preview(version, PREVIEW_LIMIT), "hash": hash_text(version)}
-    includes = task.get_option("hash_includes")
-    if includes:
-        hashes = sorted(hash_value(value) for value in includes)
-        found["hash_includes"] = {
-            "preview": preview(list(includes), PREVIEW_LIMIT),
-            "hash": hash_parts("includes", hashes),
-        }
-    return found
+def entry(value: Any, value_hash: str) -> dict[str, str]:
+    """How the record shows one value: a short preview, and its hash to compare."""
+    return {"preview": preview(value, PREVIEW_LIMIT), "hash": value_hash}
 
 
 def encode(
     options: dict[str, dict[str, str]], context: dict[str, tuple[str, str, Any]]
 ) -> str | None:
-    """The column's text: `context` is context key -> (argument, value hash, value)."""
+    """The column's text: `options` is "version" / "hash_includes" -> `entry(...)`, and
+    `context` is context key -> (argument, value hash, value)."""
     if not options and not context:
         return None
     data: dict[str, Any] = {}
@@ -51,7 +40,7 @@ def encode(
         data["options"] = options
     if context:
         data["context"] = {
-            key: {"argument": name, "preview": preview(value, PREVIEW_LIMIT), "hash": value_hash}
+            key: {"argument": name, **entry(value, value_hash)}
             for key, (name, value_hash, value) in context.items()
         }
     return json.dumps(data, separators=(",", ":"))
