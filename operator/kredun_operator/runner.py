@@ -213,7 +213,8 @@ class ExecutionRunner:
         self, spec: ExecutionSpec, context: ExecutionContext, tags: list[tuple[str, str]]
     ) -> None:
         """One attempt at running the Execution to its end; `tags` tag its execution in the
-        provenance store (again on every attempt: writing a tag twice keeps one)."""
+        provenance store when the attempt is the first to record it (a resumed execution
+        keeps the tags it has, less any removed with `kredun tag rm`)."""
         scheduler = Scheduler(config=context.scheduler_config(spec.executor))
         self._cached_seen, self._executor = 0, spec.executor
         self._scheduler, self._store_checked = scheduler, time.monotonic()

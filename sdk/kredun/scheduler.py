@@ -43,10 +43,11 @@ from .executors import Executor, Host, JobOutcome, create_executor
 from .expression import TaskExpression
 from .files import Dir, File, StagingDir, StagingFile
 from .graph import Node
-from .hashing import encode, hash_bytes, hash_eval, hash_value
+from .hashing import encode, hash_bytes, hash_eval, hash_parts, hash_text, hash_value
 from .job import Job, JobEnv
-from .options import job_limits, retry_limit
+from .options import job_limits, reads_context, retry_limit
 from .outcome import Outcome
+from .provenance import hashed
 from .provenance.base import ProvenanceBackend
 from .provenance.memory import MEMORY_URI
 from .provenance.records import (
@@ -357,6 +358,11 @@ class _ExecutionRun:
         self.pending = ProvenanceBatch()
         # Per task hash: the (name, value hash, preview) of parameters with defaults.
         self._defaults: dict[str, list[tuple[str, str, str]]] = {}
+        # Per task hash: its version and hash_includes, as a job records them (hashed.py).
+        self._hash_inputs: dict[str, dict[str, dict[str, str]]] = {}
+        # Calls given arguments from `get_context(...)` defaults, by id of their node until
+        # their job is recorded: parameter -> context key read.
+        self.context_reads: dict[int, dict[str, str]] = {}
         self.last_flush = time.monotonic()
         self.context = EMPTY_CONTEXT
         self.dryrun = False
@@ -716,6 +722,8 @@ class _ExecutionRun:
         """`node` takes the result of a job already running. A shallow job enclosing `node`
         but not `running` cannot know the tasks under `running`: it records no final value."""
         running.nodes.append(node)
+        if self.context_reads:
+            self.context_reads.pop(id(node), None)  # no job of its own records them
         owner = node.owner
         tracker = owner if owner is not None and owner.subtree is not None else (
             owner.tracker if owner is not None else None
@@ -776,11 +784,17 @@ class _ExecutionRun:
         if not missing:
             return False
         context = self.context_of(node).updated(task.get_option("_context_override"))
+        reads = {
+            name: default.args[0] for name, default in missing.items()
+            if reads_context(default) and default.args
+        }  # fmt: skip
 
         def with_defaults(values: dict[str, Any]) -> None:
             expr = node.payload
             node.payload = TaskExpression(expr.task, expr.args, {**expr.kwargs, **values})
             node.children = [*node.children, *(Node(graph.VALUE, v) for v in values.values())]
+            if reads:
+                self.context_reads[id(node)] = reads
             self._prepare_call(node)
 
         self._evaluate_under(JobEnv(node.owner, context), node, missing, with_defaults, None)
@@ -838,12 +852,15 @@ class _ExecutionRun:
 
     def _load_earlier(self) -> None:
         """Continue the rows of this execution's earlier life, if it had one: its start
-        time, and its jobs by eval hash (see `_earlier_row`)."""
+        time, and its jobs by eval hash (see `_earlier_row`). Its tags are those it has:
+        run()'s tags tag an execution when it is first recorded, so a tag removed since
+        (`kredun tag rm`) is not put back by a resumed run."""
         store = self.scheduler.store
         try:
             self.record.start_time = store.find_execution(self.record.id).start_time
         except NotFoundError:
             return
+        self.pending.tags = [t for t in self.pending.tags if t.entity_id != self.record.id]
         for record in store.jobs_of(self.record.id):
             self.earlier.setdefault(record.eval_hash, []).append(record)
 
@@ -881,6 +898,10 @@ class _ExecutionRun:
             start_time=_now(),
             cache_off=None if status == "CACHED" else self._cache_off(task),
         )
+        reads = self.context_reads.pop(id(node), None) if self.context_reads else None
+        if status != "CACHED" and type(task) is Task:
+            # Only jobs that ran: `kredun log --why` explains a replay by its origin.
+            record.hashed = self._hashed(task, named, reads)
         earlier = self._earlier_row(eval_hash, status) if self.earlier else None
         if earlier is not None and status == "CACHED":
             record = earlier  # it ran in the earlier life: its row stays as written
@@ -916,6 +937,20 @@ class _ExecutionRun:
             job.exports = {name: task.get_option(name) for name in names
                            if name in task.option_values}  # fmt: skip
         return job
+
+    def _hashed(self, task: Task, named: dict[str, Node], reads: dict[str, str] | None) -> Any:
+        """What else took part in the call's hash, as `provenance.hashed` records it."""
+        options = self._hash_inputs.get(task.hash)
+        if options is None:
+            options = self._hash_inputs[task.hash] = _task_hash_inputs(task)
+        if not options and not reads:
+            return None
+        context = {
+            path: (name, named[name].value_hash(), named[name].value)
+            for name, path in (reads or {}).items()
+            if name in named
+        }
+        return hashed.encode(options, context)
 
     def _update_record(self, job: Job, **fields: Any) -> None:
         """Change a job's provenance record; it is written (again) at the next flush."""
@@ -1022,7 +1057,11 @@ class _ExecutionRun:
         while start and queued[start - 1].job_id == job.id:
             start -= 1
         reason = explain_miss(
-            self.scheduler.store, job.task.fullname, job.task.hash, queued[start:]
+            self.scheduler.store,
+            job.task.fullname,
+            job.task.hash,
+            queued[start:],
+            job.record.hashed,
         )
         # Formatted here, so that a handler or patched logger.log sees the whole line.
         self.logger.log(logging.INFO, f"Miss   Job {job.id[:8]}:  {reason}")
@@ -1303,10 +1342,15 @@ class _ExecutionRun:
         self.pending.values.append(record)
 
     def _cache_off(self, task: TaskLike) -> str | None:
-        """Why a job being created does not consult the cache, if it does not."""
+        """Why a job being created does not consult the cache, if it does not: "run",
+        "task" (cache=False) or "scope:CSE" / "scope:NONE" (the task's cache_scope, which
+        wins over its cache option)."""
         if not self.cache:
             return "run"
-        return None if task.get_option("cache", True) else "task"
+        scope = self._cache_scope(task)
+        if scope == "BACKEND":
+            return None
+        return "task" if task.get_option("cache_scope") is None else f"scope:{scope}"
 
     def _record_arguments(
         self,
@@ -1468,6 +1512,20 @@ def _producers(node: Node) -> list[str]:
             found.append(producer)
         elif current.kind != graph.CALL:
             stack.extend(current.children)
+    return found
+
+
+def _task_hash_inputs(task: Task) -> dict[str, dict[str, str]]:
+    """The parts of a task's hash besides its name and source, for `provenance.hashed`:
+    its `version` and `hash_includes`, each where it has one."""
+    found = {}
+    if task.version is not None:
+        version = str(task.version)
+        found["version"] = hashed.entry(version, hash_text(version))
+    includes = task.get_option("hash_includes")
+    if includes:
+        hashes = sorted(hash_value(value) for value in includes)
+        found["hash_includes"] = hashed.entry(list(includes), hash_parts("includes", hashes))
     return found
 
 

@@ -281,3 +281,76 @@ def test_no_broken_pipe_traceback_under_head(workdir: Path) -> None:
     )  # fmt: skip
     assert len(done.stdout.splitlines()) == 1
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+SUBRUN = """
+from kredun import subrun, task
+
+
+@task()
+def leaf(n: int) -> int:
+    return n + 1
+
+
+@task()
+def other(n: int) -> int:
+    return n * 2
+
+
+@task()
+def inner(n: int) -> list:
+    return [leaf(i) for i in range(n)] + [other(n)]
+
+
+@task()
+def main(n: int = 12) -> list:
+    return subrun(inner(n), executor="EXECUTOR")
+"""
+
+
+@pytest.mark.parametrize("executor", ["default", "procs"])
+def test_why_on_a_subrun_job_lists_the_inner_calls_that_ran_and_why(
+    tmp_path: Path, executor: str
+) -> None:
+    (tmp_path / ".kredun").mkdir()
+    (tmp_path / ".kredun" / "kredun.toml").write_text('[executors.procs]\ntype = "process"\n')
+    workflow = SUBRUN.replace("EXECUTOR", executor)
+    (tmp_path / "sub.py").write_text(workflow)
+    ok(tmp_path, "run", "sub.py", "main", "--n", "2")
+    (tmp_path / "sub.py").write_text(workflow.replace("return n + 1", "return n + 2"))
+    ok(tmp_path, "run", "sub.py", "main", "--n", "2")
+    job = newest(tmp_path, "kredun.subrun")
+    (nested,) = json.loads(ok(tmp_path, "log", "--format", "json"))[:1]
+    assert nested["parent_job_id"] == job["id"]
+    leaves = json.loads(ok(tmp_path, "log", "--task", "leaf", "--format", "json", "--limit", "2"))
+    why = ok(tmp_path, "log", "--why", job["id"]).splitlines()
+    assert why == [
+        "kredun.subrun ran because the task has cache=False: it never replays.",
+        f"  it ran a subrun: its nested execution {nested['id'][:8]} (4 jobs) replays call "
+        "by call; 2 ran:",
+        *(f"    leaf (job {leaf['id'][:8]}): the code of task leaf changed"
+          for leaf in reversed(leaves)),
+    ]  # fmt: skip
+    answer = json.loads(ok(tmp_path, "log", "--why", job["id"], "--format", "json"))
+    assert answer["explanation"] == why
+    (subrun,) = answer["subruns"]
+    assert subrun["execution_id"] == nested["id"] and subrun["jobs"] == 4
+    assert [(inner["job_id"], inner["task"]) for inner in subrun["ran"]] == [
+        (leaf["id"], "leaf") for leaf in reversed(leaves)
+    ]
+    assert subrun["more"] == 0
+    if executor != "default":
+        return  # the cap below does not depend on where the subrun ran
+
+    # More inner calls ran than are listed (inner, leaf 2..11 and other; leaf 0 and 1
+    # replayed): the rest are counted.
+    ok(tmp_path, "run", "sub.py", "main")
+    answer = json.loads(
+        ok(tmp_path, "log", "--why", newest(tmp_path, "kredun.subrun")["id"], "--format", "json")
+    )
+    (subrun,) = answer["subruns"]
+    assert subrun["jobs"] == 14 and len(subrun["ran"]) == 10 and subrun["more"] == 2
+    assert subrun["ran"][0]["task"] == "inner"
+    assert subrun["ran"][0]["reason"] == "argument 'n' changed: 2 -> 12"
+    assert answer["explanation"][1].endswith("; 12 ran:")
+    assert answer["explanation"][-1] == "    and 2 more"

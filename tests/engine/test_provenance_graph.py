@@ -154,6 +154,22 @@ def test_cache_off_says_whether_the_task_or_the_run_turned_it_off(
     assert jobs["add"][0].cache_off is None
     scheduler.run(add(1, 5), cache=False)
     assert scheduler.store.find_jobs(task="add", limit=1)[0].cache_off == "run"
+    # An explicit cache_scope wins over cache=, as it does for the scheduler.
+    scheduler.run(add.options(cache_scope="CSE")(1, 6))
+    scheduler.run(add.options(cache=False, cache_scope="BACKEND")(1, 7))
+    scheduler.run(add.options(cache_scope="NONE")(1, 8))
+    none, backend, cse = scheduler.store.find_jobs(task="add", limit=3)
+    assert (cse.cache_off, backend.cache_off, none.cache_off) == ("scope:CSE", None, "scope:NONE")
+    from kredun.provenance.why import explain
+
+    assert explain(scheduler.store, cse).lines == [
+        "add ran because the task has cache_scope=CSE: it reuses only results of its own execution."
+    ]
+    assert (
+        explain(scheduler.store, none)
+        .lines[0]
+        .endswith("cache_scope=NONE: it never reuses a result.")
+    )
 
 
 def test_tags_on_tasks_runs_and_values(scheduler: Scheduler) -> None:
@@ -171,6 +187,26 @@ def test_tags_on_tasks_runs_and_values(scheduler: Scheduler) -> None:
         assert {(t.key, t.value, t.entity_kind) for t in store.tags_of(job.result_hash)} == {
             ("sample", "s1", "value")
         }
+
+
+def test_a_resumed_execution_keeps_its_tags_as_the_user_left_them(tmp_path: Path) -> None:
+    # What the operator does after a restart: run the same execution id again with the
+    # tags from its annotation.
+    execution_id = uuid.uuid4().hex
+    scheduler = Scheduler(f"sqlite:///{tmp_path}/p.db")
+    try:
+        tags = {"team": "genomics", "sample": "s1"}
+        scheduler.run(inc(1), execution_id=execution_id, tags=tags)
+        store = scheduler.store
+        assert store.remove_tags(execution_id, "team") == 1
+        scheduler.run(inc(1), execution_id=execution_id, tags=tags)
+        assert {(t.key, t.value) for t in store.tags_of(execution_id)} == {("sample", "s1")}
+        # A new execution is tagged as asked.
+        other = uuid.uuid4().hex
+        scheduler.run(inc(2), execution_id=other, tags=tags)
+        assert {(t.key, t.value) for t in store.tags_of(other)} == set(tags.items())
+    finally:
+        scheduler.close()
 
 
 def test_bad_tags_are_one_clear_error() -> None:

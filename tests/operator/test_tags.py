@@ -21,6 +21,7 @@ from kredun.submit import _execution_manifest
 from kredun_operator.errors import AnnotationError, SpecError
 from kredun_operator.tags import execution_tags
 
+from tests.support.kube.testing import wait_for
 from tests.support.operator import IMAGE, operator_cluster
 
 __all__ = ["operator_cluster"]  # a fixture: imported for pytest to find
@@ -162,3 +163,49 @@ def test_a_tagged_submission_is_found_by_tag_and_a_malformed_annotation_fails_al
     listed = json.loads(kredun_log(cluster.database, "--tag", "note", "--status", "DONE",
                                    "--format", "json"))  # fmt: skip
     assert [e["id"] for e in listed] == [execution_id]
+
+
+@task()
+def nap(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def kredun_cli(database: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "kredun", *args, "--database", database],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_tag_removed_while_the_execution_runs_stays_removed_after_an_operator_restart(
+    operator_cluster,
+) -> None:
+    cluster = operator_cluster
+    stores = {"database": {"uri": cluster.database}, "value_store": {"uri": cluster.value_store}}
+    kredun.submit(
+        nap(3.0),
+        namespace=cluster.namespace,
+        image=IMAGE,
+        name="retagged",
+        config=stores,
+        kubeconfig=cluster.kubeconfig,
+        tags={"team": "genomics", "sample": "s1"},
+    )
+    wait_for(
+        lambda: any(pod["status"].get("phase") == "Running" for pod in cluster.pods("retagged")),
+        timeout=30, interval=0.1, message="the job's Pod running",
+    )  # fmt: skip
+    execution_id = normalize_id(cluster.status("retagged")["executionId"])
+    removed = kredun_cli(cluster.database, "tag", "rm", execution_id, "team")
+    assert removed.startswith("Removed 1 tag(s)"), removed
+    cluster.kill_operator()
+    cluster.start_operator()
+    status = cluster.wait_for_phase("retagged")
+    assert status["phase"] == "Succeeded", status
+    with ProvenanceStore(cluster.database) as store:
+        assert {(t.key, t.value) for t in store.tags_of(execution_id)} == {("sample", "s1")}

@@ -108,7 +108,9 @@ def _answer(store: ProvenanceStore, args: argparse.Namespace) -> tuple[list[str]
         answer = explain(store, job)
         return answer.lines, {
             "job": job, "compared_with": answer.compared_with,
-            "task_changes": answer.task_changes, "explanation": answer.lines,
+            "task_changes": answer.task_changes, "hash_changes": answer.hash_changes,
+            "subruns": answer.subruns,
+            "explanation": answer.lines,
         }  # fmt: skip
     if args.file is not None:
         return _file_history(store, args.file)
@@ -218,7 +220,9 @@ def _job_details(store: ProvenanceStore, job: JobRecord) -> tuple[list[str], Any
     if job.parent_id:
         lines.append(f"  called by: job {job.parent_id}")
     if job.cache_off:
-        lines.append(f"  cache: off ({'task cache=False' if job.cache_off == 'task' else 'run'})")
+        how = {"task": "task cache=False", "run": "run"}.get(job.cache_off)
+        scope = job.cache_off.removeprefix("scope:")
+        lines.append(f"  cache: off ({how or 'task cache_scope=' + scope})")
     lines += [f"  tag: {t.key}={t.value}" for t in tags]
     lines.append("  arguments:")
     for argument in arguments:

@@ -82,6 +82,9 @@ class ProvenanceBackend(Protocol):
     ) -> list[JobRecord]:
         """Jobs matching every filter given, newest first."""
 
+    def subruns_of(self, job_id: str) -> list[ExecutionRecord]:
+        """The executions run inside a job (a subrun's nested execution), newest first."""
+
     def arguments_of(self, job_id: str) -> list[ArgumentRecord]: ...
 
     def edges_of(self, job_id: str) -> list[EdgeRecord]:

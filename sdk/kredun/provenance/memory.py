@@ -94,6 +94,10 @@ class MemoryProvenanceStore:
         """As the SQL store's: an exact id wins over longer ids it prefixes."""
         return _unique(self._executions, id_prefix, "execution")
 
+    def subruns_of(self, job_id: str) -> list[ExecutionRecord]:
+        inside = [r for r in self._executions.values() if r.parent_job_id == job_id]
+        return sorted(inside, key=lambda r: r.start_time, reverse=True)
+
     def find_job(self, id_prefix: str) -> JobRecord:
         return _unique(self._jobs, normalize_id(id_prefix), "job")
 

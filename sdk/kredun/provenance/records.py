@@ -72,6 +72,8 @@ class JobRecord:
     # Why the cache was not consulted: "task" (the task says cache=False) or "run" (the
     # whole run did); None when it was.
     cache_off: str | None = None
+    # What else took part in the call's hash (provenance.hashed), as JSON; None for most.
+    hashed: str | None = None
 
 
 @dataclass(slots=True)

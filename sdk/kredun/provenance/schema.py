@@ -33,7 +33,7 @@ from sqlalchemy import (
 # The newest revision in migrations/versions/. `ProvenanceStore.ensure_schema` compares the
 # database's alembic_version against it with one query, so alembic is only imported when the
 # schema actually needs creating or upgrading.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 # Hashes are 40 hex characters and ids 32 today; the columns leave room for a longer digest.
 HASH_LENGTH = 64
@@ -174,6 +174,10 @@ job_table = Table(
     Column("traceback", Text, nullable=True),
     Column("attempt", Integer, nullable=False),
     Column("cache_off", String(STATUS_LENGTH), nullable=True),
+    # The task's version and hash_includes and the context keys read into arguments, as
+    # JSON (kredun.provenance.hashed): what `kredun log --why` names besides code and
+    # arguments.
+    Column("hashed", Text, nullable=True),
 )
 
 # Rows below are keyed by job and written once (insert-or-ignore); they have no foreign

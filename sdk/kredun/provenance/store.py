@@ -771,6 +771,9 @@ class ProvenanceStore:
         ).limit(limit)
         return self._records(statement, ExecutionRecord, "finding executions")
 
+    def subruns_of(self, job_id: str) -> list[ExecutionRecord]:
+        return self.find_executions(parent_job_id=job_id)
+
     def arguments_of(self, job_id: str) -> list[ArgumentRecord]:
         statement = (
             _select_records(argument_table, _ARGUMENT_COLUMNS)

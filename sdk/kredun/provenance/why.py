@@ -4,11 +4,16 @@ the result it replayed came from.
 The job is compared with the closest earlier call of the same task: the one whose
 arguments differ least, the newest among equals (for a replayed job, the newest earlier
 call with the same code and arguments). What differs is the answer: the task's code (with
-a diff of its source), arguments (which, from what to what), input files, an explicit
+a diff of its source) or its version or hash_includes, arguments (which, from what to
+what; a context key for one a `get_context` default filled in), input files, an explicit
 cache=False, and the tasks under the call. A replayed call is reused only while every task
 in the subtree that produced it keeps its hash (check_valid="full"), so when one of those
 changed, the calls under it ran again although the call itself replayed: the answer names
 each task whose hash differs and those added to or gone from the subtree.
+
+A job that ran a subrun is never replayed as a whole (cache=False): its nested execution,
+recorded under it, replays what it can call by call. The answer for such a job lists the
+nested execution's jobs that ran, each with the one-line reason it ran.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import difflib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import hashed
 from .base import ProvenanceBackend
-from .records import ArgumentRecord, FileRecord, JobRecord
+from .records import ArgumentRecord, ExecutionRecord, FileRecord, JobRecord
 
 # Earlier calls of the task considered when looking for the closest one.
 CANDIDATES = 200
@@ -28,6 +34,11 @@ _RAN_SHOWN = 10
 _FINISHED = frozenset({"DONE", "CACHED"})
 # Fewer for a dry run's explanations: it gives one for every job that would run.
 _MISS_CANDIDATES = 20
+# JobRecord.cache_off for a task whose cache_scope keeps it from the recorded cache.
+_SCOPES = {
+    "scope:CSE": "it reuses only results of its own execution.",
+    "scope:NONE": "it never reuses a result.",
+}
 
 
 @dataclass(slots=True)
@@ -42,20 +53,113 @@ class TaskChange:
 
 
 @dataclass(slots=True)
+class HashChange:
+    """A difference in the call's hash besides source and plain arguments: `kind` "option"
+    (the task's `version` or `hash_includes`) or "context" (a context key read into
+    `argument`); `old` and `new` are previews, None when it was or is not there."""
+
+    kind: str
+    name: str
+    old: str | None
+    new: str | None
+    argument: str | None = None
+
+
+@dataclass(slots=True)
+class InnerJob:
+    """A job of a subrun's nested execution that ran rather than replayed, and why."""
+
+    job_id: str
+    task: str
+    status: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SubrunRun:
+    """A nested execution run inside the job: how many jobs it had, the first of those
+    that ran (not replayed) with their reasons, and how many more ran."""
+
+    execution_id: str
+    jobs: int
+    ran: list[InnerJob]
+    more: int
+
+
+@dataclass(slots=True)
 class Explanation:
     lines: list[str]
     compared_with: str | None = None  # the id of the earlier job the answer compares with
     task_changes: list[TaskChange] = field(default_factory=list)
+    subruns: list[SubrunRun] = field(default_factory=list)
+    hash_changes: list[HashChange] = field(default_factory=list)
 
 
 def explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
-    """Why `job` ran or what it replayed, as lines and the facts behind them."""
+    """Why `job` ran or what it replayed, as lines and the facts behind them; for a job
+    that ran a subrun, also which jobs of its nested execution ran and why."""
+    answer = _explain(store, job)
+    for execution in store.subruns_of(job.id):
+        nested = _subrun_run(store, execution)
+        answer.subruns.append(nested)
+        answer.lines += _subrun_text(nested)
+    return answer
+
+
+def _subrun_run(store: ProvenanceBackend, execution: ExecutionRecord) -> SubrunRun:
+    jobs = store.jobs_of(execution.id)
+    ran = [job for job in jobs if job.status != "CACHED"]
+    # The nested jobs' own subruns are not descended into: one level answers "which inner
+    # call re-ran", and each explanation costs queries.
+    shown = [
+        InnerJob(job.id, job.task_name, job.status, _reason(job, _explain(store, job).lines))
+        for job in ran[:_RAN_SHOWN]
+    ]
+    return SubrunRun(execution.id, len(jobs), shown, len(ran) - len(shown))
+
+
+def _subrun_text(nested: SubrunRun) -> list[str]:
+    head = (
+        f"  it ran a subrun: its nested execution {nested.execution_id[:8]} ({nested.jobs} "
+        "jobs) replays call by call"
+    )
+    if not nested.ran:
+        return [head + ", and replayed every one."]
+    count = len(nested.ran) + nested.more
+    lines = [head + f"; {count} ran:"]
+    lines += [
+        f"    {inner.task} (job {inner.job_id[:8]}"
+        + (f", {inner.status}" if inner.status != "DONE" else "")
+        + f"): {inner.reason}"
+        for inner in nested.ran
+    ]
+    if nested.more:
+        lines.append(f"    and {nested.more} more")
+    return lines
+
+
+def _reason(job: JobRecord, lines: list[str]) -> str:
+    """An explanation in one line: what it lists (the lines one level in; deeper ones are
+    details such as a source diff), else its first line."""
+    listed = [line.strip().rstrip(":") for line in lines[1:] if not line.startswith("    ")]
+    if listed:
+        return "; ".join(listed)
+    return lines[0].removeprefix(f"{job.task_name} ran because ")
+
+
+def _explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
     if job.status == "CACHED":
         return _with_subtree(store, job, _replayed(store, job), _last_same_call(store, job))
     if job.cache_off == "task":
         return Explanation(
             [f"{job.task_name} ran because the task has cache=False: it never replays."]
         )
+    if job.cache_off in _SCOPES:
+        scope = job.cache_off.removeprefix("scope:")
+        return Explanation([
+            f"{job.task_name} ran because the task has cache_scope={scope}: "
+            + _SCOPES[job.cache_off]
+        ])  # fmt: skip
     if job.cache_off == "run":
         return Explanation([
             f"{job.task_name} ran because its execution was started with the cache off "
@@ -78,18 +182,71 @@ def explain(store: ProvenanceBackend, job: JobRecord) -> Explanation:
     if closest.eval_hash == job.eval_hash:
         return _with_subtree(store, job, _same_call(store, job, closest, where), closest)
     lines = [f"{job.task_name} ran: compared with the closest earlier call, {where}:"]
+    old_options = hashed.decode(_hashed_of(store, closest))[0]
+    new_options, context = hashed.decode(job.hashed)
+    changes = _option_changes(old_options, new_options)
     if closest.task_hash != job.task_hash:
-        lines.append(f"  the code of task {job.task_name} changed:")
-        lines += ["    " + line for line in _source_diff(store, closest.task_hash, job.task_hash)]
+        # With a version, the source is not part of the task hash.
+        versioned = "version" in old_options and "version" in new_options
+        diff = [] if versioned else _source_diff(store, closest.task_hash, job.task_hash)
+        if diff:
+            lines.append(f"  the code of task {job.task_name} changed:")
+            lines += ["    " + line for line in diff]
+        elif not changes:
+            # Rows recorded before jobs kept their version and hash_includes.
+            why = "source not recorded" if diff is None else "same source: version or name"
+            lines += [
+                f"  the code of task {job.task_name} changed:",
+                f"    task hash {closest.task_hash[:8]} -> {job.task_hash[:8]} ({why})",
+            ]
+    lines += [f"  option {c.name}: {c.old or '(none)'} -> {c.new or '(none)'}" for c in changes]
+    # Arguments this call took from its context (what the earlier call did matters not:
+    # the new value came from there).
+    read_into = _read_into(context)
     inputs = _input_files(store, closest.id)
     for name, (old, new) in differences.items():
-        lines.append(_argument_change(name, old, new, inputs, _input_files(store, job.id)))
+        key = read_into.get(name)
+        if key is not None and old is not None and new is not None:
+            changes.append(HashChange("context", key, old.preview, new.preview, name))
+            lines.append(f"  context key {key}: {old.preview} -> {new.preview} (argument {name!r})")
+        else:
+            lines.append(_argument_change(name, old, new, inputs, _input_files(store, job.id)))
     if len(lines) == 1:
         lines.append(
-            "  the same code and arguments, yet a different call hash: a task option or "
-            "context that takes part in the hash differs"
+            "  the same code and arguments, yet a different call hash, for a reason that "
+            "was not recorded"
         )
-    return _with_subtree(store, job, lines, closest)
+    answer = _with_subtree(store, job, lines, closest)
+    answer.hash_changes = changes
+    return answer
+
+
+def _hashed_of(store: ProvenanceBackend, job: JobRecord) -> str | None:
+    """A job's `hashed` record; a replayed job's is that of the job that computed its
+    result (the same eval hash: the same task hash and arguments)."""
+    if job.hashed or job.status != "CACHED" or job.eval_hash is None:
+        return job.hashed
+    origin = store.find_jobs(eval_hash=job.eval_hash, status="DONE", limit=1)
+    return origin[0].hashed if origin else None
+
+
+def _read_into(context: dict[str, Any]) -> dict[Any, str]:
+    """argument -> the context key a `get_context` default read into it."""
+    return {entry.get("argument"): key for key, entry in context.items() if isinstance(entry, dict)}
+
+
+def _option_changes(old: dict[str, Any], new: dict[str, Any]) -> list[HashChange]:
+    """The task's version and hash_includes that differ between two jobs' records."""
+    changes = []
+    for name in ("version", "hash_includes"):
+        before, after = old.get(name), new.get(name)
+        if not (isinstance(before, dict) or isinstance(after, dict)):
+            continue
+        before = before if isinstance(before, dict) else {}
+        after = after if isinstance(after, dict) else {}
+        if before.get("hash") != after.get("hash"):
+            changes.append(HashChange("option", name, before.get("preview"), after.get("preview")))
+    return changes
 
 
 def job_arguments(store: ProvenanceBackend, job: JobRecord) -> list[ArgumentRecord]:
@@ -274,17 +431,17 @@ def _argument_change(
     return f"  argument {name!r} changed: {old.preview} -> {new.preview}"
 
 
-def _source_diff(store: ProvenanceBackend, old_hash: str, new_hash: str) -> list[str]:
+def _source_diff(store: ProvenanceBackend, old_hash: str, new_hash: str) -> list[str] | None:
+    """The diff of two tasks' sources (shortened): empty when they are the same, None when
+    either is not recorded."""
     old, new = store.get_task(old_hash), store.get_task(new_hash)
     if old is None or new is None or not (old.source or new.source):
-        return [f"task hash {old_hash[:8]} -> {new_hash[:8]} (source not recorded)"]
+        return None
     diff = list(
         difflib.unified_diff(
             old.source.splitlines(), new.source.splitlines(), "before", "now", lineterm=""
         )
     )
-    if not diff:
-        return [f"task hash {old_hash[:8]} -> {new_hash[:8]} (same source: version or name)"]
     return diff[:_DIFF_LINES] + (["..."] if len(diff) > _DIFF_LINES else [])
 
 
@@ -293,12 +450,18 @@ def _when(job: JobRecord) -> Any:
 
 
 def explain_miss(
-    store: ProvenanceBackend, task_name: str, task_hash: str, arguments: list[ArgumentRecord]
+    store: ProvenanceBackend,
+    task_name: str,
+    task_hash: str,
+    arguments: list[ArgumentRecord],
+    hashed_text: str | None = None,
 ) -> str:
     """Why a call that a dry run found would have to run misses the cache, in redun's three
-    kinds: the task's code changed but an earlier call had these arguments; the code is
-    known but the arguments are new; or both are new."""
+    kinds: the task's code (or version, or hash_includes) changed but an earlier call had
+    these arguments; the code is known but the arguments are new; or both are new.
+    `hashed_text` is the call's `hashed` record, to name those options and context keys."""
     now = _by_name(arguments)
+    options, context = hashed.decode(hashed_text)
     earlier = store.find_jobs(task=task_name, limit=_MISS_CANDIDATES)
     same_code: JobRecord | None = None
     for other in earlier:
@@ -306,21 +469,34 @@ def explain_miss(
             continue
         same_arguments = not _differences(now, _by_name(job_arguments(store, other)))
         if same_arguments and other.task_hash != task_hash:
+            changes = _option_changes(hashed.decode(_hashed_of(store, other))[0], options)
+            named = "".join(
+                f"; option {c.name}: {c.old or '(none)'} -> {c.new or '(none)'}" for c in changes
+            )
             return (
                 f"New task '{task_name}()' with previous arguments (code changed since "
-                f"{_where(other)}: task hash {other.task_hash[:8]} --> {task_hash[:8]})"
+                f"{_where(other)}: task hash {other.task_hash[:8]} --> {task_hash[:8]}{named})"
             )
         if same_arguments:
+            # The same task hash and arguments, so the same call: neither its options nor
+            # the context values it reads differ.
             return (
-                f"Existing task '{task_name}()' with previous arguments ({_where(other)}): a "
-                "task option, the context or a task under it differs"
+                f"Existing task '{task_name}()' with previous arguments ({_where(other)}): "
+                "the same call, but the cache is off for it, or its cached result failed a "
+                "check (a task under it or an output file changed) or is in another cache "
+                "scope or context"
             )
         if same_code is None and other.task_hash == task_hash:
             same_code = other
     if same_code is not None:
         changed = _differences(now, _by_name(job_arguments(store, same_code)))
+        read_into = _read_into(context)
+        names = [
+            f"{name} (context key {read_into[name]})" if name in read_into else name
+            for name in changed
+        ]
         return (
-            f"Existing task '{task_name}()' is called with new arguments ({', '.join(changed)} "
+            f"Existing task '{task_name}()' is called with new arguments ({', '.join(names)} "
             f"differ from {_where(same_code)})"
         )
     return f"New task '{task_name}()' is called with new arguments"
