@@ -227,10 +227,50 @@ def test_file_says_which_job_wrote_it_from_which_inputs(workdir: Path) -> None:
     answer = ok(workdir, "log", "--file", "report.txt")
     assert "written by job" in answer and " report " in answer
     assert "with total = 6" in answer
+    # Its lineage: report's total came from double, fed by count, which read in.txt.
+    counter = newest(workdir, "count")
+    assert (
+        f"derived from File {workdir / 'in.txt'}  [" in answer
+        and f"(read by job {counter['id'][:8]} count)" in answer
+    )
+    [written] = json.loads(ok(workdir, "log", "--file", "report.txt", "--format", "json"))
+    assert [(u["file"]["path"], u["job_id"]) for u in written["upstream"]] == [
+        (str(workdir / "in.txt"), counter["id"])
+    ]
     source = ok(workdir, "log", "--file", str(workdir / "in.txt"))
     assert "read by job" in source and " count " in source
     missing = kredun(workdir, "log", "--file", "nowhere.txt")
     assert missing.returncode == 2 and "no job recorded" in missing.stderr
+
+
+GATHER = """
+from kredun import task
+
+
+@task()
+def double(n: int) -> int:
+    return n * 2
+
+
+@task()
+def total(values: list) -> int:
+    return sum(values)
+
+
+@task()
+def main() -> int:
+    return total([double(1), double(2)])
+"""
+
+
+def test_an_argument_gathered_from_several_jobs_names_each(tmp_path: Path) -> None:
+    (tmp_path / "wf.py").write_text(GATHER)
+    ok(tmp_path, "run", "wf.py", "main")
+    doubles = json.loads(ok(tmp_path, "log", "--task", "double", "--format", "json"))
+    shown = ok(tmp_path, "log", newest(tmp_path, "total")["id"])
+    fed_by = sorted(job["id"][:8] for job in doubles)
+    assert "values = [2, 4]  [" in shown and len(fed_by) == 2
+    assert shown.count("<- jobs ") == 1 and all(short in shown for short in fed_by)
 
 
 def test_failed_job_shows_traceback_and_status_filter(workdir: Path) -> None:

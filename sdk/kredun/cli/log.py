@@ -15,7 +15,13 @@ from typing import Any
 from ..config import project_config
 from ..errors import AmbiguousIdError, NotFoundError, TagError
 from ..provenance.base import normalize_id
-from ..provenance.records import ExecutionRecord, JobRecord, ProvenanceBatch, TagRecord
+from ..provenance.records import (
+    ExecutionRecord,
+    FileRecord,
+    JobRecord,
+    ProvenanceBatch,
+    TagRecord,
+)
 from ..provenance.store import ProvenanceStore
 from ..provenance.why import explain, job_arguments
 from ..tags import parse_tag
@@ -211,7 +217,10 @@ def _job_details(store: ProvenanceStore, job: JobRecord) -> tuple[list[str], Any
         store.value_records([job.result_hash]).get(job.result_hash) if job.result_hash else None
     )
     inner = store.find_executions(parent_job_id=job.id)
-    sources = {edge.name: edge.src_job_id for edge in edges if edge.dst_job_id == job.id}
+    sources: dict[str, list[str]] = {}
+    for edge in edges:
+        if edge.dst_job_id == job.id:  # an argument may gather several jobs' results
+            sources.setdefault(edge.name, []).append(edge.src_job_id[:8])
     lines = [
         f"Job {job.id}  {job.status}  {job.task_name}",
         f"  execution: {job.execution_id}   executor: {job.executor}   attempt: {job.attempt}",
@@ -226,7 +235,8 @@ def _job_details(store: ProvenanceStore, job: JobRecord) -> tuple[list[str], Any
     lines += [f"  tag: {t.key}={t.value}" for t in tags]
     lines.append("  arguments:")
     for argument in arguments:
-        source = f"  <- job {sources[argument.name][:8]}" if argument.name in sources else ""
+        fed_by = sources.get(argument.name)
+        source = f"  <- job{'s' if len(fed_by) > 1 else ''} {', '.join(fed_by)}" if fed_by else ""
         lines.append(
             f"    {argument.name} = {argument.preview}  [{argument.value_hash[:8]}]{source}"
         )
@@ -265,11 +275,43 @@ def _file_history(store: ProvenanceStore, path: str) -> tuple[list[str], Any]:
         )
         inputs = [f for f in store.files_of(job.id) if f.role == "input"]
         arguments = job_arguments(store, job) if file.role == "output" else []
+        upstream = _upstream_inputs(store, job.id) if file.role == "output" else []
         if file.role == "output":
             lines += [f"    from {f.kind} {f.path}  [{f.hash[:8]}]" for f in inputs]
             lines += [f"    with {a.name} = {a.preview}" for a in arguments]
-        answer.append({"file": file, "job": job, "inputs": inputs, "arguments": arguments})
+            lines += [
+                f"    derived from {f.kind} {f.path}  [{f.hash[:8]}]  (read by job "
+                f"{reader.id[:8]} {reader.task_name})"
+                for f, reader in upstream
+            ]
+        answer.append({
+            "file": file, "job": job, "inputs": inputs, "arguments": arguments,
+            "upstream": [{"file": f, "job_id": reader.id} for f, reader in upstream],
+        })  # fmt: skip
     return lines, answer
+
+
+# How far `--file` follows the jobs whose results fed the writer of a file.
+_UPSTREAM_JOBS = 200
+
+
+def _upstream_inputs(store: ProvenanceStore, job_id: str) -> list[tuple[FileRecord, JobRecord]]:
+    """The input files of the jobs whose results fed `job_id`, directly or through other
+    jobs (its file lineage), nearest first; at most _UPSTREAM_JOBS jobs are visited."""
+    seen, queue = {job_id}, [job_id]
+    found: list[tuple[FileRecord, JobRecord]] = []
+    while queue and len(seen) <= _UPSTREAM_JOBS:
+        current = queue.pop(0)
+        for edge in store.edges_of(current):
+            if edge.dst_job_id != current or edge.src_job_id in seen:
+                continue
+            seen.add(edge.src_job_id)
+            queue.append(edge.src_job_id)
+            files = [f for f in store.files_of(edge.src_job_id) if f.role == "input"]
+            if files:
+                reader = store.find_job(edge.src_job_id)
+                found += [(f, reader) for f in files]
+    return found
 
 
 def _tagged(store: ProvenanceStore, key: str, value: str | None) -> tuple[list[str], Any]:
