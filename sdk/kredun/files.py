@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from .errors import FileError
 from .hashing import hash_parts
-from .validity import checking, note_external, report_stale
+from .validity import note_external, note_restored
 
 MISSING = "missing"  # the hash part of a path with nothing there
 
@@ -414,11 +414,7 @@ def _restore(cls: type[File] | type[Dir], path: str, value_hash: str) -> File | 
     restored.path = path
     restored._fs = filesystem_of(path)
     restored._hash = value_hash
-    if checking():
-        reason = restored.stale_reason()
-        if reason is not None:
-            report_stale(reason)
-    note_external(restored)
+    note_restored(restored)
     return restored
 
 

@@ -68,6 +68,16 @@ def note_external(obj: Any) -> None:
         found.append(obj)
 
 
+def note_restored(obj: Any) -> None:
+    """Called by an object with a `stale_reason()` method as it is restored: while a cached
+    result is checked, a stale one makes that result stale; it is noted either way."""
+    if checking():
+        reason = obj.stale_reason()
+        if reason is not None:
+            report_stale(reason)
+    note_external(obj)
+
+
 def stale_reasons(objects: list[Any]) -> list[str]:
     """Why objects collected with `collecting_external()` no longer match the world."""
     return [reason for obj in objects if (reason := obj.stale_reason()) is not None]

@@ -21,7 +21,7 @@ from typing import Any
 
 from .hashing import hash_bytes, hash_parts
 from .serialize import dumps
-from .validity import checking, note_external, report_stale
+from .validity import note_external, note_restored
 
 
 class Value:
@@ -70,9 +70,5 @@ def _restore(cls: type[Value], state: Any) -> Value:
     restored = cls.__new__(cls)
     restored.__setstate__(state)
     if _checks_validity(cls):
-        if checking():
-            reason = restored.stale_reason()
-            if reason is not None:
-                report_stale(reason)
-        note_external(restored)
+        note_restored(restored)
     return restored
