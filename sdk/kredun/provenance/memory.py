@@ -22,6 +22,7 @@ from .records import (
     FinalRecord,
     JobRecord,
     ProvenanceBatch,
+    TagRecord,
     TaskRecord,
     ValueRecord,
 )
@@ -45,6 +46,7 @@ class MemoryProvenanceStore:
         self._edges: dict[str, list[EdgeRecord]] = {}  # by both ends
         self._files: dict[str, list[FileRecord]] = {}
         self._tags: dict[str, set[tuple[str, str]]] = {}
+        self._tag_kinds: dict[str, str] = {}  # entity id -> "execution", "job" or "value"
 
     def ensure_schema(self) -> None:
         pass  # nothing to create
@@ -69,6 +71,28 @@ class MemoryProvenanceStore:
                 self._files.setdefault(file.job_id, []).append(file)
             for tag in batch.tags:
                 self._tags.setdefault(tag.entity_id, set()).add((tag.key, tag.value))
+                self._tag_kinds[tag.entity_id] = tag.entity_kind
+
+    def provenance(self) -> ProvenanceBatch:
+        """Everything this store records about what ran (executions, jobs, their arguments,
+        edges, files and tags, the tasks), not its cache entries or values: for a subrun's
+        job to hand over (kredun.provenance.fragment)."""
+        with self._lock:
+            return ProvenanceBatch(
+                tasks=list(self._tasks.values()),
+                executions=list(self._executions.values()),
+                jobs=list(self._jobs.values()),
+                arguments=[a for found in self._arguments.values() for a in found],
+                edges=[
+                    e for dst, found in self._edges.items() for e in found if e.dst_job_id == dst
+                ],
+                files=[f for found in self._files.values() for f in found],
+                tags=[
+                    TagRecord(entity, key, value, self._tag_kinds[entity])
+                    for entity, pairs in self._tags.items()
+                    for key, value in sorted(pairs)
+                ],
+            )
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
         return {h: self._calls[h] for h in eval_hashes if h in self._calls}
