@@ -471,6 +471,22 @@ def test_a_bad_fragment_is_dropped_with_a_warning_and_the_result_counts(
     assert outer.status == "DONE" and scheduler.store.find_executions(parent_job_id=outer.id) == []
 
 
+def test_a_fragment_too_large_to_export_is_reported_as_dropped(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(fragments, "MAX_FRAGMENT_JOBS", 2)
+    scheduler.logger.addHandler(caplog.handler)
+    try:
+        expr = subrun(add(inc(1), inc(2)), executor="remote", config=INNER)
+        assert scheduler.run(expr) == 5
+    finally:
+        scheduler.logger.removeHandler(caplog.handler)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "provenance (3 jobs) was too large to bring back" in warning
+    (outer,) = scheduler.store.find_jobs(task="kredun.subrun")
+    assert scheduler.store.find_executions(parent_job_id=outer.id) == []
+
+
 def test_a_fragment_naming_existing_ids_gets_ids_of_its_own(
     scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
