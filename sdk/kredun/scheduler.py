@@ -1157,6 +1157,10 @@ class _ExecutionRun:
         pending.files.extend(nested.files)
         pending.tags.extend(nested.tags)
         pending.tasks.extend(nested.tasks)
+        # Within a batch the last record of a value wins: one this scheduler recorded (maybe
+        # still pending) keeps its full row, which it would not write again.
+        recorded = self.scheduler._recorded_values
+        pending.values.extend(value for value in nested.values if value.hash not in recorded)
 
     def _forget(self, job: Job) -> None:
         """A job that ended is no longer one an identical call can join."""

@@ -31,6 +31,7 @@ from kredun.provenance.records import (
     ProvenanceBatch,
     TagRecord,
     TaskRecord,
+    ValueRecord,
 )
 from kredun.provenance.store import ProvenanceStore
 from kredun.task import source_task_hash
@@ -99,8 +100,13 @@ def test_what_a_nested_run_recorded_survives_its_fragment() -> None:
     for attribute in ("executions", "jobs", "arguments", "edges", "tags", "tasks"):
         assert getattr(parsed, attribute) == getattr(records, attribute), attribute
     assert len(parsed.edges) == 2 and parsed.tags[0].key == "stage"
-    # Cache entries and values stay where they were made.
-    assert (parsed.calls, parsed.finals, parsed.values) == ([], [], [])
+    # Values travel described, not as bytes; cache entries stay where they were made.
+    assert [(v.hash, v.type_name, v.preview, v.size) for v in parsed.values] == [
+        (v.hash, v.type_name, v.preview, v.size) for v in records.values
+    ]
+    assert {(v.data, v.truth, v.holds_files) for v in parsed.values} == {(None, None, None)}
+    assert "5" in {v.preview for v in parsed.values}
+    assert (parsed.calls, parsed.finals) == ([], [])
 
 
 def test_file_records_survive_their_fragment() -> None:
@@ -151,7 +157,10 @@ REMOVED = object()
         ("version", True, "'version' must be 1"),
         ("scope", "ns/other", "unknown field"),  # a fragment cannot name a cache scope
         ("calls", [], "unknown field"),  # nor bring cache entries
-        ("values", [], "unknown field"),
+        ("values.0.data", "gAR9lC4=", "values[0]' must be an object with the fields"),
+        ("values.0.truth", True, "values[0]' must be an object with the fields"),
+        ("values.0.size", -5, "size' must be a whole number"),
+        ("values.0.hash", "a" * 39, "hash' must be 40"),
         ("jobs", REMOVED, "lacks jobs"),
         ("jobs", {}, "'jobs' must be a list"),
         ("execution", [], "'execution' must be an object"),
@@ -257,6 +266,13 @@ def test_references_to_ids_the_fragment_does_not_define_are_left_out() -> None:
     assert (batch.edges, batch.files) == ([], [])
     # Tags on values are left out too: a value's hash is every scope's.
     assert [(t.entity_id, t.entity_kind) for t in batch.tags] == [(kept.id, "job")]
+
+
+def test_values_keep_their_description_only() -> None:
+    claimed = ValueRecord(HASH, "builtins.int", "3", 5, b"forged", "ns/other", True, False)
+    fragment = ProvenanceBatch(executions=[execution("e" * 32)], values=[claimed])
+    (value,) = rebase(fragment, "c" * 32, source_hash).values
+    assert value == ValueRecord(HASH, "builtins.int", "3", 5, None)  # scope: the receiver's
 
 
 def test_only_task_rows_whose_hash_is_their_source_are_kept() -> None:
@@ -421,6 +437,16 @@ def test_a_remote_subruns_inner_jobs_are_recorded_under_it(scheduler: Scheduler)
     assert [(a.name, a.preview) for a in store.arguments_of(added.id)] == [("a", "2"), ("b", "3")]
     task_row = store.get_task(added.task_hash)
     assert task_row is not None and "return a + b" in task_row.source
+    rows = store.value_records(job.result_hash or "" for job in jobs)
+    results = [rows[job.result_hash or ""] for job in jobs]
+    described = {
+        f"{job.task_name}={row.preview}": row for job, row in zip(jobs, results, strict=True)
+    }
+    assert sorted(described) == ["fragtest.add=5", "fragtest.inc=2", "fragtest.inc=3"]
+    # An inner value is described only; the same value as the subrun's own result keeps the
+    # row this scheduler wrote from the verified result.
+    assert described["fragtest.inc=2"].data is None and described["fragtest.inc=2"].truth is None
+    assert described["fragtest.add=5"].data is not None and described["fragtest.add=5"].truth
     # Inner calls are not cache entries here: a later subrun runs them again.
     assert store.lookup_calls(job.eval_hash for job in jobs if job.eval_hash) == {}
 

@@ -355,6 +355,12 @@ def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
         assert store.lookup_calls(job.eval_hash for job in jobs if job.eval_hash) == {}
         total = next(job for job in jobs if job.task_name == "opflow.total")
         fed_total = {edge.src_job_id for edge in store.edges_of(total.id)}
+        # Inner results are described in the Execution's namespace, and only there.
+        results = [job.result_hash or "" for job in jobs if job.task_name == "opflow.inc"]
+        previews = sorted(row.preview for row in store.value_records(results).values())
+    with ProvenanceStore(cluster.database, "ns/elsewhere") as elsewhere:
+        assert elsewhere.value_records(results) == {}
+    assert previews == ["1", "2", "3"]
     assert inner.status == "DONE" and inner.result_preview == "6"
     names = {job.id: job.task_name for job in jobs}
     assert sorted(names.values()) == ["opflow.fanout", *["opflow.inc"] * 3, "opflow.total"]

@@ -8,13 +8,13 @@ scheduler using a remote executor) parses it strictly here and records it under 
 subrun job with every id replaced by one of its own.
 
     {"version": 1, "execution": {...}, "jobs": [...], "arguments": [...], "edges": [...],
-     "files": [...], "tags": [...], "tasks": [...]}
+     "files": [...], "tags": [...], "tasks": [...], "values": [...]}
 
 Each record is an object holding the fields of its `kredun.provenance.records` class, times
-as ISO 8601 with an offset. What the receiver never takes from a fragment, whoever made it:
-cache entries (calls, final values) and value rows. A value row is content-addressed and
-written once per scope, so a partial row from a fragment (no bytes, no `bool()`, no word on
-files) would stand in for the complete one a real job records later.
+as ISO 8601 with an offset; a value only its hash, type, preview and size. What the receiver
+never takes from a fragment, whoever made it: cache entries (calls, final values), a value's
+bytes, `bool()` or word on files (its row says "unknown" until a job the receiver checks
+records that value: the store fills them in then), tags on values, and ids.
 
 This module imports no deserialiser: the operator imports it.
 """
@@ -40,6 +40,7 @@ from .records import (
     ProvenanceBatch,
     TagRecord,
     TaskRecord,
+    ValueRecord,
 )
 
 FRAGMENT_VERSION = 1
@@ -59,6 +60,7 @@ _TRACEBACK_LIMIT = 100_000
 _PATH_LIMIT = 4096
 _SOURCE_LIMIT = 1024 * 1024
 _ATTEMPT_LIMIT = 1_000_000
+_SIZE_LIMIT = 2**62  # a value's size in bytes: anything a BIGINT holds
 
 
 def _text(limit: int) -> Callable[[Any, str], str]:
@@ -101,10 +103,13 @@ def _time(value: Any, where: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _count(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _ATTEMPT_LIMIT:
-        raise FragmentError(f"{where} must be a whole number from 0 to {_ATTEMPT_LIMIT}")
-    return value
+def _whole(limit: int) -> Callable[[Any, str], int]:
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+            raise FragmentError(f"{where} must be a whole number from 0 to {limit}")
+        return value
+
+    return check
 
 
 def _optional(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
@@ -141,12 +146,12 @@ _FIELDS: dict[type, dict[str, Callable[[Any, str], Any]]] = {
         "result_hash": _optional(_hash),
         "error": _optional(_text(_ERROR_LIMIT)),
         "traceback": _optional(_text(_TRACEBACK_LIMIT)),
-        "attempt": _count,
+        "attempt": _whole(_ATTEMPT_LIMIT),
         "cache_off": _optional(_choice(("task", "run"))),
     },
     ArgumentRecord: {
         "job_id": _id,
-        "position": _count,
+        "position": _whole(_ATTEMPT_LIMIT),
         "name": _text(_NAME_LIMIT),
         "value_hash": _hash,
         "preview": _text(_PREVIEW_LIMIT),
@@ -172,8 +177,20 @@ _FIELDS: dict[type, dict[str, Callable[[Any, str], Any]]] = {
         "namespace": _text(_NAME_LIMIT),
         "source": _text(_SOURCE_LIMIT),
     },
+    # The leading fields only: the rest are what the receiver does not take from a job.
+    ValueRecord: {
+        "hash": _hash,
+        "type_name": _text(_NAME_LIMIT),
+        "preview": _text(_PREVIEW_LIMIT),
+        "size": _whole(_SIZE_LIMIT),
+    },
 }
-assert all(list(checks) == [f.name for f in fields(kind)] for kind, checks in _FIELDS.items())
+assert all(
+    list(checks) == [f.name for f in fields(kind)][: len(checks)]
+    for kind, checks in _FIELDS.items()
+)
+# What a decoded record holds in the fields a fragment does not give.
+_UNKNOWN: dict[type, dict[str, Any]] = {ValueRecord: {"data": None}}
 
 # Batch attribute -> record class, for the lists a fragment holds.
 _LISTS: dict[str, type] = {
@@ -183,6 +200,7 @@ _LISTS: dict[str, type] = {
     "files": FileRecord,
     "tags": TagRecord,
     "tasks": TaskRecord,
+    "values": ValueRecord,
 }
 _KEYS = frozenset({"version", "execution", *_LISTS})
 
@@ -259,7 +277,8 @@ def _decode(kind: type, item: Any, where: str) -> Any:
             f"fragment field {where!r} must be an object with the fields {', '.join(checks)}"
         )
     return kind(
-        *(check(item[name], f"fragment field '{where}.{name}'") for name, check in checks.items())
+        *(check(item[name], f"fragment field '{where}.{name}'") for name, check in checks.items()),
+        **_UNKNOWN.get(kind, {}),
     )
 
 
@@ -281,7 +300,8 @@ def rebase(
     define are left out, as are tags on values (a value's hash is shared by every scope).
     A task row is kept only if `task_hash(name, source)` — the hash the task would have
     from that source, None when that cannot be said — is its hash: task rows are shared
-    by every scope, so a row a job made up must not show as another's task."""
+    by every scope, so a row a job made up must not show as another's task. Values keep
+    their description only (the store writes them in the receiver's scope)."""
     (execution,) = fragment.executions
     new_execution = uuid.uuid4().hex
     jobs = [job for job in fragment.jobs if job.execution_id == execution.id]
@@ -318,4 +338,6 @@ def rebase(
         for t in fragment.tasks
         if t.namespace == t.name.rpartition(".")[0] and task_hash(t.name, t.source) == t.hash
     ]
+    batch.values = [ValueRecord(v.hash, v.type_name, v.preview, v.size, None)
+                    for v in fragment.values]  # fmt: skip
     return batch

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
 from ..errors import AmbiguousIdError, NotFoundError
 from .base import ProvenanceBackend, normalize_id
 from .records import (
+    VALUE_FILLED_FIELDS,
     ArgumentRecord,
     CallRecord,
     EdgeRecord,
@@ -56,7 +58,11 @@ class MemoryProvenanceStore:
             for task in batch.tasks:
                 self._tasks.setdefault(task.hash, task)
             for value in batch.values:
-                self._values.setdefault(value.hash, value)
+                known = self._values.setdefault(value.hash, value)
+                missing = {name: getattr(value, name) for name in VALUE_FILLED_FIELDS
+                           if getattr(known, name) is None}  # fmt: skip
+                if known is not value and missing:  # filled in, as the SQL store does
+                    self._values[value.hash] = replace(known, **missing)
             self._calls.update((r.eval_hash, r) for r in batch.calls)
             self._finals.update((r.call_key, r) for r in batch.finals)
             # The scheduler's own record objects: it writes each again after changing it.
@@ -75,11 +81,12 @@ class MemoryProvenanceStore:
 
     def provenance(self) -> ProvenanceBatch:
         """Everything this store records about what ran (executions, jobs, their arguments,
-        edges, files and tags, the tasks), not its cache entries or values: for a subrun's
+        edges, files and tags, the tasks and values), not its cache entries: for a subrun's
         job to hand over (kredun.provenance.fragment)."""
         with self._lock:
             return ProvenanceBatch(
                 tasks=list(self._tasks.values()),
+                values=list(self._values.values()),
                 executions=list(self._executions.values()),
                 jobs=list(self._jobs.values()),
                 arguments=[a for found in self._arguments.values() for a in found],
