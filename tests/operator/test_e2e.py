@@ -383,6 +383,21 @@ def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
     assert "return x + 1" in log(incs[0].id)
 
 
+def test_a_failed_subrun_in_a_pod_shows_what_failed_inside(operator_cluster) -> None:
+    cluster = operator_cluster
+    local = {"executors": {"default": {"type": "local"}}}
+    cluster.create("inner-fail", cluster.plan_spec(
+        subrun(flow.add(flow.boom("inner trouble"), 1), executor="k8s", config=local)
+    ))  # fmt: skip
+    assert cluster.wait_for_phase("inner-fail")["phase"] == "Failed"
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        (subrun_job,) = store.find_jobs(task="kredun.subrun")
+        (inner,) = store.find_executions(parent_job_id=subrun_job.id)
+        (failed,) = store.jobs_of(inner.id)
+    assert subrun_job.status == inner.status == failed.status == "FAILED"
+    assert failed.task_name == "opflow.boom" and failed.error == "ValueError: inner trouble"
+
+
 def test_task_options_shape_the_pod(tmp_path: Path) -> None:
     # "runner" is allowed by the operator's Pod policy; other ServiceAccounts are not.
     config = '[jobs]\nservice_accounts = ["runner"]\n'
