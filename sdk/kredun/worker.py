@@ -88,13 +88,13 @@ def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, Bas
         for name, a in spec["kwargs"].items()
     }
     nested: list[MemoryProvenanceStore] = []
-    sink = _provenance_sink.set(nested.append if task.fullname == SUBRUN_TASK else None)
+    token = _provenance_sink.set(nested.append if task.fullname == SUBRUN_TASK else None)
     try:
         result = task.func(*args, **kwargs)
     except BaseException as error:
         return _with_provenance(_failure(error, put), nested, put), error
     finally:
-        _provenance_sink.reset(sink)
+        _provenance_sink.reset(token)
     if graph.contains_expression(result):
         # Tasks here were loaded from shipped code or from the image: each is re-shipped
         # the same way.
