@@ -116,6 +116,12 @@ class OutcomeError(KredunError):
     result blob it names; the message names the field or the hash."""
 
 
+class FragmentError(KredunError):
+    """A subrun job's provenance fragment (the records its nested scheduler kept) is
+    malformed, too large or does not match what its outcome says; the message names the
+    field. The receiver drops the fragment and keeps the job's result."""
+
+
 class RemoteTaskError(KredunError):
     """A task raised in a job that ran elsewhere (a Pod, a Batch job). `classes` are the
     qualified names along the exception's class hierarchy, `value_hash` the pickled

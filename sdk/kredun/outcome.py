@@ -20,6 +20,11 @@ raised)::
     {"version": 1, "error": {"classes": ["builtins.ValueError", ..., "builtins.BaseException"],
                              "message": "...", "hash": "<40 hex>" | null}}
 
+A subrun job whose nested scheduler kept its provenance in memory adds, to either form,
+`"provenance": {"hash": "<40 hex>", "size": 123}`, naming the provenance fragment it
+stored (kredun.provenance.fragment), or, when that fragment was too large to export,
+`"provenance_dropped": <number of jobs left out>`. Other outcomes have neither field.
+
 `classes` follows the exception's MRO; `hash` names the pickled exception's blob, null if
 it could not be pickled. `type`, `preview`, `message` and the class names are text the
 job's code chose: whoever shows them escapes them (kredun_operator.text).
@@ -56,9 +61,11 @@ CLASS_NAME_LIMIT = 200
 CLASSES_LIMIT = 32
 
 _SUCCESS_KEYS = frozenset({"version", "kind", "hash", "size", "type", "preview", "truth"})
-_OPTIONAL_SUCCESS_KEYS = frozenset({"files"})
+_PROVENANCE_KEYS = frozenset({"provenance", "provenance_dropped"})
+_OPTIONAL_SUCCESS_KEYS = frozenset({"files"}) | _PROVENANCE_KEYS
 _FAILURE_KEYS = frozenset({"version", "error"})
 _ERROR_KEYS = frozenset({"classes", "message", "hash"})
+_FRAGMENT_KEYS = frozenset({"hash", "size"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,14 @@ class TaskFailure:
     classes: tuple[str, ...]
     message: str
     hash: str | None = None
+
+
+@dataclass(frozen=True)
+class FragmentRef:
+    """Where a subrun job stored its provenance fragment: the sha1 and size of its bytes."""
+
+    hash: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,8 @@ class Outcome:
     truth: bool | None = None
     files: bool = False
     error: TaskFailure | None = None
+    provenance: FragmentRef | None = None
+    provenance_dropped: int | None = None  # jobs of a fragment too large to export
 
     def to_json(self) -> str:
         """The outcome's JSON, at most MAX_OUTCOME_BYTES: free text is shortened to fit."""
@@ -111,6 +128,10 @@ class Outcome:
                         "hash": error.hash,
                     },
                 }
+            if self.provenance is not None:
+                data["provenance"] = {"hash": self.provenance.hash, "size": self.provenance.size}
+            if self.provenance_dropped is not None:
+                data["provenance_dropped"] = self.provenance_dropped
             text = json.dumps(data, separators=(",", ":"))
             # Escaped control characters take up to six bytes each: shorten until it fits.
             if len(text.encode()) <= MAX_OUTCOME_BYTES or text_limit == 0:
@@ -142,16 +163,17 @@ def parse(text: str | bytes) -> Outcome:
         raise OutcomeError("job outcome must be a JSON object")
     if document.get("version") != OUTCOME_VERSION or isinstance(document.get("version"), bool):
         raise OutcomeError(f"job outcome field 'version' must be {OUTCOME_VERSION}")
+    provenance, dropped = _provenance(document)
     if "error" in document:
-        _check_keys(document, _FAILURE_KEYS, "")
-        return Outcome(error=_failure(document["error"]))
+        _check_keys(document, _FAILURE_KEYS, "", _PROVENANCE_KEYS)
+        return Outcome(
+            error=_failure(document["error"]), provenance=provenance, provenance_dropped=dropped
+        )
     _check_keys(document, _SUCCESS_KEYS, "", _OPTIONAL_SUCCESS_KEYS)
     kind = document["kind"]
     if kind not in KINDS:
         raise OutcomeError(f"job outcome field 'kind' must be one of {', '.join(KINDS)}")
-    size = document["size"]
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise OutcomeError("job outcome field 'size' must be a whole number >= 0")
+    size = _whole(document["size"], "size")
     truth = document["truth"]
     if truth is not None and not isinstance(truth, bool):
         raise OutcomeError("job outcome field 'truth' must be true, false or null")
@@ -166,7 +188,29 @@ def parse(text: str | bytes) -> Outcome:
         preview=_text(document["preview"], "preview", PREVIEW_LIMIT),
         truth=truth,
         files=files,
+        provenance=provenance,
+        provenance_dropped=dropped,
     )
+
+
+def _provenance(document: dict[str, Any]) -> tuple[FragmentRef | None, int | None]:
+    """The optional fields of a subrun job's provenance fragment."""
+    named, fragment = document.get("provenance"), None
+    if named is not None:
+        if not isinstance(named, dict):
+            raise OutcomeError("job outcome field 'provenance' must be an object")
+        _check_keys(named, _FRAGMENT_KEYS, "provenance.")
+        fragment = FragmentRef(
+            _hash(named["hash"], "provenance.hash"), _whole(named["size"], "provenance.size")
+        )
+    dropped = document.get("provenance_dropped")
+    return fragment, None if dropped is None else _whole(dropped, "provenance_dropped")
+
+
+def _whole(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OutcomeError(f"job outcome field {field!r} must be a whole number >= 0")
+    return value
 
 
 def _failure(error: Any) -> TaskFailure:

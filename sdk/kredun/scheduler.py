@@ -49,6 +49,7 @@ from .options import job_limits, reads_context, retry_limit
 from .outcome import Outcome
 from .provenance import hashed
 from .provenance.base import ProvenanceBackend
+from .provenance.fragment import rebase
 from .provenance.memory import MEMORY_URI
 from .provenance.records import (
     ArgumentRecord,
@@ -73,6 +74,7 @@ from .task import (
     collecting_task_values,
     current_definition,
     registered_hashes,
+    source_task_hash,
     warn_of_tasks_without_namespace,
 )
 from .tasklike import NamedTask, TaskLike
@@ -146,6 +148,11 @@ def set_current_scheduler(scheduler: Scheduler | None) -> None:
 # A process forked during a run (the `process` executor with start_method = "fork") runs
 # task bodies, which have no current scheduler; the forking thread's would be a dead copy.
 os.register_at_fork(after_in_child=lambda: set_current_scheduler(None))
+
+
+def _source_task_hash(fullname: str, source: str) -> str | None:
+    """The hash a task of that name has if it is identified by that source (no version)."""
+    return source_task_hash(fullname, source) if source else None
 
 
 class StopToken(Protocol):
@@ -1188,6 +1195,8 @@ class _ExecutionRun:
         if outcome.attempts is not None:
             ran["attempt"] = max(outcome.attempts - 1, 0)
         self._update_record(job, **ran)
+        if outcome.provenance is not None or outcome.provenance_problem is not None:
+            self._record_nested_run(job, outcome)
         if outcome.error is not None:
             self._job_failed(job, outcome)
             return
@@ -1215,6 +1224,28 @@ class _ExecutionRun:
         self._forget(job)
         self.finished[job.key] = (kind, value, result_hash)
         self._deliver(job, kind, value, result_hash)
+
+    def _record_nested_run(self, job: Job, outcome: JobOutcome) -> None:
+        """Record what a remote subrun job's nested scheduler recorded where it ran (its
+        provenance fragment), under this job and with ids of this run's making."""
+        if outcome.provenance_problem is not None:
+            self.logger.warning("Job %s:  %s: %s", job.id[:8], job.task.fullname,
+                                outcome.provenance_problem)  # fmt: skip
+        if outcome.provenance is None:
+            return
+        nested = rebase(outcome.provenance, job.id, _source_task_hash)
+        pending = self.pending
+        pending.executions.extend(nested.executions)
+        self.dirty_jobs.update((record.id, record) for record in nested.jobs)
+        pending.arguments.extend(nested.arguments)
+        pending.edges.extend(nested.edges)
+        pending.files.extend(nested.files)
+        pending.tags.extend(nested.tags)
+        pending.tasks.extend(nested.tasks)
+        # Within a batch the last record of a value wins: one this scheduler recorded (maybe
+        # still pending) keeps its full row, which it would not write again.
+        recorded = self.scheduler._recorded_values
+        pending.values.extend(value for value in nested.values if value.hash not in recorded)
 
     def _forget(self, job: Job) -> None:
         """A job that ended is no longer one an identical call can join."""

@@ -34,8 +34,11 @@ def _subrun(
     from pathlib import Path
 
     from .config import CONFIG_FILE, load_config_file
+    from .provenance.memory import MEMORY_URI, MemoryProvenanceStore
     from .scheduler import Scheduler
+    from .worker import take_provenance_sink
 
+    sink = take_provenance_sink()
     for module in load_modules or ():
         importlib.import_module(module)
     # The configuration comes with the call, or from a kredun.toml where the job runs.
@@ -46,6 +49,12 @@ def _subrun(
         # `context`: the parent job's, filled in by the parent scheduler when it is not empty.
         return scheduler.run(quoted.expr, context=context, parent_job_id=parent_job or None)
     finally:
+        # In a job (which has no database), what the nested run recorded in memory goes
+        # back with the job's outcome, for the receiver to record under this job.
+        if sink is not None and scheduler.config.database_uri == MEMORY_URI:
+            store = scheduler.store
+            if isinstance(store, MemoryProvenanceStore):
+                sink(store)
         scheduler.close()
 
 

@@ -230,6 +230,12 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z_0-9.]*")
 
 
+def source_task_hash(fullname: str, source: str, included: list[str] | None = None) -> str:
+    """The hash of a task identified by its source (no `version`): what a provenance row
+    claiming that name and source must carry."""
+    return hash_parts("task", [fullname, "source", hash_text(source), *(included or ())])
+
+
 def _check_names(name: str, namespace: str) -> None:
     """Names appear in dotted full names, the CLI and Pod labels: keep them identifiers."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -306,7 +312,7 @@ class Task:
         if self.version is not None:
             return hash_parts("task", [self.fullname, "version", str(self.version), *included])
         if self.source:
-            return hash_parts("task", [self.fullname, "source", hash_text(self.source), *included])
+            return source_task_hash(self.fullname, self.source, included)
         # No source (e.g. defined with exec): the code object, constants included, is the
         # next best identity.
         code = getattr(self.func, "__code__", None)

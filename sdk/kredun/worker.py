@@ -17,6 +17,8 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from . import graph
@@ -31,18 +33,38 @@ from .outcome import (
     OUTCOME_STORE_VARIABLE,
     PREVIEW_LIMIT,
     TYPE_LIMIT,
+    FragmentRef,
     Outcome,
     TaskFailure,
     outcome_key,
 )
 from .plan import _task_ref, dumps_plan, encode_plan
+from .provenance.fragment import export_fragment
+from .provenance.memory import MemoryProvenanceStore
 from .refs import ref_from_json
 from .retries import with_store_retries
+from .scheduler import SUBRUN_TASK
 from .serialize import dumps, preview, ship, type_name
 from .validity import collecting_external
 from .valuestore import ValueStore
 
 BATCH_JOB_VARIABLE = "AWS_BATCH_JOB_ID"
+
+ProvenanceSink = Callable[[MemoryProvenanceStore], None]
+# Where a subrun's task hands the in-memory store its nested scheduler recorded into: set
+# only while this worker calls a subrun's task, so that no other code sees it.
+_provenance_sink: ContextVar[ProvenanceSink | None] = ContextVar(
+    "kredun_provenance_sink", default=None
+)
+
+
+def take_provenance_sink() -> ProvenanceSink | None:
+    """For a subrun's task: where to hand its nested scheduler's in-memory provenance
+    store, when `kredun worker` runs it (None elsewhere). Taken: a subrun nested inside
+    finds none."""
+    sink = _provenance_sink.get()
+    _provenance_sink.set(None)
+    return sink
 
 
 def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, BaseException | None]:
@@ -65,10 +87,14 @@ def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, Bas
         name: resolve(ref_from_json(a, f"kwargs[{name}]"), fetch)
         for name, a in spec["kwargs"].items()
     }
+    nested: list[MemoryProvenanceStore] = []
+    token = _provenance_sink.set(nested.append if task.fullname == SUBRUN_TASK else None)
     try:
         result = task.func(*args, **kwargs)
     except BaseException as error:
-        return _failure(error, put), error
+        return _with_provenance(_failure(error, put), nested, put), error
+    finally:
+        _provenance_sink.reset(token)
     if graph.contains_expression(result):
         # Tasks here were loaded from shipped code or from the image: each is re-shipped
         # the same way.
@@ -86,7 +112,22 @@ def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, Bas
                           preview=preview(result, PREVIEW_LIMIT), truth=_truth(result),
                           files=bool(external))  # fmt: skip
     put(outcome.hash, data)
-    return outcome, None
+    return _with_provenance(outcome, nested, put), None
+
+
+def _with_provenance(
+    outcome: Outcome, nested: list[MemoryProvenanceStore], put: Callable[[str, bytes], None]
+) -> Outcome:
+    """The outcome naming the provenance fragment of a subrun's nested run, stored under
+    the sha1 of its bytes; or saying how many jobs it left out, when too large to export."""
+    if not nested:
+        return outcome
+    data, jobs = export_fragment(nested[0].provenance())
+    if data is None:
+        return replace(outcome, provenance_dropped=jobs) if jobs else outcome
+    fragment = FragmentRef(hash_bytes(data), len(data))
+    put(fragment.hash, data)
+    return replace(outcome, provenance=fragment)
 
 
 def _truth(value: Any) -> bool | None:

@@ -271,6 +271,35 @@ def test_content_addressed_rows_are_insert_or_ignore_calls_keep_the_latest(
     assert store.lookup_calls([call(1).eval_hash]) == {call(1).eval_hash: newest}
 
 
+def test_a_value_row_takes_missing_bytes_and_facts_from_a_later_record(
+    store: ProvenanceStore,
+) -> None:
+    check_value_rows_are_filled_in(store)
+
+
+def test_the_memory_store_fills_value_rows_in_alike() -> None:
+    check_value_rows_are_filled_in(MemoryProvenanceStore())
+
+
+def check_value_rows_are_filled_in(store: ProvenanceBackend) -> None:
+    # First described only (as a subrun's provenance fragment does), then by a real job.
+    described = replace(value(1), data=None, preview="as described")
+    full = replace(value(1), truth=True, holds_files=False)
+    other = replace(value(2), data=None)
+    store.write(ProvenanceBatch(values=[described, value(3)]))
+    store.write(ProvenanceBatch(values=[full, other, replace(value(3), truth=False)]))
+    filled = replace(described, data=full.data, truth=True, holds_files=False)
+    assert store.value_records([full.hash, other.hash, value(3).hash]) == {
+        full.hash: filled,  # what the row lacked; its description stays
+        other.hash: other,
+        value(3).hash: replace(value(3), truth=False),
+    }
+    # A row that has them keeps them.
+    store.write(ProvenanceBatch(values=[replace(full, data=b"x", truth=False, holds_files=True)]))
+    assert store.value_records([full.hash]) == {full.hash: filled}
+    assert store.value_data([full.hash]) == {full.hash: full.data}
+
+
 def test_final_results_are_looked_up_in_one_batch_and_keep_the_latest(
     store: ProvenanceStore,
 ) -> None:

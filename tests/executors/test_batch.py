@@ -328,7 +328,9 @@ def test_operator_mode_reduces_a_plan_on_batch(aws: MotoBatch, database: str) ->
 # --- subrun --------------------------------------------------------------------------------
 
 
-def test_seed_subrun_example_on_batch(aws: MotoBatch, config: dict[str, Any]) -> None:
+def test_seed_subrun_example_on_batch(
+    aws: MotoBatch, config: dict[str, Any], database: str
+) -> None:
     from examples.subrun import main
 
     result = run(config, main(executor="batch"))
@@ -347,6 +349,15 @@ def test_seed_subrun_example_on_batch(aws: MotoBatch, config: dict[str, Any]) ->
     [parent] = top_level_jobs(aws)  # both subruns: one array job of two nested schedulers
     assert parent["arrayProperties"]["size"] == 2
     assert {process.pid for process in aws.processes} == {group["pid"] for group in groups}
+    # Each Batch job brought its nested run's provenance back (it has no database).
+    with ProvenanceStore(database) as store:
+        subruns = store.find_jobs(task="kredun.subrun")
+        inner = [store.find_executions(parent_job_id=job.id) for job in subruns]
+        tasks = [sorted({j.task_name for j in store.jobs_of(e.id)}) for (e,) in inner]
+        counts = [len(store.jobs_of(e.id)) for (e,) in inner]
+    assert len(subruns) == 2
+    assert tasks == [["examples.subrun.process_record", "examples.subrun.root_on_batch"]] * 2
+    assert counts == [11, 11]  # root_on_batch and its ten records
 
 
 def test_subrun_provenance_reaches_a_shared_database(

@@ -20,7 +20,14 @@ from kredun.errors import OutcomeError
 from kredun.executors.remote import RemoteExecutor
 from kredun.hashing import hash_bytes, hash_value
 from kredun.jobspec import SPEC_VERSION
-from kredun.outcome import MAX_OUTCOME_BYTES, Outcome, TaskFailure, outcome_key, parse
+from kredun.outcome import (
+    MAX_OUTCOME_BYTES,
+    FragmentRef,
+    Outcome,
+    TaskFailure,
+    outcome_key,
+    parse,
+)
 from kredun.plan import TaskRef, loads_plan
 from kredun.refs import ValueRef
 from kredun.serialize import dumps, ship
@@ -78,6 +85,18 @@ def error_outcome(**fields: Any) -> dict[str, Any]:
         Outcome(kind="plan", hash=HASH, size=900, type="kredun.plan", preview="<plan>"),
         Outcome(error=TaskFailure(("builtins.KeyError", "builtins.LookupError"), "'k'", HASH)),
         Outcome(error=TaskFailure(("x.Unpicklable",), "no pickle", None)),
+        Outcome(
+            kind="value",
+            hash=HASH,
+            size=1,
+            type="t",
+            preview="p",
+            provenance=FragmentRef(HASH, 1234),
+        ),
+        Outcome(
+            error=TaskFailure(("builtins.ValueError",), "v", None), provenance=FragmentRef(HASH, 5)
+        ),
+        Outcome(kind="value", hash=HASH, size=1, type="t", preview="p", provenance_dropped=7),
     ],
 )
 def test_outcomes_survive_their_json(outcome: Outcome) -> None:
@@ -127,6 +146,14 @@ def test_free_text_is_shortened_to_fit_a_termination_message() -> None:
         (error_outcome(trace="..."), "error.trace"),
         ({"version": 1, "error": "boom"}, "'error'"),
         ({**error_outcome(), "kind": "value"}, "kind"),
+        (value_outcome(provenance="x"), "'provenance'"),
+        (value_outcome(provenance={"hash": HASH}), "provenance.size"),
+        (value_outcome(provenance={"hash": HASH, "size": 1, "scope": "x"}), "provenance.scope"),
+        (value_outcome(provenance={"hash": "../x", "size": 1}), "'provenance.hash'"),
+        (value_outcome(provenance={"hash": HASH, "size": -1}), "'provenance.size'"),
+        (value_outcome(provenance_dropped="many"), "'provenance_dropped'"),
+        ({**error_outcome(), "provenance_dropped": True}, "'provenance_dropped'"),
+        ({**error_outcome(), "provenance": []}, "'provenance'"),
     ],
 )
 def test_malformed_outcomes_are_refused_naming_the_field(document: dict, field: str) -> None:

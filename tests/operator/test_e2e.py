@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -342,11 +344,58 @@ def test_subrun_runs_a_nested_scheduler_in_one_pod(operator_cluster) -> None:
     assert status["result"]["preview"] == "6"
     (pod,) = cluster.pods("nested")
     assert pod["metadata"]["labels"]["kredun.dev/task"] == "kredun.subrun"
-    # The nested scheduler kept its provenance in the job (it has no database credentials):
-    # the shared database holds the operator's execution only.
+    # The job (which has no database credentials) brought its nested run's provenance back
+    # with its outcome: the operator recorded it under the subrun job, with ids of its own.
     with ProvenanceStore(cluster.database, cluster.scope()) as store:
-        (execution,) = store.recent_executions()
-    assert execution.id == uuid.UUID(status["executionId"]).hex
+        (subrun_job,) = store.find_jobs(task="kredun.subrun")
+        assert subrun_job.execution_id == uuid.UUID(status["executionId"]).hex
+        (inner,) = store.find_executions(parent_job_id=subrun_job.id)
+        jobs = store.jobs_of(inner.id)
+        # Inner calls never become cache entries of the namespace: they stay uncached.
+        assert store.lookup_calls(job.eval_hash for job in jobs if job.eval_hash) == {}
+        total = next(job for job in jobs if job.task_name == "opflow.total")
+        fed_total = {edge.src_job_id for edge in store.edges_of(total.id)}
+        # Inner results are described in the Execution's namespace, and only there.
+        results = [job.result_hash or "" for job in jobs if job.task_name == "opflow.inc"]
+        previews = sorted(row.preview for row in store.value_records(results).values())
+    with ProvenanceStore(cluster.database, "ns/elsewhere") as elsewhere:
+        assert elsewhere.value_records(results) == {}
+    assert previews == ["1", "2", "3"]
+    assert inner.status == "DONE" and inner.result_preview == "6"
+    names = {job.id: job.task_name for job in jobs}
+    assert sorted(names.values()) == ["opflow.fanout", *["opflow.inc"] * 3, "opflow.total"]
+    # The call tree and the call graph survive the renaming.
+    fanout = next(job for job in jobs if job.task_name == "opflow.fanout")
+    incs = [job for job in jobs if job.task_name == "opflow.inc"]
+    assert {job.parent_id for job in incs} == {fanout.id}
+    assert fed_total == {fanout.id}  # total(fanout(3)): fanout's result fed total
+    assert {job.status for job in jobs} == {"DONE"}
+
+    def log(*args: str) -> str:
+        command = [sys.executable, "-m", "kredun", "log", "--database", cluster.database, *args]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    assert f"subrun: execution {inner.id}  DONE" in log(subrun_job.id)
+    tree = log(inner.id)
+    assert f"inside job: {subrun_job.id}  (a subrun)" in tree
+    assert tree.count("opflow.inc") == 3
+    # The task rows came along, as their hashes match their source.
+    assert "return x + 1" in log(incs[0].id)
+
+
+def test_a_failed_subrun_in_a_pod_shows_what_failed_inside(operator_cluster) -> None:
+    cluster = operator_cluster
+    local = {"executors": {"default": {"type": "local"}}}
+    cluster.create("inner-fail", cluster.plan_spec(
+        subrun(flow.add(flow.boom("inner trouble"), 1), executor="k8s", config=local)
+    ))  # fmt: skip
+    assert cluster.wait_for_phase("inner-fail")["phase"] == "Failed"
+    with ProvenanceStore(cluster.database, cluster.scope()) as store:
+        (subrun_job,) = store.find_jobs(task="kredun.subrun")
+        (inner,) = store.find_executions(parent_job_id=subrun_job.id)
+        (failed,) = store.jobs_of(inner.id)
+    assert subrun_job.status == inner.status == failed.status == "FAILED"
+    assert failed.task_name == "opflow.boom" and failed.error == "ValueError: inner trouble"
 
 
 def test_task_options_shape_the_pod(tmp_path: Path) -> None:

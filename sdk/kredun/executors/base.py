@@ -21,6 +21,7 @@ from ..task import Task
 if TYPE_CHECKING:
     from ..job import Job
     from ..outcome import Outcome
+    from ..provenance.records import ProvenanceBatch
     from ..stores import Stores
 
 
@@ -45,6 +46,10 @@ class JobOutcome:
     attempts: int | None = None
     # The executor that ran the job when not the one it was submitted to (a fallback).
     executor: str | None = None
+    # What a subrun job's nested scheduler recorded where it ran, as the job's provenance
+    # fragment holds it (ids as the job gave them), or why such a fragment is not recorded.
+    provenance: ProvenanceBatch | None = None
+    provenance_problem: str | None = None
 
     @classmethod
     def failed(cls, job: Job, error: BaseException) -> JobOutcome:

@@ -18,11 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..bounds import INLINE_VALUE_LIMIT
 from ..domains import MAX_PLAN_BYTES
-from ..errors import LimitExceededError, OutcomeError, RemoteTaskError, ResourceError
+from ..errors import (
+    FragmentError,
+    KredunError,
+    LimitExceededError,
+    OutcomeError,
+    RemoteTaskError,
+    ResourceError,
+)
 from ..hashing import hash_bytes, hash_value
 from ..jobspec import job_spec
 from ..outcome import MAX_RESULT_BYTES, Outcome
 from ..plan import INLINE_LIMIT, TaskRef, json_options
+from ..provenance.fragment import MAX_FRAGMENT_BYTES, parse_fragment
+from ..provenance.records import ProvenanceBatch
 from ..refs import CompositeRef, DeferredRef, Ref, ValueRef
 from ..resources import Resources
 from ..retries import with_store_retries
@@ -70,23 +79,51 @@ class RemoteExecutor(Executor):
         """Report a job that ended: failed with `error` (`outcome`, if the job reported one,
         says what its task raised), or succeeded and reported `outcome`. `attempts`: those
         the executor made itself (see `JobOutcome.attempts`)."""
+        fragment, problem = self._fragment(outcome)
         if error is not None:
             failure = outcome.error if outcome is not None else None
             if failure is not None and error.__cause__ is None:
                 # What the task itself raised, for a catch to match by class name.
                 error.__cause__ = RemoteTaskError(failure.message, failure.classes, failure.hash)
-            report(JobOutcome(job, error=error, traceback=log_tail,
-                              error_classes=failure.classes if failure else (),
-                              error_hash=failure.hash if failure else None,
-                              attempts=attempts))  # fmt: skip
-            return
-        try:
-            received = self._received(job, outcome)
-        except Exception as failure:
-            report(JobOutcome(job, error=failure, traceback=log_tail, attempts=attempts))
-            return
+            received = JobOutcome(job, error=error, traceback=log_tail,
+                                  error_classes=failure.classes if failure else (),
+                                  error_hash=failure.hash if failure else None)  # fmt: skip
+        else:
+            try:
+                received = self._received(job, outcome)
+            except Exception as failure:
+                received = JobOutcome(job, error=failure, traceback=log_tail)
         received.attempts = attempts
+        received.provenance, received.provenance_problem = fragment, problem
         report(received)
+
+    def _fragment(self, outcome: Outcome | None) -> tuple[ProvenanceBatch | None, str | None]:
+        """The provenance fragment a subrun job reported (kredun.provenance.fragment),
+        fetched with a byte cap, checked against its sha1 and size and parsed; or why none
+        is recorded. A bad fragment never fails the job: it is only left out."""
+        if outcome is None:
+            return None, None
+        if outcome.provenance_dropped is not None:
+            return None, (f"its nested run's provenance ({outcome.provenance_dropped} jobs) was "
+                          "too large to bring back and is not recorded")  # fmt: skip
+        named = outcome.provenance
+        if named is None:
+            return None, None
+        try:
+            if named.size > MAX_FRAGMENT_BYTES:
+                raise FragmentError(f"it is {named.size} bytes, over the limit of "
+                                    f"{MAX_FRAGMENT_BYTES}")  # fmt: skip
+            data = with_store_retries(
+                "reading a job's provenance fragment",
+                lambda: self.value_store.get(named.hash, max_bytes=named.size),
+            )
+            actual = hash_bytes(data)
+            if (actual, len(data)) != (named.hash, named.size):
+                raise FragmentError(f"the value store holds {len(data)} bytes of sha1 {actual} "
+                                    "under it: hash mismatch")  # fmt: skip
+            return parse_fragment(data), None
+        except (KredunError, OSError) as error:
+            return None, f"its provenance fragment {named.hash} is not recorded: {error}"
 
     def _received(self, job: Job, outcome: Outcome | None) -> JobOutcome:
         """The outcome of a job that exited successfully, its result blob verified. The

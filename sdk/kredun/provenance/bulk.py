@@ -24,7 +24,7 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, column, select
+from sqlalchemy import Connection, Dialect, Table, column, func, or_, select
 from sqlalchemy import table as table_clause
 
 # Marks, in a pooled connection's `info`, that its temporary load tables exist.
@@ -39,6 +39,8 @@ class TableWriter:
     content-addressed tables duplicates carry identical data anyway. An upsert replaces every
     column except the key and `fixed` columns: a job never moves to another execution, and
     with its foreign key in the UPDATE clause SQLite's upsert ran about twice as slowly.
+    An insert-or-ignore writer may `fill` columns: an existing row takes the new record's
+    value for those of them it has none of (NULL), and keeps every other column.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class TableWriter:
         dialect: Dialect,
         upsert: bool = False,
         fixed: tuple[str, ...] = (),
+        fill: tuple[str, ...] = (),
     ) -> None:
         self.table = table
         keys = (key,) if isinstance(key, str) else key
@@ -62,10 +65,10 @@ class TableWriter:
         if self._postgres:
             self.load_table_ddl: str | None = _load_table_ddl(table, columns)
             self._copy_sql = f"COPY {_load_table_name(table)} ({', '.join(columns)}) FROM STDIN"
-            self._sql = _postgres_insert(table, columns, keys, updated, dialect)
+            self._sql = _postgres_insert(table, columns, keys, updated, fill, dialect)
         else:
             self.load_table_ddl = None
-            columns, self._sql = _sqlite_insert(table, columns, keys, updated, dialect)
+            columns, self._sql = _sqlite_insert(table, columns, keys, updated, fill, dialect)
         self._values = attrgetter(*columns)
         self._converters: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(columns):
@@ -119,7 +122,15 @@ def prepare(connection: Connection, writers: list[TableWriter]) -> None:
     connection.info[_LOAD_TABLES_READY] = True
 
 
-def _on_conflict(insert: Any, keys: tuple[str, ...], updated: list[str]) -> Any:
+def _on_conflict(
+    insert: Any, table: Table, keys: tuple[str, ...], updated: list[str], fill: tuple[str, ...]
+) -> Any:
+    if fill:
+        # Only a row missing something the new record has is updated (and locked for it).
+        missing = or_(*(table.c[name].is_(None) & insert.excluded[name].is_not(None)
+                        for name in fill))  # fmt: skip
+        filled = {name: func.coalesce(table.c[name], insert.excluded[name]) for name in fill}
+        return insert.on_conflict_do_update(index_elements=list(keys), set_=filled, where=missing)
     if not updated:
         return insert.on_conflict_do_nothing(index_elements=list(keys))
     changed = {name: insert.excluded[name] for name in updated}
@@ -127,12 +138,17 @@ def _on_conflict(insert: Any, keys: tuple[str, ...], updated: list[str]) -> Any:
 
 
 def _sqlite_insert(
-    table: Table, columns: list[str], keys: tuple[str, ...], updated: list[str], dialect: Dialect
+    table: Table,
+    columns: list[str],
+    keys: tuple[str, ...],
+    updated: list[str],
+    fill: tuple[str, ...],
+    dialect: Dialect,
 ) -> tuple[list[str], str]:
     """The compiled `INSERT ... VALUES (?, ...) ON CONFLICT ...` and its parameter order."""
     from sqlalchemy.dialects.sqlite import insert
 
-    compiled = _on_conflict(insert(table), keys, updated).compile(
+    compiled = _on_conflict(insert(table), table, keys, updated, fill).compile(
         dialect=dialect, column_keys=columns
     )
     order = list(compiled.positiontup or ())
@@ -154,7 +170,12 @@ def _load_table_ddl(table: Table, columns: list[str]) -> str:
 
 
 def _postgres_insert(
-    table: Table, columns: list[str], keys: tuple[str, ...], updated: list[str], dialect: Dialect
+    table: Table,
+    columns: list[str],
+    keys: tuple[str, ...],
+    updated: list[str],
+    fill: tuple[str, ...],
+    dialect: Dialect,
 ) -> str:
     """The compiled `INSERT INTO t SELECT ... FROM t_load ORDER BY key ON CONFLICT ...`.
 
@@ -166,4 +187,4 @@ def _postgres_insert(
     load = table_clause(_load_table_name(table), *(column(name) for name in columns))
     order = [load.c[key] for key in keys]
     statement = insert(table).from_select(columns, select(*load.c).order_by(*order))
-    return str(_on_conflict(statement, keys, updated).compile(dialect=dialect))
+    return str(_on_conflict(statement, table, keys, updated, fill).compile(dialect=dialect))

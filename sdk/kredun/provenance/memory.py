@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import TypeVar
 
 from ..errors import AmbiguousIdError, NotFoundError
 from .base import ProvenanceBackend, normalize_id
 from .records import (
+    VALUE_FILLED_FIELDS,
     ArgumentRecord,
     CallRecord,
     EdgeRecord,
@@ -22,6 +24,7 @@ from .records import (
     FinalRecord,
     JobRecord,
     ProvenanceBatch,
+    TagRecord,
     TaskRecord,
     ValueRecord,
 )
@@ -45,6 +48,7 @@ class MemoryProvenanceStore:
         self._edges: dict[str, list[EdgeRecord]] = {}  # by both ends
         self._files: dict[str, list[FileRecord]] = {}
         self._tags: dict[str, set[tuple[str, str]]] = {}
+        self._tag_kinds: dict[str, str] = {}  # entity id -> "execution", "job" or "value"
 
     def ensure_schema(self) -> None:
         pass  # nothing to create
@@ -54,7 +58,11 @@ class MemoryProvenanceStore:
             for task in batch.tasks:
                 self._tasks.setdefault(task.hash, task)
             for value in batch.values:
-                self._values.setdefault(value.hash, value)
+                known = self._values.setdefault(value.hash, value)
+                missing = {name: getattr(value, name) for name in VALUE_FILLED_FIELDS
+                           if getattr(known, name) is None}  # fmt: skip
+                if known is not value and missing:  # filled in, as the SQL store does
+                    self._values[value.hash] = replace(known, **missing)
             self._calls.update((r.eval_hash, r) for r in batch.calls)
             self._finals.update((r.call_key, r) for r in batch.finals)
             # The scheduler's own record objects: it writes each again after changing it.
@@ -69,6 +77,29 @@ class MemoryProvenanceStore:
                 self._files.setdefault(file.job_id, []).append(file)
             for tag in batch.tags:
                 self._tags.setdefault(tag.entity_id, set()).add((tag.key, tag.value))
+                self._tag_kinds[tag.entity_id] = tag.entity_kind
+
+    def provenance(self) -> ProvenanceBatch:
+        """Everything this store records about what ran (executions, jobs, their arguments,
+        edges, files and tags, the tasks and values), not its cache entries: for a subrun's
+        job to hand over (kredun.provenance.fragment)."""
+        with self._lock:
+            return ProvenanceBatch(
+                tasks=list(self._tasks.values()),
+                values=list(self._values.values()),
+                executions=list(self._executions.values()),
+                jobs=list(self._jobs.values()),
+                arguments=[a for found in self._arguments.values() for a in found],
+                edges=[
+                    e for dst, found in self._edges.items() for e in found if e.dst_job_id == dst
+                ],
+                files=[f for found in self._files.values() for f in found],
+                tags=[
+                    TagRecord(entity, key, value, self._tag_kinds[entity])
+                    for entity, pairs in self._tags.items()
+                    for key, value in sorted(pairs)
+                ],
+            )
 
     def lookup_calls(self, eval_hashes: Iterable[str]) -> dict[str, CallRecord]:
         return {h: self._calls[h] for h in eval_hashes if h in self._calls}

@@ -30,6 +30,11 @@ class ValueRecord:
     holds_files: bool | None = None  # whether it holds a File or Dir, as its job reported
 
 
+# What a value row lacking them (NULL) takes from a later record of the same value: a row
+# is otherwise written once, and may first come from a record that could not say.
+VALUE_FILLED_FIELDS = ("data", "truth", "holds_files")
+
+
 @dataclass(slots=True)
 class CallRecord:
     """A cacheable result: eval_hash -> result. Never written for a failed job."""

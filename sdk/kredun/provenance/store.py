@@ -51,6 +51,7 @@ from kredun.errors import AmbiguousIdError, DatabaseURIError, NotFoundError, Sto
 from kredun.provenance.base import normalize_id
 from kredun.provenance.bulk import TableWriter, prepare
 from kredun.provenance.records import (
+    VALUE_FILLED_FIELDS,
     ArgumentRecord,
     CallRecord,
     EdgeRecord,
@@ -228,12 +229,23 @@ def _chunks(keys: list[str], size: int = LOOKUP_CHUNK) -> Iterator[list[str]]:
 def _writers(dialect: Dialect) -> list[tuple[str, TableWriter]]:
     """What `write` writes, as (batch attribute, writer), in order: executions before jobs,
     as a job's execution_id is a foreign key. Tasks and values are content-addressed:
-    insert-or-ignore. A call's latest result wins: for a deterministic task every result
+    insert-or-ignore, except that a value row missing its bytes, `bool()` or word on files
+    takes them from a later record that has them (a row a subrun's provenance fragment
+    described, say). A call's latest result wins: for a deterministic task every result
     is the same, and an uncached task's (e.g. call_by_name's) newest run is the one that
     counts."""
     return [
         ("tasks", TableWriter(task_table, TaskRecord, "hash", dialect)),
-        ("values", TableWriter(value_table, ValueRecord, ("scope", "hash"), dialect)),
+        (
+            "values",
+            TableWriter(
+                value_table,
+                ValueRecord,
+                ("scope", "hash"),
+                dialect,
+                fill=VALUE_FILLED_FIELDS,
+            ),
+        ),
         (
             "calls",
             TableWriter(call_table, CallRecord, ("scope", "eval_hash"), dialect, upsert=True),
