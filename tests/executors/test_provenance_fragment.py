@@ -65,6 +65,11 @@ def versioned(x: int) -> int:
     return x
 
 
+@task(cache_scope="CSE")
+def scoped(x: int) -> int:
+    return x
+
+
 def nested_records(expr: Any) -> ProvenanceBatch:
     """What a nested scheduler on an in-memory store records running `expr`."""
     scheduler = Scheduler()
@@ -107,6 +112,14 @@ def test_what_a_nested_run_recorded_survives_its_fragment() -> None:
     assert {(v.data, v.truth, v.holds_files) for v in parsed.values} == {(None, None, None)}
     assert "5" in {v.preview for v in parsed.values}
     assert (parsed.calls, parsed.finals) == ([], [])
+
+
+def test_what_kredun_log_why_reads_survives_the_fragment() -> None:
+    records = nested_records(add(versioned(1), scoped(2)))
+    parsed = parse_fragment(export_fragment(records)[0] or b"")
+    assert parsed.jobs == records.jobs
+    assert "scope:CSE" in {job.cache_off for job in parsed.jobs}
+    assert any(job.hashed and '"version"' in job.hashed for job in parsed.jobs)
 
 
 def test_file_records_survive_their_fragment() -> None:
@@ -177,7 +190,7 @@ REMOVED = object()
         ("jobs.0.end_time", 17, "ISO 8601"),
         ("jobs.0.attempt", -1, "attempt' must be a whole number"),
         ("jobs.0.attempt", True, "attempt' must be a whole number"),
-        ("jobs.0.cache_off", "always", "cache_off' must be one of task, run"),
+        ("jobs.0.cache_off", "always", "cache_off' must be one of run, task, scope:CSE, scope:NONE"),
         ("jobs.0.error", "e" * 2001, "at most 2000 characters"),
         ("jobs.0.task_name", ["x"], "task_name' must be a string"),
         ("jobs.0.scope", "ns/other", "jobs[0]' must be an object with the fields"),

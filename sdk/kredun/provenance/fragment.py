@@ -32,6 +32,8 @@ from typing import Any
 from ..bounds import is_hash
 from ..errors import FragmentError
 from .records import (
+    CACHE_OFF_REASONS,
+    HASHED_LIMIT,
     ArgumentRecord,
     EdgeRecord,
     ExecutionRecord,
@@ -147,7 +149,8 @@ _FIELDS: dict[type, dict[str, Callable[[Any, str], Any]]] = {
         "error": _optional(_text(_ERROR_LIMIT)),
         "traceback": _optional(_text(_TRACEBACK_LIMIT)),
         "attempt": _whole(_ATTEMPT_LIMIT),
-        "cache_off": _optional(_choice(("task", "run"))),
+        "cache_off": _optional(_choice(CACHE_OFF_REASONS)),
+        "hashed": _optional(_text(HASHED_LIMIT)),
     },
     ArgumentRecord: {
         "job_id": _id,

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from ..serialize import preview
+from .records import HASHED_LIMIT
 
 PREVIEW_LIMIT = 80
 
@@ -43,7 +44,10 @@ def encode(
             key: {"argument": name, **entry(value, value_hash)}
             for key, (name, value_hash, value) in context.items()
         }
-    return json.dumps(data, separators=(",", ":"))
+    text = json.dumps(data, separators=(",", ":"))
+    # Bounded like every other recorded text (a subrun's fragment refuses more); a call
+    # reading that many context keys is explained without them.
+    return text if len(text) <= HASHED_LIMIT else None
 
 
 def decode(text: str | None) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:

@@ -58,6 +58,13 @@ class FinalRecord:
     scope: str = ""  # the cache scope (kredun.tenancy); the store sets it when writing
 
 
+# Why a job did not consult the cache: the run's cache was off, its task has cache=False,
+# or its task's cache_scope keeps it from the recorded cache.
+CACHE_OFF_REASONS = ("run", "task", "scope:CSE", "scope:NONE")
+# The most bytes of a job's `hashed` record.
+HASHED_LIMIT = 64 * 1024
+
+
 @dataclass(slots=True)
 class JobRecord:
     id: str  # 32 hex
@@ -74,8 +81,7 @@ class JobRecord:
     error: str | None = None  # one line: "ValueError: boom"
     traceback: str | None = None
     attempt: int = 0
-    # Why the cache was not consulted: "task" (the task says cache=False) or "run" (the
-    # whole run did); None when it was.
+    # Why the cache was not consulted (one of CACHE_OFF_REASONS); None when it was.
     cache_off: str | None = None
     # What else took part in the call's hash (provenance.hashed), as JSON; None for most.
     hashed: str | None = None
