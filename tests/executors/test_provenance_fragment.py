@@ -190,7 +190,7 @@ REMOVED = object()
         ("jobs.0.end_time", 17, "ISO 8601"),
         ("jobs.0.attempt", -1, "attempt' must be a whole number"),
         ("jobs.0.attempt", True, "attempt' must be a whole number"),
-        ("jobs.0.cache_off", "always", "cache_off' must be one of run, task, scope:CSE, scope:NONE"),
+        ("jobs.0.cache_off", "always", "cache_off' must be one of run, task, scope:CSE"),
         ("jobs.0.error", "e" * 2001, "at most 2000 characters"),
         ("jobs.0.task_name", ["x"], "task_name' must be a string"),
         ("jobs.0.scope", "ns/other", "jobs[0]' must be an object with the fields"),
