@@ -394,3 +394,22 @@ def test_why_on_a_subrun_job_lists_the_inner_calls_that_ran_and_why(
     assert subrun["ran"][0]["reason"] == "argument 'n' changed: 2 -> 12"
     assert answer["explanation"][1].endswith("; 12 ran:")
     assert answer["explanation"][-1] == "    and 2 more"
+
+
+def test_values_are_read_in_the_scope_asked_for(tmp_path: Path) -> None:
+    """On a cluster's database values are recorded in their namespace's scope: `--scope`
+    (or the configuration's tenancy.cache_scope) reads them; a malformed scope is one line."""
+    (tmp_path / "wf.py").write_text(GATHER)
+    (tmp_path / "team.toml").write_text('[tenancy]\ncache_scope = "ns/team-a"\n')
+    done = subprocess.run(
+        [*KREDUN, "run", "wf.py", "main"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "KREDUN_DATABASE_URI": f"sqlite:///{tmp_path}/p.db",
+                          "KREDUN_CONFIG": str(tmp_path / "team.toml")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job = newest(tmp_path, "total")["id"]
+    assert "result:" not in ok(tmp_path, "log", job)  # the default scope holds no values
+    assert "result: 6  [" in ok(tmp_path, "log", "--scope", "ns/team-a", job)
+    wrong = kredun(tmp_path, "log", "--scope", "team-a", job)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert "--scope must be" in wrong.stderr

@@ -88,6 +88,11 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     log.add_argument("--file", metavar="PATH", help="where a file came from: who wrote it")
     log.add_argument("--why", metavar="JOB", help="why a job ran, or what it replayed")
     log.add_argument("--format", choices=("text", "json"), default="text")
+    log.add_argument(
+        "--scope", metavar="SCOPE",
+        help='values of this cache scope, e.g. "ns/team-a" on a cluster\'s database '
+             "(default: the configuration's tenancy.cache_scope)",
+    )  # fmt: skip
 
     tag = commands.add_parser("tag", help="list, add or remove tags")
     tag_commands = tag.add_subparsers(dest="tag_command", required=True, metavar="COMMAND")

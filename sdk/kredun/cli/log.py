@@ -25,12 +25,17 @@ from ..provenance.records import (
 from ..provenance.store import ProvenanceStore
 from ..provenance.why import explain, job_arguments
 from ..tags import parse_tag
+from ..tenancy import check_scope
 
 
 def _open_store(args: argparse.Namespace) -> ProvenanceStore:
+    """The store, reading values in the scope `--scope` names, else the configuration's:
+    executions and jobs are shown whatever their scope, but a value's preview only from
+    the scope it was recorded in (on a cluster's database: `ns/<namespace>`)."""
     config = project_config()
-    store = ProvenanceStore(args.database or config.require_database_uri())
-    return store
+    chosen = getattr(args, "scope", None)  # `kredun tag` reads no values
+    scope = config.cache_scope if chosen is None else check_scope(chosen, "--scope")
+    return ProvenanceStore(args.database or config.require_database_uri(), scope)
 
 
 def _duration(start: datetime, end: datetime | None) -> str:
