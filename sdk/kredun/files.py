@@ -72,15 +72,16 @@ class LocalFileSystem:
         return digest.hexdigest()
 
     def list_files(self, path: str) -> list[tuple[str, str | None]]:
-        """Every file under a directory, recursively, sorted: (path, stamp or None)."""
-        found: list[tuple[str, str | None]] = []
-        for root, directories, names in os.walk(path):
-            directories.sort()
-            found.extend((os.path.join(root, name), None) for name in names)
-        return sorted(found)
+        """Every file under a directory, recursively, sorted: (path, stamp or None).
+
+        The files `path/**` matches, as in redun: hidden names are skipped and linked
+        directories followed, so a Dir holds (and is hashed by) the same files in both."""
+        pattern = os.path.join(_glob.escape(path), "**")
+        return [(found, None) for found in self.glob(pattern) if os.path.isfile(found)]
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(path for path in _glob.glob(pattern, recursive=True) if os.path.isfile(path))
+        """Matching paths, directories included (`samples/*` finds sample directories)."""
+        return sorted(_glob.glob(pattern, recursive=True))
 
     def mkdir(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
@@ -144,7 +145,8 @@ def copy_path(source: str, target: str) -> None:
 
 
 def glob_file(pattern: str) -> list[str]:
-    """Paths of the files matching a glob pattern (`**` spans directories), sorted."""
+    """Paths matching a glob pattern (`**` spans directories), sorted; locally directories
+    match too, as in redun (S3 has none)."""
     return filesystem_of(pattern).glob(_local_path(pattern))
 
 
