@@ -171,12 +171,9 @@ def edit_workflow(old: str, new: str) -> Change:
     return change
 
 
-def both(*changes: Change) -> Change:
-    def change(directory: Path) -> None:
-        for each in changes:
-            each(directory)
-
-    return change
+def link(relative: str, target: str) -> Change:
+    """A symbolic link at `relative` to `target` (relative to the link's directory)."""
+    return lambda directory: (directory / relative).symlink_to(target)
 
 
 # -- running ------------------------------------------------------------------------------
@@ -1105,6 +1102,20 @@ SCENARIOS = [
             Step({}),
             Step({"main": 1, "script": 1}, write("data/sub/c.txt", "edited\n")),
             Step({"main": 1, "script": 1}, write("data/new.txt", "new\n")),
+        ],
+    ),
+    Scenario(
+        "dir_hidden_and_linked_files",
+        COUNT_DIR,
+        inputs={**DATA, "elsewhere/d.txt": "linked\n"},
+        steps=[
+            Step({"main": 1, "count:a.txt": 1, "count:b.txt": 1, "count:c.txt": 1, "listing": 1}),
+            Step({}, write("data/.hidden", "not listed\n")),
+            Step({"main": 1, "count:d.txt": 1, "listing": 1}, link("data/linked", "../elsewhere")),
+            Step(
+                {"main": 1, "count:d.txt": 1, "listing": 1},
+                write("elsewhere/d.txt", "edited through the link\n"),
+            ),
         ],
     ),
 ]
