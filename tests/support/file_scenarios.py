@@ -745,8 +745,10 @@ SCENARIOS = [
         steps=[
             Step({"main": 1, "make": 1}),
             Step({}),
-            Step({"make": 1}, remove("out/report.txt")),
-            Step({"make": 1}, write("out/report.txt", "tampered")),
+            Step({"make": 1}, remove("out/report.txt"), files={"out/report.txt": "report"}),
+            Step(
+                {"make": 1}, write("out/report.txt", "tampered"), files={"out/report.txt": "report"}
+            ),
             Step({"make": 1}, recreate("out/report.txt")),
             Step({"make": 1}, touch("out/report.txt")),
         ],
@@ -758,7 +760,7 @@ SCENARIOS = [
         steps=[
             Step({"main": 1, "make": 1}),
             Step({}),
-            Step({"make": 1}, remove("out/report.txt")),
+            Step({"make": 1}, remove("out/report.txt"), files={"out/report.txt": "report"}),
         ],
     ),
     Scenario(
@@ -779,7 +781,7 @@ SCENARIOS = [
         steps=[
             Step({"main": 1, "split": 1}),
             Step({}),
-            Step({"split": 1}, remove("out/0.txt")),
+            Step({"split": 1}, remove("out/0.txt"), files={"out/0.txt": "hello"}),
         ],
     ),
     Scenario(
@@ -790,7 +792,7 @@ SCENARIOS = [
             Step({"main": 1, "fill": 1}),
             Step({}),
             Step({"fill": 1}, write("out/extra.txt", "extra")),
-            Step({"fill": 1}, remove("out/0.txt")),
+            Step({"fill": 1}, remove("out/0.txt"), files={"out/0.txt": "hello"}),
             Step({"fill": 1}, write("out/1.txt", "edited")),
         ],
     ),
@@ -800,7 +802,7 @@ SCENARIOS = [
         steps=[
             Step({"main": 1, "make": 1}),
             Step({}),
-            Step({"make": 1}, remove("out/report.txt")),
+            Step({"make": 1}, remove("out/report.txt"), files={"out/report.txt": "report"}),
         ],
     ),
     Scenario(
@@ -809,7 +811,7 @@ SCENARIOS = [
         steps=[
             Step({"main": 1, "make": 1}),
             Step({}),
-            Step({"make": 1}, remove("out/report.txt")),
+            Step({"make": 1}, remove("out/report.txt"), files={"out/report.txt": "report"}),
         ],
     ),
     Scenario(
@@ -858,7 +860,7 @@ SCENARIOS = [
             Step({"main": 1, "script": 1}),
             Step({}),
             Step({"main": 1, "script": 1}, write("in.txt", "changed\n")),
-            Step({"script": 1}, remove("upper.txt")),
+            Step({"script": 1}, remove("upper.txt"), files={"upper.txt": "CHANGED\n"}),
             Step({"main": 1, "script": 1}, edit_workflow("tr a-z A-Z", "tr a-y A-Y")),
         ],
     ),
@@ -931,7 +933,7 @@ SCENARIOS = [
         steps=[
             Step({"main": 1, "script": 1}),
             Step({}),
-            Step({"script": 1}, remove("upper.txt")),
+            Step({"script": 1}, remove("upper.txt"), files={"upper.txt": "HELLO WORLD\n"}),
         ],
     ),
     Scenario(
