@@ -176,6 +176,10 @@ def link(relative: str, target: str) -> Change:
     return lambda directory: (directory / relative).symlink_to(target)
 
 
+def mkdir(relative: str) -> Change:
+    return lambda directory: (directory / relative).mkdir(parents=True)
+
+
 # -- running ------------------------------------------------------------------------------
 
 
@@ -1118,6 +1122,26 @@ SCENARIOS = [
                 {"main": 1, "count:d.txt": 1, "listing": 1},
                 write("elsewhere/d.txt", "edited through the link\n"),
             ),
+        ],
+    ),
+    Scenario(
+        "dir_missing_then_empty_then_filled",
+        COUNT_DIR,
+        steps=[
+            Step({"main": 1, "listing": 1}),
+            Step({}, mkdir("data")),
+            Step({"main": 1, "count:a.txt": 1, "listing": 1}, write("data/a.txt", "one\n")),
+            Step({"main": 1}, remove("data")),
+        ],
+    ),
+    Scenario(
+        "output_dir_deleted",
+        OUT_DIR,
+        inputs=IN,
+        steps=[
+            Step({"main": 1, "fill": 1}),
+            Step({"fill": 1}, remove("out")),
+            Step({}, mkdir("out/empty")),
         ],
     ),
 ]
