@@ -1015,7 +1015,12 @@ SCENARIOS = [
             Step({"main": 1, "join": 1}),
             Step({}),
             Step({"main": 1, "join": 1}, write("a.txt", "A")),
-            Step({"main": 1, "join": 1}, remove("b.txt"), fails=True),
+            Step(
+                {"main": 1, "join": 1},
+                remove("b.txt"),
+                fails=True,
+                stderr="FileNotFoundError: [Errno 2] No such file or directory: 'b.txt'",
+            ),
         ],
     ),
     Scenario(
