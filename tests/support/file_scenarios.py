@@ -143,7 +143,10 @@ def remove(relative: str) -> Change:
 
 
 def rename(source: str, target: str) -> Change:
-    return lambda directory: (directory / source).rename(directory / target)
+    def change(directory: Path) -> None:
+        (directory / source).rename(directory / target)
+
+    return change
 
 
 def recreate(relative: str) -> Change:
