@@ -1152,4 +1152,30 @@ SCENARIOS = [
             Step({}, mkdir("out/empty")),
         ],
     ),
+    Scenario(
+        "dir_process_executor",
+        COUNT_DIR.replace("@task()", "@task(executor=EXECUTOR)"),
+        inputs=DATA,
+        executor="process",
+        steps=[
+            Step({"main": 1, "count:a.txt": 1, "count:b.txt": 1, "count:c.txt": 1, "listing": 1}),
+            Step({"main": 1, "count:d.txt": 1, "listing": 1}, write("data/d.txt", "four\n")),
+            Step(
+                {"main": 1, "count:c.txt": 1, "listing": 1},
+                write("data/sub/c.txt", "nested edit\n"),
+            ),
+            Step({"main": 1, "listing": 1}, remove("data/a.txt")),
+        ],
+    ),
+    Scenario(
+        "script_task_process_executor",
+        SCRIPT_TASK.replace("@task(script=True)", "@task(script=True, executor=EXECUTOR)"),
+        inputs=IN,
+        executor="process",
+        steps=[
+            Step({"main": 1, "script": 1, "shout": 1}),
+            Step({}),
+            Step({"main": 1, "script": 1, "shout": 1}, write("in.txt", "changed\n")),
+        ],
+    ),
 ]
