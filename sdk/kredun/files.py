@@ -71,16 +71,18 @@ class LocalFileSystem:
             return MISSING
         return digest.hexdigest()
 
-    def list_files(self, path: str) -> list[tuple[str, str | None]]:
-        """Every file under a directory, recursively, sorted: (path, stamp or None)."""
-        found: list[tuple[str, str | None]] = []
-        for root, directories, names in os.walk(path):
-            directories.sort()
-            found.extend((os.path.join(root, name), None) for name in names)
-        return sorted(found)
+    def list_files(self, path: str, hidden: bool = False) -> list[tuple[str, str | None]]:
+        """Every file under a directory, recursively, sorted: (path, stamp or None).
+
+        The files `path/**` matches, as in redun: hidden names are skipped (unless `hidden`)
+        and linked directories followed, so a Dir holds and is hashed by the same files."""
+        pattern = os.path.join(_glob.escape(path), "**")
+        found = _glob.glob(pattern, recursive=True, include_hidden=hidden)
+        return [(item, None) for item in sorted(found) if os.path.isfile(item)]
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(path for path in _glob.glob(pattern, recursive=True) if os.path.isfile(path))
+        """Matching paths, directories included (`samples/*` finds sample directories)."""
+        return sorted(_glob.glob(pattern, recursive=True))
 
     def mkdir(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
@@ -144,7 +146,8 @@ def copy_path(source: str, target: str) -> None:
 
 
 def glob_file(pattern: str) -> list[str]:
-    """Paths of the files matching a glob pattern (`**` spans directories), sorted."""
+    """Paths matching a glob pattern (`**` spans directories), sorted; locally directories
+    match too, as in redun (S3 has none)."""
     return filesystem_of(pattern).glob(_local_path(pattern))
 
 
@@ -337,9 +340,9 @@ class Dir(_PathValue):
         self._fs = filesystem_of(self.path)
         self._hash: str | None = None
 
-    def _listing(self) -> list[File]:
+    def _listing(self, hidden: bool = False) -> list[File]:
         files = []
-        for path, stamp in self._fs.list_files(_local_path(self.path)):
+        for path, stamp in self._fs.list_files(_local_path(self.path), hidden):
             prefix = "file://" if self.path.startswith("file://") else ""
             item = self.file_class(prefix + path)
             if stamp is not None and not self.file_class.by_content:
@@ -385,11 +388,14 @@ class Dir(_PathValue):
         self._fs.rmdir(_local_path(self.path), recursive)
         self.update_hash()
 
-    def copy_to(self, target: Dir | str, skip_if_exists: bool = False) -> Dir:
-        """Copy every file to the same relative path under `target` (any filesystem)."""
+    def copy_to(
+        self, target: Dir | str, skip_if_exists: bool = False, include_hidden: bool = False
+    ) -> Dir:
+        """Copy every file to the same relative path under `target` (any filesystem); hidden
+        files only with `include_hidden` (staging for a script copies the whole tree)."""
         if not isinstance(target, Dir):
             target = type(self)(target)
-        for item in self:
+        for item in self._listing(include_hidden):
             item.copy_to(target.file(self.rel_path(item.path)), skip_if_exists)
         target.update_hash()
         return target
@@ -422,6 +428,9 @@ class _Staging:
     """A remote File/Dir paired with a local path. Hashed by both paths only: as an
     output, the remote's current state says nothing about what the job will write."""
 
+    # Options of the copies staging makes: see StagingDir.
+    copy_options: dict[str, Any] = {}
+
     def __init__(self, local: Any, remote: Any) -> None:
         self.local = local
         self.remote = remote
@@ -452,14 +461,14 @@ class _Staging:
         """Copy the remote to the local path (an input); returns the local value."""
         if self.local.path == self.remote.path:
             return self.local
-        return self.remote.copy_to(self.local)
+        return self.remote.copy_to(self.local, **self.copy_options)
 
     def unstage(self) -> Any:
         """Copy the local path to the remote (an output); returns the remote value."""
         if self.local.path == self.remote.path:
             self.remote.update_hash()
             return self.remote
-        return self.local.copy_to(self.remote)
+        return self.local.copy_to(self.remote, **self.copy_options)
 
 
 class StagingFile(_Staging):
@@ -467,7 +476,10 @@ class StagingFile(_Staging):
 
 
 class StagingDir(_Staging):
-    """`Dir(remote).stage(local)`."""
+    """`Dir(remote).stage(local)`. Staging copies the whole tree, hidden files included, as
+    redun's `cp -r` does: a tool may need them even though the Dir's hash leaves them out."""
+
+    copy_options = {"include_hidden": True}
 
 
 def _restore_staging(

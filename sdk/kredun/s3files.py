@@ -161,7 +161,8 @@ class S3FileSystem:
             raise self._fail(f"s3://{bucket}/{prefix}", error) from None
         return sorted(found)
 
-    def list_files(self, path: str) -> list[tuple[str, str | None]]:
+    def list_files(self, path: str, hidden: bool = False) -> list[tuple[str, str | None]]:
+        """Every object under a prefix; a key's dots mean nothing to S3, so `hidden` too."""
         bucket, key = _split(path)
         prefix = key.rstrip("/") + "/" if key else ""
         return [(f"s3://{bucket}/{name}", etag) for name, etag in self._objects(bucket, prefix)]

@@ -207,6 +207,25 @@ def test_dir_lists_files_recursively_and_hashes_its_listing(tmp_path):
     )
 
 
+def test_dir_and_glob_list_what_redun_lists(tmp_path):
+    """As redun: a Dir is what `path/**` matches (no hidden names, linked directories
+    followed) and a local glob matches directories as well as files."""
+    data = tmp_path / "data"
+    for relative in ["a.txt", ".hidden", ".cache/c.txt", "sub/b.txt", "elsewhere/d.txt"]:
+        target = (data if not relative.startswith("elsewhere") else tmp_path) / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(relative)
+    (data / "linked").symlink_to(tmp_path / "elsewhere")
+    listed = [os.path.relpath(item.path, data) for item in Dir(str(data))]
+    assert listed == ["a.txt", "linked/d.txt", "sub/b.txt"]
+    before = Dir(str(data)).hash
+    (data / ".hidden").write_text("changed, but not part of the Dir")
+    assert Dir(str(data)).hash == before
+    (tmp_path / "elsewhere" / "d.txt").write_text("changed through the link")
+    assert Dir(str(data)).hash != before
+    assert glob_file(str(data / "*")) == [str(data / name) for name in ["a.txt", "linked", "sub"]]
+
+
 def test_default_hash_follows_mtime_content_hash_follows_bytes(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("same")

@@ -124,6 +124,27 @@ def test_script_without_tempdir_writes_outputs_in_place(tmp_path, monkeypatch):
     assert copied == File("copy.txt") and copied.read() == "x"
 
 
+def test_staged_dirs_carry_hidden_files_that_the_dir_hash_leaves_out(tmp_path, monkeypatch):
+    """As redun's `cp -r`: a tool's hidden files travel with a staged Dir both ways, though
+    a Dir (its iteration, its hash, a plain copy_to) leaves them out."""
+    monkeypatch.chdir(tmp_path)
+    Path("ref/.meta").mkdir(parents=True)
+    Path("ref/genome.fa").write_text(">chr1")
+    Path("ref/.meta/index").write_text("built")
+    out = Scheduler().run(
+        script(
+            "mkdir result && cat work/.meta/index > result/.seen && cp work/genome.fa result/",
+            inputs=[Dir("ref").stage("work")],
+            outputs=Dir("kept").stage("result"),
+            tempdir=True,
+        )
+    )
+    assert Path("kept/.seen").read_text() == "built"
+    assert [item.path for item in out] == ["kept/genome.fa"]
+    assert [item.path for item in Dir("ref").copy_to("plain")] == ["plain/genome.fa"]
+    assert not Path("plain/.meta").exists()
+
+
 def test_argv_commands_are_quoted_and_interpreters_respected(tmp_path):
     scheduler = Scheduler()
     assert scheduler.run(script(["echo", "a b; exit 1"])) == b"a b; exit 1\n"
