@@ -4,11 +4,12 @@ and byte caps before anything large is read."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import InvalidHashError, LimitExceededError
+from .errors import InvalidHashError, KredunError, LimitExceededError
 
 INLINE_VALUE_LIMIT = 64 * 1024  # larger serialized values go to the value store
 CHUNK = 1024 * 1024  # bytes read at a time when a blob is hashed
@@ -46,3 +47,25 @@ def digest_chunks(
         check_size(value_hash, size, max_bytes, uri)
         digest.update(chunk)
     return digest.hexdigest(), size
+
+
+def strict_json_object(data: bytes, what: str, error: type[KredunError]) -> dict[str, Any]:
+    """`data` (already within its size limit) as one JSON object in which no key appears
+    twice, at any depth: a document a job wrote is read one way only. `error`, naming
+    `what`, otherwise."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in document:
+                raise error(f"{what} field {key[:50]!r} appears twice")
+            document[key] = value
+        return document
+
+    try:
+        document = json.loads(data, object_pairs_hook=no_duplicates)
+    except (ValueError, RecursionError) as problem:
+        raise error(f"{what} is not valid JSON: {str(problem)[:200]}") from None
+    if not isinstance(document, dict):
+        raise error(f"{what} must be a JSON object")
+    return document

@@ -39,7 +39,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .bounds import is_hash
+from .bounds import is_hash, strict_json_object
 from .errors import OutcomeError
 
 OUTCOME_VERSION = 1
@@ -155,12 +155,7 @@ def parse(text: str | bytes) -> Outcome:
         )
     if not data.strip():
         raise OutcomeError("job outcome is empty (the job reported nothing)")
-    try:
-        document = json.loads(data, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as error:
-        raise OutcomeError(f"job outcome is not valid JSON: {str(error)[:200]}") from None
-    if not isinstance(document, dict):
-        raise OutcomeError("job outcome must be a JSON object")
+    document = strict_json_object(data, "job outcome", OutcomeError)
     if document.get("version") != OUTCOME_VERSION or isinstance(document.get("version"), bool):
         raise OutcomeError(f"job outcome field 'version' must be {OUTCOME_VERSION}")
     provenance, dropped = _provenance(document)
@@ -265,12 +260,3 @@ def _text(value: Any, field: str, limit: int) -> str:
             f"job outcome field {field!r} is {len(value)} characters, over the limit of {limit}"
         )
     return value
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise OutcomeError(f"job outcome field {key[:50]!r} appears twice")
-        document[key] = value
-    return document

@@ -29,7 +29,7 @@ from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ..bounds import is_hash
+from ..bounds import is_hash, strict_json_object
 from ..errors import FragmentError
 from .records import (
     CACHE_OFF_REASONS,
@@ -241,12 +241,7 @@ def parse_fragment(data: bytes) -> ProvenanceBatch:
         raise FragmentError(
             f"fragment is {len(data)} bytes, over the limit of {MAX_FRAGMENT_BYTES}"
         )
-    try:
-        document = json.loads(data, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as error:
-        raise FragmentError(f"fragment is not valid JSON: {str(error)[:200]}") from None
-    if not isinstance(document, dict):
-        raise FragmentError("fragment must be a JSON object")
+    document = strict_json_object(data, "fragment", FragmentError)
     if set(document) != _KEYS:
         unknown, missing = sorted(set(document) - _KEYS), sorted(_KEYS - set(document))
         raise FragmentError(
@@ -283,15 +278,6 @@ def _decode(kind: type, item: Any, where: str) -> Any:
         *(check(item[name], f"fragment field '{where}.{name}'") for name, check in checks.items()),
         **_UNKNOWN.get(kind, {}),
     )
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise FragmentError(f"fragment field {key[:50]!r} appears twice")
-        document[key] = value
-    return document
 
 
 def rebase(
