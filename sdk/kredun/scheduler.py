@@ -171,7 +171,12 @@ class Scheduler:
         *,
         config: Config | dict[str, Any] | None = None,
         value_store: str | None = None,
+        index_calls: bool = False,
     ) -> None:
+        """`index_calls`: with no database, keep cache entries in the value store too, for
+        a later scheduler with `index_calls` on the same value store to replay (a subrun's
+        nested scheduler in a job, which has no database, does; see
+        kredun.provenance.callindex)."""
         # A copy: the defaults filled in below must not leak into the caller's Config.
         if isinstance(config, Config):
             self.config = replace(config, executors=dict(config.executors))
@@ -180,7 +185,8 @@ class Scheduler:
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
         self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
-        self.stores = Stores(self.config)
+        index_calls = index_calls and self.config.database_uri == MEMORY_URI
+        self.stores = Stores(self.config, index_calls)
         self._executors: dict[str, Executor] = {}
         # What its executors get (Executor.bind): never the scheduler itself.
         self.host = Host(
@@ -195,7 +201,7 @@ class Scheduler:
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, Result] = {}
         # A private in-memory database holds only what _results already has.
-        self._results_are_complete = self.config.database_uri in (
+        self._results_are_complete = not index_calls and self.config.database_uri in (
             MEMORY_URI,
             "sqlite://",
             "sqlite:///:memory:",
