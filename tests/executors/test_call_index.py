@@ -100,9 +100,9 @@ def test_a_large_result_already_in_the_value_store_is_not_written_again() -> Non
     values.put(hash_bytes(large), large)
     values.refuse.add(hash_bytes(large))  # a second write would fail the entry
     described = ValueRecord(hash_bytes(large), "builtins.bytes", "b'xxx'", len(large), None)
-    entry = call(result_hash=hash_bytes(large))
-    CallIndexStore(values).write(ProvenanceBatch(calls=[entry], values=[described]))
-    assert CallIndexStore(values).lookup_calls([EVAL]) == {EVAL: entry}
+    cached = call(result_hash=hash_bytes(large))
+    CallIndexStore(values).write(ProvenanceBatch(calls=[cached], values=[described]))
+    assert CallIndexStore(values).lookup_calls([EVAL]) == {EVAL: cached}
 
 
 def test_memory_answers_first_and_a_miss_costs_one_read() -> None:
@@ -302,3 +302,77 @@ def test_a_second_subrun_replays_the_inner_calls(parent: Scheduler) -> None:
     (inner,) = parent.store.find_executions(parent_job_id=outer.id)
     jobs = parent.store.jobs_of(inner.id)
     assert parent.store.lookup_calls(job.eval_hash for job in jobs if job.eval_hash) == {}
+
+
+def test_an_edited_inner_task_reruns_only_its_call(parent: Scheduler) -> None:
+    @task(name="leaf")
+    def leaf(x: int) -> int:
+        return x + 1
+
+    assert parent.run(subrun(add(leaf(1), inc(5)), executor="pod", config=INNER)) == 8
+
+    @task(name="leaf")
+    def edited(x: int) -> int:
+        return 1 + x  # other code, same result: what it feeds replays
+
+    assert parent.run(subrun(add(edited(1), inc(5)), executor="pod", config=INNER)) == 8
+    assert inner_jobs(parent) == {"leaf": ["DONE"], "inc": ["CACHED"], "add": ["CACHED"]}
+
+
+def test_a_deleted_output_file_reruns_the_call_that_wrote_it(
+    parent: Scheduler, tmp_path: Path
+) -> None:
+    path = tmp_path / "out.txt"
+    expr = subrun(read_text(write_text(str(path), "hello")), executor="pod", config=INNER)
+    assert parent.run(expr) == "hello"
+    assert parent.run(expr) == "hello"
+    assert inner_jobs(parent) == {"write_text": ["CACHED"], "read_text": ["CACHED"]}
+    path.unlink()
+    assert parent.run(expr) == "hello"
+    # The file it returned is gone: its cached result is no longer what the call would make.
+    assert inner_jobs(parent)["write_text"] == ["DONE"] and path.read_text() == "hello"
+
+
+def test_a_changed_output_file_reruns_the_call_that_wrote_it(
+    parent: Scheduler, tmp_path: Path
+) -> None:
+    path = tmp_path / "out.txt"
+    expr = subrun(write_text(str(path), "hello"), executor="pod", config=INNER)
+    parent.run(expr)
+    path.write_text("changed by hand")
+    assert parent.run(expr).read() == "hello"
+    assert inner_jobs(parent) == {"write_text": ["DONE"]}
+
+
+@task(check_valid="shallow")
+def shallow_sum(x: int) -> Any:
+    return add(inc(x), inc(x + 1))
+
+
+def test_a_shallow_call_replays_its_final_value(parent: Scheduler) -> None:
+    expr = subrun(shallow_sum(1), executor="pod", config=INNER)
+    assert parent.run(expr) == 5
+    assert parent.run(expr) == 5
+    # Only the shallow call: what it returned is not even looked at.
+    assert inner_jobs(parent) == {"shallow_sum": ["CACHED"]}
+
+
+def test_one_cache_scope_never_replays_anothers_inner_calls(tmp_path: Path) -> None:
+    values = f"file://{tmp_path / 'values'}"
+
+    def run_in(scope: str) -> dict[str, list[str]]:
+        scheduler = Scheduler(config={
+            "database": {"uri": f"sqlite:///{tmp_path / 'p.db'}"},
+            "value_store": {"uri": values},
+            "tenancy": {"cache_scope": scope},
+            "executors": {"pod": {"type": WORKER_PROCESS, "value_store": values}},
+        })  # fmt: skip
+        try:
+            assert scheduler.run(subrun(inc(1), executor="pod", config=INNER)) == 2
+            return inner_jobs(scheduler)
+        finally:
+            scheduler.close()
+
+    assert run_in("ns/team-a") == {"inc": ["DONE"]}
+    assert run_in("ns/team-b") == {"inc": ["DONE"]}
+    assert run_in("ns/team-a") == {"inc": ["CACHED"]}
