@@ -91,10 +91,12 @@ def parse_call(data: bytes, eval_hash: str) -> CallRecord | None:
     document = _document(data, MAX_CALL_ENTRY_BYTES, _CALL_NAMES)
     if document is None or document["eval_hash"] != eval_hash:
         return None
-    hashes = [document[name] for name in ("task_hash", "args_hash", "result_hash")]
-    if not all(map(is_hash, hashes)) or document["result_kind"] not in RESULT_KINDS:
+    task_hash, args_hash, result_hash = (document[name] for name in _CALL_NAMES[1:4])
+    if not all(map(is_hash, (task_hash, args_hash, result_hash))):
         return None
-    return CallRecord(eval_hash, *hashes, document["result_kind"])
+    if document["result_kind"] not in RESULT_KINDS:
+        return None
+    return CallRecord(eval_hash, task_hash, args_hash, result_hash, document["result_kind"])
 
 
 def parse_final(data: bytes, call_key: str) -> FinalRecord | None:
