@@ -203,6 +203,7 @@ def test_only_a_scheduler_with_no_database_indexes_calls(tmp_path: Path) -> None
     values = f"file://{tmp_path / 'values'}"
     with_index = Scheduler(config={"value_store": {"uri": values}}, index_calls=True)
     assert isinstance(with_index.store, CallIndexStore)
+    with_index.close()
     database = Scheduler(f"sqlite:///{tmp_path / 'p.db'}", value_store=values, index_calls=True)
     assert isinstance(database.store, ProvenanceStore)
     database.close()
@@ -289,6 +290,14 @@ def inner_jobs(scheduler: Scheduler) -> dict[str, list[str]]:
     for job in store.jobs_of(inner.id):
         found.setdefault(job.task_name.rpartition(".")[2], []).append(job.status)
     return {name: sorted(statuses) for name, statuses in found.items()}
+
+
+def test_a_returned_expression_replays_in_a_fresh_worker(parent: Scheduler) -> None:
+    expr = subrun(both(1), executor="pod", config=INNER)
+    assert parent.run(expr) == 6
+    assert parent.run(expr) == 6
+    assert inner_jobs(parent) == {"both": ["CACHED"], "double": ["CACHED", "CACHED"],
+                                  "total": ["CACHED"]}  # fmt: skip
 
 
 def test_a_second_subrun_replays_the_inner_calls(parent: Scheduler) -> None:
