@@ -89,8 +89,10 @@ def test_a_result_kept_in_an_earlier_flush_is_stored_with_its_entry() -> None:
     inline = ValueRecord(RESULT, "builtins.bytes", "b'small'", len(SMALL), SMALL)
     store.write(ProvenanceBatch(values=[inline]))
     assert not values.exists(RESULT)  # a value alone is no cache entry
-    store.write(ProvenanceBatch(calls=[call()]))
+    argument = ValueRecord(hash_bytes(b"arg"), "builtins.bytes", "b'arg'", 3, b"arg")
+    store.write(ProvenanceBatch(calls=[call()], values=[argument]))
     assert values.get(RESULT) == SMALL
+    assert not values.exists(argument.hash)  # only what an entry names is copied out
     assert CallIndexStore(values).lookup_calls([EVAL]) == {EVAL: call()}
 
 

@@ -149,8 +149,9 @@ class CallIndexStore(MemoryProvenanceStore):
             return
         # Values small enough to be kept inline live in memory only: the index may name
         # them only once their bytes are in the value store too.
-        inline = {v.hash: v.data for v in batch.values if v.data is not None}
-        inline.update(self.value_data({result for _, _, result in entries} - set(inline)))
+        results = {result for _, _, result in entries}
+        inline = {v.hash: v.data for v in batch.values if v.hash in results and v.data is not None}
+        inline.update(self.value_data(results - set(inline)))
         stored = self._each(self._put_value, inline.items())
         failed = {value_hash for value_hash, ok in zip(inline, stored, strict=True) if not ok}
         written = [(key, data) for key, data, result in entries if result not in failed]
