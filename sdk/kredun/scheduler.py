@@ -171,11 +171,10 @@ class Scheduler:
         *,
         config: Config | dict[str, Any] | None = None,
         value_store: str | None = None,
-        index_calls: bool = False,
+        provenance: ProvenanceBackend | None = None,
     ) -> None:
-        """`index_calls`: with no database, keep cache entries in the value store too, for
-        a later scheduler with `index_calls` on the same value store to replay (a subrun's
-        nested scheduler in a job, which has no database, does; see
+        """`provenance`: a store to use instead of the configured database (a subrun's
+        nested scheduler in a job, which has no database, passes a call index,
         kredun.provenance.callindex)."""
         # A copy: the defaults filled in below must not leak into the caller's Config.
         if isinstance(config, Config):
@@ -185,8 +184,7 @@ class Scheduler:
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
         self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
-        index_calls = index_calls and self.config.database_uri == MEMORY_URI
-        self.stores = Stores(self.config, index_calls)
+        self.stores = Stores(self.config, provenance)
         self._executors: dict[str, Executor] = {}
         # What its executors get (Executor.bind): never the scheduler itself.
         self.host = Host(
@@ -200,8 +198,9 @@ class Scheduler:
         )
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, Result] = {}
-        # A private in-memory database holds only what _results already has.
-        self._results_are_complete = not index_calls and self.config.database_uri in (
+        # A private in-memory database holds only what _results already has; a store given
+        # may hold entries this scheduler never made.
+        self._results_are_complete = provenance is None and self.config.database_uri in (
             MEMORY_URI,
             "sqlite://",
             "sqlite:///:memory:",

@@ -12,27 +12,23 @@ from types import TracebackType
 from .bounds import check_size
 from .config import Config
 from .provenance.base import ProvenanceBackend
-from .provenance.callindex import CallIndexStore
 from .provenance.memory import open_provenance_store
 from .valuestore import ValueStore, open_value_store
 
 
 class Stores:
-    def __init__(self, config: Config, index_calls: bool = False) -> None:
-        """`index_calls`: for a configuration with no database (memory://), keep the cache
-        entries in the value store too (kredun.provenance.callindex)."""
+    def __init__(self, config: Config, provenance: ProvenanceBackend | None = None) -> None:
+        """`provenance`: a store to use instead of the configured database."""
         self.config = config
-        self.index_calls = index_calls
+        self._given = provenance
         self._provenance: ProvenanceBackend | None = None
         self._values: ValueStore | None = None
 
     @property
     def provenance(self) -> ProvenanceBackend:
         """The provenance store, its schema created or upgraded when first opened."""
-        if self._provenance is None and self.index_calls:
-            self._provenance = CallIndexStore(self.values)
         if self._provenance is None:
-            store = open_provenance_store(
+            store = self._given or open_provenance_store(
                 self.config.require_database_uri(),
                 self.config.cache_scope,
                 self.config.database_pool_size,

@@ -34,8 +34,10 @@ def _subrun(
     from pathlib import Path
 
     from .config import CONFIG_FILE, load_config_file
-    from .provenance.memory import MEMORY_URI, MemoryProvenanceStore
+    from .provenance.callindex import CallIndexStore
+    from .provenance.memory import MEMORY_URI
     from .scheduler import Scheduler
+    from .valuestore import open_value_store
     from .worker import take_subrun_job
 
     job = take_subrun_job()
@@ -52,19 +54,19 @@ def _subrun(
     # too, for the next subrun of this cache scope to replay.
     if nested.database_uri not in (None, MEMORY_URI):
         job = None  # a database of its own: provenance and cache entries go there
-    if job is not None and not nested.value_store_uri:
-        nested.value_store_uri = job.value_store.uri
-    scheduler = Scheduler(config=nested, index_calls=job is not None)
+    index = None
+    if job is not None:
+        nested.value_store_uri = nested.value_store_uri or job.value_store.uri
+        index = CallIndexStore(open_value_store(nested.value_store_uri, nested.cache_scope))
+    scheduler = Scheduler(config=nested, provenance=index)
     try:
         # `context`: the parent job's, filled in by the parent scheduler when it is not empty.
         return scheduler.run(quoted.expr, context=context, parent_job_id=parent_job or None)
     finally:
         # What the nested run recorded in memory goes back with the job's outcome, for the
         # receiver to record under this job.
-        if job is not None:
-            store = scheduler.store
-            if isinstance(store, MemoryProvenanceStore):
-                job.sink(store)
+        if job is not None and index is not None:
+            job.sink(index)
         scheduler.close()
 
 

@@ -25,7 +25,6 @@ from kredun.provenance.records import (
     ProvenanceBatch,
     ValueRecord,
 )
-from kredun.provenance.store import ProvenanceStore
 from kredun.valuestore import INLINE_VALUE_LIMIT, DirectoryValueStore, MemoryValueStore
 
 from tests.support.worker_executor import TYPE as WORKER_PROCESS
@@ -201,16 +200,6 @@ def test_a_failed_write_is_logged_and_never_names_missing_bytes(
     assert "Could not keep 1 of 1" in caplog.text
 
 
-def test_only_a_scheduler_with_no_database_indexes_calls(tmp_path: Path) -> None:
-    values = f"file://{tmp_path / 'values'}"
-    with_index = Scheduler(config={"value_store": {"uri": values}}, index_calls=True)
-    assert isinstance(with_index.store, CallIndexStore)
-    with_index.close()
-    database = Scheduler(f"sqlite:///{tmp_path / 'p.db'}", value_store=values, index_calls=True)
-    assert isinstance(database.store, ProvenanceStore)
-    database.close()
-
-
 @task()
 def double(x: int) -> int:
     return 2 * x
@@ -230,7 +219,8 @@ def test_a_later_scheduler_on_the_value_store_replays_calls(tmp_path: Path) -> N
     values = f"file://{tmp_path / 'values'}"
 
     def run() -> list[str]:
-        scheduler = Scheduler(value_store=values, index_calls=True)
+        index = CallIndexStore(DirectoryValueStore(tmp_path / "values"))
+        scheduler = Scheduler(value_store=values, provenance=index)
         assert scheduler.run(both(1)) == 6
         statuses = [job.status for job in scheduler.store.find_jobs(limit=10)]
         scheduler.close()
