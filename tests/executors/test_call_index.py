@@ -22,6 +22,7 @@ from kredun.provenance.callindex import (
 from kredun.provenance.records import (
     CallRecord,
     FinalRecord,
+    JobRecord,
     ProvenanceBatch,
     ValueRecord,
 )
@@ -273,13 +274,18 @@ def parent(tmp_path: Path) -> Any:
     scheduler.close()
 
 
-def inner_jobs(scheduler: Scheduler) -> dict[str, list[str]]:
-    """The statuses of the inner jobs of the latest subrun, by task."""
+def latest_inner(scheduler: Scheduler) -> list[JobRecord]:
+    """The inner jobs of the latest subrun, as its fragment brought them back."""
     store = scheduler.store
     outer = store.find_jobs(task="kredun.subrun", limit=1)[0]
     (inner,) = store.find_executions(parent_job_id=outer.id)
+    return store.jobs_of(inner.id)
+
+
+def inner_jobs(scheduler: Scheduler) -> dict[str, list[str]]:
+    """The statuses of the inner jobs of the latest subrun, by task."""
     found: dict[str, list[str]] = {}
-    for job in store.jobs_of(inner.id):
+    for job in latest_inner(scheduler):
         found.setdefault(job.task_name.rpartition(".")[2], []).append(job.status)
     return {name: sorted(statuses) for name, statuses in found.items()}
 
@@ -299,9 +305,7 @@ def test_a_second_subrun_replays_the_inner_calls(parent: Scheduler) -> None:
     assert parent.run(expr) == 5
     assert inner_jobs(parent) == {"inc": ["CACHED", "CACHED"], "add": ["CACHED"]}
     # The index is the job's, in its value store: the parent's database caches no inner call.
-    outer = parent.store.find_jobs(task="kredun.subrun", limit=1)[0]
-    (inner,) = parent.store.find_executions(parent_job_id=outer.id)
-    jobs = parent.store.jobs_of(inner.id)
+    jobs = latest_inner(parent)
     assert parent.store.lookup_calls(job.eval_hash for job in jobs if job.eval_hash) == {}
 
 
@@ -377,3 +381,16 @@ def test_one_cache_scope_never_replays_anothers_inner_calls(tmp_path: Path) -> N
     assert run_in("ns/team-a") == {"inc": ["DONE"]}
     assert run_in("ns/team-b") == {"inc": ["DONE"]}
     assert run_in("ns/team-a") == {"inc": ["CACHED"]}
+
+
+def test_a_subrun_naming_a_value_store_keeps_its_index_there(
+    parent: Scheduler, tmp_path: Path
+) -> None:
+    own = tmp_path / "own"
+    config = {**INNER, "value_store": {"uri": f"file://{own}"}}
+    expr = subrun(inc(41), executor="pod", config=config)
+    assert parent.run(expr) == 42
+    (job,) = latest_inner(parent)
+    assert job.eval_hash and DirectoryValueStore(own).exists(call_index_key(job.eval_hash))
+    assert not DirectoryValueStore(tmp_path / "values").exists(call_index_key(job.eval_hash))
+    assert parent.run(expr) == 42 and inner_jobs(parent) == {"inc": ["CACHED"]}
