@@ -28,11 +28,13 @@ class Stores:
     def provenance(self) -> ProvenanceBackend:
         """The provenance store, its schema created or upgraded when first opened."""
         if self._provenance is None:
-            store = self._given or open_provenance_store(
-                self.config.require_database_uri(),
-                self.config.cache_scope,
-                self.config.database_pool_size,
-            )
+            store = self._given
+            if store is None:
+                store = open_provenance_store(
+                    self.config.require_database_uri(),
+                    self.config.cache_scope,
+                    self.config.database_pool_size,
+                )
             store.ensure_schema()
             self._provenance = store
         return self._provenance

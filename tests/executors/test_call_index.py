@@ -187,18 +187,19 @@ def test_a_failed_write_is_logged_and_never_names_missing_bytes(
     values = CountingStore()
     values.refuse.add(RESULT)
     store = CallIndexStore(values)
-    logging.getLogger("kredun").addHandler(caplog.handler)
+    logging.getLogger("kredun").addHandler(caplog.handler)  # it does not propagate
     try:
         store.write(recorded())
+        # The run goes on with its records; the entries naming the unstored result are not
+        # kept.
+        assert store.lookup_calls([EVAL]) == {EVAL: call()}
+        assert not values.exists(call_index_key(EVAL))
+        assert "Could not keep 2 of 2 cache entries" in caplog.text
+        values.refuse = {call_index_key(EVAL)}
+        store.write(ProvenanceBatch(calls=[call()]))
+        assert "Could not keep 1 of 1" in caplog.text
     finally:
         logging.getLogger("kredun").removeHandler(caplog.handler)
-    # The run goes on with its records; the entries naming the unstored result are not kept.
-    assert store.lookup_calls([EVAL]) == {EVAL: call()}
-    assert not values.exists(call_index_key(EVAL))
-    assert "Could not keep 2 of 2 cache entries" in caplog.text
-    values.refuse = {call_index_key(EVAL)}
-    store.write(ProvenanceBatch(calls=[call()]))
-    assert "Could not keep 1 of 1" in caplog.text
 
 
 @task()
