@@ -55,8 +55,8 @@ class CountingStore(MemoryValueStore):
         super().put(value_hash, data, replace)
 
 
-def call(eval_hash: str = EVAL, result_hash: str = RESULT, kind: str = "value") -> CallRecord:
-    return CallRecord(eval_hash, TASK, ARGS, result_hash, kind)
+def call(result_hash: str = RESULT) -> CallRecord:
+    return CallRecord(EVAL, TASK, ARGS, result_hash, "value")
 
 
 def recorded() -> ProvenanceBatch:
