@@ -171,7 +171,11 @@ class Scheduler:
         *,
         config: Config | dict[str, Any] | None = None,
         value_store: str | None = None,
+        provenance: ProvenanceBackend | None = None,
     ) -> None:
+        """`provenance`: a store to use instead of the configured database (a subrun's
+        nested scheduler in a job, which has no database, passes a call index,
+        kredun.provenance.callindex)."""
         # A copy: the defaults filled in below must not leak into the caller's Config.
         if isinstance(config, Config):
             self.config = replace(config, executors=dict(config.executors))
@@ -180,7 +184,7 @@ class Scheduler:
         self.config.database_uri = db_uri or self.config.database_uri or MEMORY_URI
         self.config.value_store_uri = value_store or self.config.value_store_uri or "memory://"
         self.logger = _make_logger()
-        self.stores = Stores(self.config)
+        self.stores = Stores(self.config, provenance)
         self._executors: dict[str, Executor] = {}
         # What its executors get (Executor.bind): never the scheduler itself.
         self.host = Host(
@@ -194,8 +198,9 @@ class Scheduler:
         )
         # Results known to this scheduler, by eval hash: served without a database query.
         self._results: dict[str, Result] = {}
-        # A private in-memory database holds only what _results already has.
-        self._results_are_complete = self.config.database_uri in (
+        # A private in-memory database holds only what _results already has; a store given
+        # may hold entries this scheduler never made.
+        self._results_are_complete = provenance is None and self.config.database_uri in (
             MEMORY_URI,
             "sqlite://",
             "sqlite:///:memory:",

@@ -17,8 +17,10 @@ from .valuestore import ValueStore, open_value_store
 
 
 class Stores:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, provenance: ProvenanceBackend | None = None) -> None:
+        """`provenance`: a store to use instead of the configured database."""
         self.config = config
+        self._given = provenance
         self._provenance: ProvenanceBackend | None = None
         self._values: ValueStore | None = None
 
@@ -26,11 +28,13 @@ class Stores:
     def provenance(self) -> ProvenanceBackend:
         """The provenance store, its schema created or upgraded when first opened."""
         if self._provenance is None:
-            store = open_provenance_store(
-                self.config.require_database_uri(),
-                self.config.cache_scope,
-                self.config.database_pool_size,
-            )
+            store = self._given
+            if store is None:
+                store = open_provenance_store(
+                    self.config.require_database_uri(),
+                    self.config.cache_scope,
+                    self.config.database_pool_size,
+                )
             store.ensure_schema()
             self._provenance = store
         return self._provenance

@@ -34,27 +34,39 @@ def _subrun(
     from pathlib import Path
 
     from .config import CONFIG_FILE, load_config_file
-    from .provenance.memory import MEMORY_URI, MemoryProvenanceStore
+    from .provenance.callindex import CallIndexStore
+    from .provenance.memory import MEMORY_URI
     from .scheduler import Scheduler
-    from .worker import take_provenance_sink
+    from .valuestore import open_value_store
+    from .worker import take_subrun_job
 
-    sink = take_provenance_sink()
+    job = take_subrun_job()
     for module in load_modules or ():
         importlib.import_module(module)
     # The configuration comes with the call, or from a kredun.toml where the job runs.
-    scheduler = Scheduler(
-        config=load_config_file(Path(config_dir) / CONFIG_FILE) if config_dir else config
+    nested = (
+        load_config_file(Path(config_dir) / CONFIG_FILE)
+        if config_dir
+        else config_from_dict(config, "subrun config")
     )
+    # In a job, which has no database, the nested scheduler records in memory, keeps its
+    # values in the job's value store (unless told otherwise) and its cache entries there
+    # too, for the next subrun of this cache scope to replay.
+    if nested.database_uri not in (None, MEMORY_URI):
+        job = None  # a database of its own: provenance and cache entries go there
+    index = None
+    if job is not None:
+        nested.value_store_uri = nested.value_store_uri or job.value_store.uri
+        index = CallIndexStore(open_value_store(nested.value_store_uri, nested.cache_scope))
+    scheduler = Scheduler(config=nested, provenance=index)
     try:
         # `context`: the parent job's, filled in by the parent scheduler when it is not empty.
         return scheduler.run(quoted.expr, context=context, parent_job_id=parent_job or None)
     finally:
-        # In a job (which has no database), what the nested run recorded in memory goes
-        # back with the job's outcome, for the receiver to record under this job.
-        if sink is not None and scheduler.config.database_uri == MEMORY_URI:
-            store = scheduler.store
-            if isinstance(store, MemoryProvenanceStore):
-                sink(store)
+        # What the nested run recorded in memory goes back with the job's outcome, for the
+        # receiver to record under this job.
+        if job is not None and index is not None:
+            job.sink(index)
         scheduler.close()
 
 

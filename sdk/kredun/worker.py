@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import graph
@@ -51,20 +51,28 @@ from .valuestore import ValueStore
 BATCH_JOB_VARIABLE = "AWS_BATCH_JOB_ID"
 
 ProvenanceSink = Callable[[MemoryProvenanceStore], None]
-# Where a subrun's task hands the in-memory store its nested scheduler recorded into: set
-# only while this worker calls a subrun's task, so that no other code sees it.
-_provenance_sink: ContextVar[ProvenanceSink | None] = ContextVar(
-    "kredun_provenance_sink", default=None
-)
 
 
-def take_provenance_sink() -> ProvenanceSink | None:
-    """For a subrun's task: where to hand its nested scheduler's in-memory provenance
-    store, when `kredun worker` runs it (None elsewhere). Taken: a subrun nested inside
-    finds none."""
-    sink = _provenance_sink.get()
-    _provenance_sink.set(None)
-    return sink
+@dataclass(frozen=True)
+class SubrunJob:
+    """What a subrun's task gets when `kredun worker` runs it: where to hand the in-memory
+    store its nested scheduler recorded into, and the value store of the job's cache scope
+    (where the nested scheduler keeps its values and its cache entries)."""
+
+    sink: ProvenanceSink
+    value_store: ValueStore
+
+
+# Set only while this worker calls a subrun's task, so that no other code sees it.
+_subrun_job: ContextVar[SubrunJob | None] = ContextVar("kredun_subrun_job", default=None)
+
+
+def take_subrun_job() -> SubrunJob | None:
+    """For a subrun's task: what `kredun worker` gives it (None elsewhere). Taken: a
+    subrun nested inside finds none."""
+    job = _subrun_job.get()
+    _subrun_job.set(None)
+    return job
 
 
 def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, BaseException | None]:
@@ -88,13 +96,14 @@ def run_job(spec: dict[str, Any], value_store: ValueStore) -> tuple[Outcome, Bas
         for name, a in spec["kwargs"].items()
     }
     nested: list[MemoryProvenanceStore] = []
-    token = _provenance_sink.set(nested.append if task.fullname == SUBRUN_TASK else None)
+    subrun_job = SubrunJob(nested.append, value_store) if task.fullname == SUBRUN_TASK else None
+    token = _subrun_job.set(subrun_job)
     try:
         result = task.func(*args, **kwargs)
     except BaseException as error:
         return _with_provenance(_failure(error, put), nested, put), error
     finally:
-        _provenance_sink.reset(token)
+        _subrun_job.reset(token)
     if graph.contains_expression(result):
         # Tasks here were loaded from shipped code or from the image: each is re-shipped
         # the same way.

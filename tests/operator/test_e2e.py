@@ -15,8 +15,10 @@ from pathlib import Path
 from kredun import subrun
 from kredun.deserialize import resolve
 from kredun.hashing import hash_bytes
+from kredun.provenance.callindex import call_index_key
 from kredun.provenance.store import ProvenanceStore
 from kredun.refs import ref_from_json
+from kredun.valuestore import open_value_store
 
 from tests.support import workflows as flow
 from tests.support.kube.testing import wait_for
@@ -396,6 +398,31 @@ def test_a_failed_subrun_in_a_pod_shows_what_failed_inside(operator_cluster) -> 
         (failed,) = store.jobs_of(inner.id)
     assert subrun_job.status == inner.status == failed.status == "FAILED"
     assert failed.task_name == "opflow.boom" and failed.error == "ValueError: inner trouble"
+
+
+def test_a_later_subrun_in_a_pod_replays_its_inner_calls(operator_cluster) -> None:
+    cluster = operator_cluster
+    nested = {"executors": {"default": {"type": "local"}}}
+    expr = subrun(flow.add(flow.inc(1), flow.inc(2)), executor="k8s", config=nested)
+
+    def inner_statuses(name: str) -> tuple[list[str], list[str]]:
+        cluster.create(name, cluster.plan_spec(expr))
+        assert cluster.wait_for_phase(name)["phase"] == "Succeeded"
+        execution_id = uuid.UUID(cluster.execution(name)["status"]["executionId"]).hex
+        with ProvenanceStore(cluster.database, cluster.scope()) as store:
+            (outer,) = (job for job in store.find_jobs(task="kredun.subrun")
+                        if job.execution_id == execution_id)  # fmt: skip
+            (inner,) = store.find_executions(parent_job_id=outer.id)
+            jobs = store.jobs_of(inner.id)
+        return sorted(job.status for job in jobs), [job.eval_hash or "" for job in jobs]
+
+    assert inner_statuses("first")[0] == ["DONE"] * 3
+    statuses, eval_hashes = inner_statuses("second")
+    assert statuses == ["CACHED"] * 3  # the subrun job ran again; its calls did not
+    # The index is the namespace's: it lives in the job's scope of the value store.
+    scoped = open_value_store(cluster.value_store, cluster.scope())
+    assert all(scoped.exists(call_index_key(h)) for h in eval_hashes)
+    assert not open_value_store(cluster.value_store).exists(call_index_key(eval_hashes[0]))
 
 
 def test_task_options_shape_the_pod(tmp_path: Path) -> None:
