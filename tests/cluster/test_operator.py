@@ -32,6 +32,7 @@ from tests.support.aws import MotoBatch, moto_batch, moto_batch_environ  # noqa:
 from tests.support.controlplane import ControlPlane, KubeError
 from tests.support.kube.testing import wait_for
 from tests.support.operator import CRD_PATH, REPO_ROOT, OperatorCluster
+from tests.support.seed_results import check_subrun_example_groups
 
 # One plugin, so one session-scoped control plane per pytest process for every module.
 pytest_plugins = ["tests.support.controlplane_fixtures"]
@@ -274,14 +275,7 @@ def test_seed_subrun_example_runs_each_group_in_one_pod(
     assert status["phase"] == "Succeeded", status
     fetch = cluster.scheduler().fetch_blob
     result = resolve(ref_from_json(status["result"]["ref"]), fetch)
-    groups = result["results"]
-    assert [[r["value"] for r in group["value"]] for group in groups] == [
-        list(range(2, 12)),
-        list(range(12, 22)),
-    ]
-    for group in groups:
-        record_pids = {record["pid"] for record in group["value"]}
-        assert group["pid"] not in record_pids and len(record_pids) > 1
+    check_subrun_example_groups(result["results"])
     subrun_pods = [p for p in cluster.pods("seed") if p["metadata"]["labels"]["kredun.dev/task"]
                    == "kredun.subrun"]  # fmt: skip
     assert len(subrun_pods) == 2  # one Pod per group, its records in processes inside it

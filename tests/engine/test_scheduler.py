@@ -12,6 +12,8 @@ from kredun import Scheduler, subrun, task
 from kredun.errors import CancelledError, ConfigError, SerializationError
 from kredun.provenance.store import ProvenanceStore
 
+from tests.support.seed_results import check_subrun_example_groups
+
 kredun_namespace = "sched_test"
 
 calls: list[tuple] = []
@@ -282,19 +284,7 @@ def test_seed_subrun_example_shape():
 
     result = Scheduler().run(main())
     assert result["name"] == "main" and isinstance(result["uname"], bytes)
-    groups = result["results"]
-    assert [group["name"] for group in groups] == ["root_on_batch", "root_on_batch"]
-    assert [[r["value"] for r in group["value"]] for group in groups] == [
-        list(range(2, 12)),
-        list(range(12, 22)),
-    ]
-    for group in groups:
-        record_pids = {record["pid"] for record in group["value"]}
-        assert group["pid"] != os.getpid()  # each group ran in its own job process...
-        assert group["pid"] not in record_pids  # ...and its records in further processes
-        assert len(record_pids) > 1
-        assert all(record["name"] == "process_record" for record in group["value"])
-    assert groups[0]["pid"] != groups[1]["pid"]
+    check_subrun_example_groups(result["results"])
 
 
 def test_values_equal_in_python_but_different_in_content_hash_differently():

@@ -40,6 +40,7 @@ from kredun.workflow import load_workflow_file
 
 from tests.support.aws import MotoBatch, moto_batch, moto_batch_environ  # noqa: F401
 from tests.support.aws_local_docker import wait_for
+from tests.support.seed_results import check_subrun_example_groups
 
 kredun_namespace = "batchtest"
 
@@ -335,17 +336,7 @@ def test_seed_subrun_example_on_batch(
 
     result = run(config, main(executor="batch"))
     groups = result["results"]
-    assert [group["name"] for group in groups] == ["root_on_batch", "root_on_batch"]
-    assert [[r["value"] for r in group["value"]] for group in groups] == [
-        list(range(2, 12)),
-        list(range(12, 22)),
-    ]
-    for group in groups:
-        record_pids = {record["pid"] for record in group["value"]}
-        assert group["pid"] != os.getpid() and group["pid"] not in record_pids
-        assert len(record_pids) > 1
-        assert all(record["name"] == "process_record" for record in group["value"])
-    assert groups[0]["pid"] != groups[1]["pid"]
+    check_subrun_example_groups(groups)
     [parent] = top_level_jobs(aws)  # both subruns: one array job of two nested schedulers
     assert parent["arrayProperties"]["size"] == 2
     assert {process.pid for process in aws.processes} == {group["pid"] for group in groups}
