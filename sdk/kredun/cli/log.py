@@ -23,7 +23,7 @@ from ..provenance.records import (
     TagRecord,
 )
 from ..provenance.store import ProvenanceStore
-from ..provenance.why import explain, job_arguments
+from ..provenance.why import explain, input_files, job_arguments
 from ..tags import parse_tag
 from ..tenancy import check_scope
 
@@ -278,7 +278,7 @@ def _file_history(store: ProvenanceStore, path: str) -> tuple[list[str], Any]:
             f"  {verb} job {job.id[:8]} {job.task_name} ({job.status}, {_time(job.start_time)}, "
             f"execution {job.execution_id[:8]})  [{file.hash[:8]}]"
         )
-        inputs = [f for f in store.files_of(job.id) if f.role == "input"]
+        inputs = input_files(store, job.id)
         arguments = job_arguments(store, job) if file.role == "output" else []
         upstream = _upstream_inputs(store, job.id) if file.role == "output" else []
         if file.role == "output":
@@ -312,7 +312,7 @@ def _upstream_inputs(store: ProvenanceStore, job_id: str) -> list[tuple[FileReco
                 continue
             seen.add(edge.src_job_id)
             queue.append(edge.src_job_id)
-            files = [f for f in store.files_of(edge.src_job_id) if f.role == "input"]
+            files = input_files(store, edge.src_job_id)
             if files:
                 reader = store.find_job(edge.src_job_id)
                 found += [(f, reader) for f in files]

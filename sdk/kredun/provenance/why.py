@@ -407,8 +407,13 @@ def _differences(
     }
 
 
+def input_files(store: ProvenanceBackend, job_id: str) -> list[FileRecord]:
+    """The files and directories a job read."""
+    return [f for f in store.files_of(job_id) if f.role == "input"]
+
+
 def _input_files(store: ProvenanceBackend, job_id: str) -> dict[str, FileRecord]:
-    return {f.path: f for f in store.files_of(job_id) if f.role == "input"}
+    return {f.path: f for f in input_files(store, job_id)}
 
 
 def _argument_change(
