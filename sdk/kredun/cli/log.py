@@ -221,7 +221,7 @@ def _job_details(store: ProvenanceStore, job: JobRecord) -> tuple[list[str], Any
     result = (
         store.value_records([job.result_hash]).get(job.result_hash) if job.result_hash else None
     )
-    inner = store.find_executions(parent_job_id=job.id)
+    inner = store.subruns_of(job.id)
     sources: dict[str, list[str]] = {}
     for edge in edges:
         if edge.dst_job_id == job.id:  # an argument may gather several jobs' results
